@@ -1,0 +1,1 @@
+"""Pinterest data pipeline: Kafka events to a Delta lakehouse, orchestrated by Dagster."""

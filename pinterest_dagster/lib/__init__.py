@@ -1,0 +1,1 @@
+"""Reusable building blocks (settings, Spark, Kafka, IO managers) shared by every part of the pipeline."""

@@ -1,0 +1,66 @@
+"""Builds the Spark session from the settings: in-process with the project's jars, or Spark Connect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pinterest_dagster.settings import Settings
+
+DELTA_CONFIG = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+# Small-machine defaults: the pipeline moves micro-batches, not terabytes, per run.
+LOCAL_CONFIG = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.default.parallelism": "4",
+    "spark.ui.enabled": "false",
+    "spark.driver.memory": "4g",
+    "spark.sql.ansi.enabled": "false",
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.databricks.delta.optimizeWrite.enabled": "false",
+}
+
+
+class MissingJarsError(RuntimeError):
+    pass
+
+
+def spark_jars(settings: Settings) -> list[str]:
+    """Jars for an in-process session: Delta and Spark's Kafka source, plus S3 support for s3a lakes."""
+    groups = ["spark"] + (["s3"] if settings.lake_root.startswith("s3a://") else [])
+    jars: list[str] = []
+    for group in groups:
+        folder = Path(settings.jars_dir) / group
+        found = sorted(str(p) for p in folder.glob("*.jar"))
+        if not found:
+            raise MissingJarsError(
+                f"no Spark jars in {folder}: run `make jars` (Maven copies them from infra/pom.xml)"
+            )
+        jars += found
+    return jars
+
+
+def spark_config(settings: Settings) -> dict[str, str]:
+    """The Spark configuration for these settings, as given to dagster-pyspark's resource."""
+    if settings.spark_remote:
+        return {"spark.remote": settings.spark_remote}
+    return {
+        "spark.master": settings.spark_master,
+        "spark.app.name": "pinterest-data-pipeline",
+        "spark.jars": ",".join(spark_jars(settings)),
+        **DELTA_CONFIG,
+        **LOCAL_CONFIG,
+    }
+
+
+def build_spark_session(settings: Settings):
+    """A SparkSession (classic or Connect) configured for the project."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder
+    for key, value in spark_config(settings).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
