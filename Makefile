@@ -1,0 +1,66 @@
+# pinterest-data-pipeline: one entry point for setting up, running and testing the project.
+#   make demo   set everything up and run the pipeline end to end on embedded defaults
+#   make test   the whole test suite against the real local stack
+#   make dev    the Dagster UI on http://127.0.0.1:3000
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+JARS := .local/jars
+PYTEST_ARGS ?=
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+check-tools: ## check that Python 3.11+, Java 17+ and Maven are installed
+	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { echo "error: Python 3.11 or newer is required (python3)"; exit 1; }
+	@command -v java >/dev/null || { echo "error: Java 17 is required for Kafka and Spark: apt-get install openjdk-17-jdk-headless"; exit 1; }
+	@command -v mvn >/dev/null || { echo "error: Maven is required to fetch the Kafka/Spark jars: apt-get install maven"; exit 1; }
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@python3 -m venv $(VENV)
+	@$(VENV)/bin/python -m pip install -q --disable-pip-version-check uv
+	$(UV) pip sync -q --python $(PY) requirements.lock
+	$(UV) pip install -q --python $(PY) --no-deps -e .
+	@touch $@
+
+install: check-tools $(VENV)/.installed ## create .venv with the locked dependencies
+
+lock: ## re-resolve requirements.lock from pyproject.toml
+	$(UV) pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+$(JARS)/%/.copied: infra/pom.xml
+	@rm -rf $(JARS)/$*
+	@echo "fetching $* jars with Maven (infra/pom.xml, profile $*)"
+	@mvn -q -B -f infra/pom.xml -P $* dependency:copy-dependencies
+	@touch $@
+
+jars: check-tools $(JARS)/kafka/.copied $(JARS)/spark/.copied $(JARS)/s3/.copied ## copy Kafka, Spark and S3 jars into .local/jars
+
+up: install jars ## start Kafka and MariaDB on 127.0.0.1 and create the topics
+	@infra/stack.sh up
+	@$(PY) -m emulator topics
+
+down: ## stop the local services
+	@infra/stack.sh down
+
+status: ## show which local services run
+	@infra/stack.sh status
+
+test: up ## run the test suite against the local stack
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+demo: up ## seed SQLite, post events to Kafka and show the count per topic
+	$(PY) -m emulator seed
+	$(PY) -m emulator post --posts 2000 --rate 0 --quiet
+	$(PY) -m pinterest_dagster.demo
+
+dev: up ## run the Dagster UI (http://127.0.0.1:3000) on the workspace
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+clean: down ## stop services and delete .local (data, logs, jars) and .venv
+	rm -rf .local $(VENV)
+
+.PHONY: help check-tools install lock jars up down status test demo dev clean

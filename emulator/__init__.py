@@ -1,0 +1,1 @@
+"""Source database generator and user posting emulator (`python -m emulator --help`)."""
