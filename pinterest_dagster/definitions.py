@@ -1,15 +1,45 @@
-"""The Dagster code location: every asset, check, job, schedule, sensor and resource, assembled here."""
+"""The Dagster code location: every asset, check, job, schedule and resource, assembled here."""
+
+from __future__ import annotations
 
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
+from pinterest_dagster.defs.aggregate.assets import aggregated_assets
+from pinterest_dagster.defs.batch.jobs import batch_job
+from pinterest_dagster.defs.batch.schedules import daily_batch_schedule
+from pinterest_dagster.defs.clean.assets import cleaned_assets
+from pinterest_dagster.defs.clean.checks import cleaned_checks
+from pinterest_dagster.defs.ingest.assets import ingest_kafka_events
+from pinterest_dagster.defs.ingest.checks import raw_checks
+from pinterest_dagster.lib.io_managers import SparkDeltaIOManager
+from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import spark_config
 from pinterest_dagster.settings import Settings
 
-settings = Settings.from_env()
 
-defs = dg.Definitions(
-    resources={
-        "pyspark": PySparkResource(spark_config=spark_config(settings)),
-    },
-)
+def build_resources(settings: Settings) -> dict:
+    """Every resource, from one settings object: local and production differ only in settings."""
+    pyspark = PySparkResource(spark_config=spark_config(settings))
+    lake = LakeResource(root=settings.lake_root)
+    return {
+        "pyspark": pyspark,
+        "lake": lake,
+        "kafka": KafkaResource(
+            bootstrap_servers=settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix
+        ),
+        "io_manager": SparkDeltaIOManager(lake=lake, pyspark=pyspark),
+    }
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[ingest_kafka_events, *cleaned_assets, *aggregated_assets],
+        asset_checks=[*raw_checks, *cleaned_checks],
+        jobs=[batch_job],
+        schedules=[daily_batch_schedule],
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(Settings.from_env())

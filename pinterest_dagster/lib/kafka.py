@@ -93,13 +93,24 @@ def make_producer(settings: Settings, **overrides) -> KafkaProducer:
     return connect_with_retry(lambda: KafkaProducer(**config), settings)
 
 
-def end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
-    """The next offset to be written, for every partition of `topics` (a missing topic has none)."""
+def offset_bounds(settings: Settings, topics: list[str]) -> dict[TopicPartition, tuple[int, int]]:
+    """(first offset still in the log, next offset to be written) for every partition of `topics`.
+
+    A topic that does not exist has no partitions here.
+    """
     consumer = connect_with_retry(lambda: KafkaConsumer(**client_config(settings)), settings)
     try:
         partitions = [
             TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
-        return consumer.end_offsets(partitions) if partitions else {}
+        if not partitions:
+            return {}
+        begin, end = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
+        return {tp: (begin[tp], end[tp]) for tp in partitions}
     finally:
         consumer.close()
+
+
+def end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
+    """The next offset to be written, for every partition of `topics`."""
+    return {tp: end for tp, (_, end) in offset_bounds(settings, topics).items()}

@@ -1,0 +1,189 @@
+"""Kafka offset ranges to raw Delta tables, exactly once (DESIGN.md sections 4 and 5).
+
+A run ingests explicit offset ranges `[start, end)` per (topic, partition). Every event of a range
+lands in `raw/<kind>` or `raw/rejects`, and each table's slice for the range is replaced atomically
+(Delta `replaceWhere`), so ingesting a range again - a retry, a re-execution - never duplicates a row.
+After both tables are written the range is recorded in the ingestion log, which is what a catch-up
+run reads to know where to start: a run that dies half-way is simply ingested again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from pinterest_dagster.lib import delta
+from pinterest_dagster.lib import kafka as kafka_lib
+from pinterest_dagster.lib.resources import KafkaResource, LakeResource
+from pinterest_dagster.settings import TOPIC_KINDS
+from pinterest_dagster.transforms.parse import parse_events
+
+LOG_SCHEMA = T.StructType([
+    T.StructField("topic", T.StringType()),
+    T.StructField("partition", T.IntegerType()),
+    T.StructField("start_offset", T.LongType()),
+    T.StructField("end_offset", T.LongType()),
+    T.StructField("accepted", T.LongType()),
+    T.StructField("rejected", T.LongType()),
+    T.StructField("run_id", T.StringType()),
+    T.StructField("ingested_at", T.TimestampType()),
+])
+
+
+@dataclass(frozen=True, order=True)
+class OffsetRange:
+    """Offsets `start` (inclusive) to `end` (exclusive) of one topic partition."""
+
+    topic: str
+    partition: int
+    start: int
+    end: int
+
+    def __post_init__(self):
+        if not 0 <= self.start <= self.end:
+            raise ValueError(f"invalid offset range {self}: need 0 <= start <= end")
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+    def predicate(self) -> str:
+        return (
+            f"(_topic = '{self.topic}' AND _partition = {self.partition} "
+            f"AND _offset >= {self.start} AND _offset < {self.end})"
+        )
+
+
+@dataclass(frozen=True)
+class TopicCounts:
+    """What ingesting one topic's ranges produced."""
+
+    read: int
+    accepted: int
+    rejected: int
+
+
+def log_path(lake: LakeResource) -> str:
+    return lake.path("_meta", "ingested_ranges")
+
+
+def ingested_until(spark: SparkSession, lake: LakeResource) -> dict[tuple[str, int], int]:
+    """For every (topic, partition) ever ingested, the offset after the last ingested one."""
+    path = log_path(lake)
+    if not delta.table_exists(spark, path):
+        return {}
+    rows = delta.read_table(spark, path).groupBy("topic", "partition").agg(F.max("end_offset").alias("until"))
+    return {(r.topic, r.partition): r.until for r in rows.collect()}
+
+
+def plan_catch_up(
+    spark: SparkSession, lake: LakeResource, kafka: KafkaResource, max_records_per_partition: int | None = None
+) -> list[OffsetRange]:
+    """Ranges from the offset after the last ingested one to the current end, for every partition."""
+    done = ingested_until(spark, lake)
+    bounds = kafka_lib.offset_bounds(kafka.settings(), [kafka.topic(kind) for kind in TOPIC_KINDS])
+    ranges = []
+    for tp, (first, end) in sorted(bounds.items()):
+        # Events removed by retention before they were ingested cannot be read: start at the first left.
+        start = max(done.get((tp.topic, tp.partition), 0), first)
+        if max_records_per_partition:
+            end = min(end, start + max_records_per_partition)
+        if end > start:
+            ranges.append(OffsetRange(tp.topic, tp.partition, start, end))
+    return ranges
+
+
+def read_ranges(spark: SparkSession, kafka: KafkaResource, ranges: list[OffsetRange]) -> DataFrame:
+    """The messages of exactly these ranges, through Spark's Kafka source."""
+    starting, ending = defaultdict(dict), defaultdict(dict)
+    for r in ranges:
+        starting[r.topic][str(r.partition)] = r.start
+        ending[r.topic][str(r.partition)] = r.end
+    assign = {topic: sorted(int(p) for p in parts) for topic, parts in starting.items()}
+    return (
+        spark.read.format("kafka")
+        .options(**kafka.spark_options())
+        .option("assign", json.dumps(assign))
+        .option("startingOffsets", json.dumps(starting))
+        .option("endingOffsets", json.dumps(ending))
+        .option("failOnDataLoss", "true")
+        .load()
+    )
+
+
+def kind_of_topic(kafka: KafkaResource) -> dict[str, str]:
+    return {kafka.topic(kind): kind for kind in TOPIC_KINDS}
+
+
+def ingest_ranges(
+    spark: SparkSession, lake: LakeResource, kafka: KafkaResource, ranges: list[OffsetRange], run_id: str = ""
+) -> dict[str, TopicCounts]:
+    """Ingest `ranges` into raw/<kind> and raw/rejects, then log them; returns the counts per kind."""
+    kinds = kind_of_topic(kafka)
+    unknown = {r.topic for r in ranges} - set(kinds)
+    if unknown:
+        raise ValueError(f"ranges name topics {sorted(unknown)} that are not {sorted(kinds)}")
+    ranges = [r for r in ranges if r.size > 0]
+    if not ranges:
+        return {}
+
+    messages = read_ranges(spark, kafka, ranges).persist()
+    try:
+        counts, per_partition = {}, {}
+        for kind in sorted({kinds[r.topic] for r in ranges}):
+            topic = kafka.topic(kind)
+            predicate = " OR ".join(r.predicate() for r in ranges if r.topic == topic)
+            accepted, rejects = parse_events(messages.where(F.col("topic") == topic), kind)
+            totals = [0, 0]  # accepted, rejected
+            for position, (table, rows) in enumerate(((kind, accepted), ("rejects", rejects))):
+                by_partition = partition_counts(rows)
+                for partition, n in by_partition.items():
+                    per_partition.setdefault((topic, partition), [0, 0])[position] += n
+                totals[position] = sum(by_partition.values())
+                path = lake.path("raw", table)
+                if by_partition or not delta.table_exists(spark, path):
+                    delta.write_table(spark, rows, path, "replace_where", replace_where=predicate)
+            counts[kind] = TopicCounts(read=sum(totals), accepted=totals[0], rejected=totals[1])
+        _log_ranges(spark, lake, ranges, per_partition, run_id)
+        return counts
+    finally:
+        messages.unpersist()
+
+
+def partition_counts(df: DataFrame) -> dict[int, int]:
+    return {row["_partition"]: row["count"] for row in df.groupBy("_partition").count().collect()}
+
+
+def _log_ranges(spark, lake, ranges, per_partition, run_id) -> None:
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    rows = [
+        (r.topic, r.partition, r.start, r.end, *per_partition.get((r.topic, r.partition), (0, 0)), run_id, now)
+        for r in ranges
+    ]
+    delta.write_table(spark, spark.createDataFrame(rows, LOG_SCHEMA), log_path(lake), "append")
+
+
+KAFKA_SOURCE_SCHEMA = T.StructType([
+    T.StructField("key", T.BinaryType()),
+    T.StructField("value", T.BinaryType()),
+    T.StructField("topic", T.StringType()),
+    T.StructField("partition", T.IntegerType()),
+    T.StructField("offset", T.LongType()),
+    T.StructField("timestamp", T.TimestampType()),
+    T.StructField("timestampType", T.IntegerType()),
+])
+
+
+def ensure_raw_tables(spark: SparkSession, lake: LakeResource) -> None:
+    """Empty raw tables for topics that never had an event, so downstream tables can still be built."""
+    no_messages = spark.createDataFrame([], KAFKA_SOURCE_SCHEMA)
+    for kind in TOPIC_KINDS:
+        accepted, rejects = parse_events(no_messages, kind)
+        delta.ensure_table(spark, lake.path("raw", kind), accepted.schema)
+    delta.ensure_table(spark, lake.path("raw", "rejects"), rejects.schema)
