@@ -6,7 +6,6 @@ import re
 from collections import Counter
 
 import pytest
-import sqlalchemy as sa
 
 from emulator import generator, source_db
 from emulator.cli import main as emulator_main

@@ -1,0 +1,64 @@
+"""batch_job on emulated posts: the nine aggregated Delta tables equal an independent DuckDB computation.
+
+Both sides read the lake with the `deltalake` package, so this also shows that the tables are
+readable by a Delta reader other than Spark.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+from deltalake import DeltaTable
+
+from emulator import source_db
+from emulator.cli import main as emulator_main
+from emulator.posting import KafkaSink, PostingStats, load_posts, post_events
+from pinterest_dagster.lib.kafka import make_producer
+from pinterest_dagster.transforms.aggregate import AGGREGATES
+from pinterest_dagster_tests.duckdb_reference import duckdb_answers, same_row
+
+
+@pytest.fixture(scope="module")
+def batch_result(pipeline, tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('source') / 'source.db'}"
+    assert emulator_main(["seed", "--rows", "800", "--seed", "3", "--db-url", url]) == 0
+    stats = PostingStats()
+    sink = KafkaSink(make_producer(pipeline.settings), pipeline.settings.topics, stats)
+    post_events(load_posts(source_db.connect(url)), sink, stats, posts=2_400, seed=8)
+    sink.close()
+    assert sum(stats.failed.values()) == 0
+    return pipeline.run_batch_job()
+
+
+def read_lake(pipeline, layer, name):
+    return DeltaTable(pipeline.settings.table_path(layer, name)).to_pandas()
+
+
+@pytest.fixture(scope="module")
+def expected(batch_result, pipeline):
+    connection = duckdb.connect()
+    for kind in ("pin", "geo", "user"):
+        frame = read_lake(pipeline, "cleaned", kind).drop(columns=["coordinates"], errors="ignore")
+        connection.register("users" if kind == "user" else kind, frame.convert_dtypes())
+    return duckdb_answers(connection)
+
+
+@pytest.mark.parametrize("name", list(AGGREGATES))
+def test_aggregated_table_equals_duckdb_over_the_cleaned_tables(name, pipeline, expected):
+    frame = read_lake(pipeline, "aggregated", name).convert_dtypes()
+    actual = sorted(tuple(None if v is None or v != v else v for v in row) for row in frame.itertuples(index=False))
+    assert actual, f"aggregated/{name} is empty"
+    assert len(actual) == len(expected[name])
+    for actual_row, expected_row in zip(actual, sorted(expected[name])):
+        assert same_row(actual_row, expected_row), (actual_row, expected_row)
+
+
+def test_aggregated_materializations_carry_a_preview(batch_result):
+    materializations = {
+        m.asset_key.to_user_string(): m.metadata
+        for m in (e.event_specific_data.materialization for e in batch_result.get_asset_materialization_events())
+    }
+    for name in AGGREGATES:
+        metadata = materializations[f"aggregated/{name}"]
+        assert metadata["dagster/row_count"].value > 0
+        assert metadata["preview"].value.startswith("| ")
