@@ -10,6 +10,8 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 JARS := .local/jars
 PYTEST_ARGS ?=
+# Runs started by `make demo` and `make dev` share one Dagster instance, so the UI shows them all.
+export DAGSTER_HOME ?= $(CURDIR)/.local/dagster
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +42,7 @@ $(JARS)/%/.copied: infra/pom.xml
 jars: check-tools $(JARS)/kafka/.copied $(JARS)/spark/.copied $(JARS)/s3/.copied ## copy Kafka, Spark and S3 jars into .local/jars
 
 up: install jars ## start Kafka and MariaDB on 127.0.0.1 and create the topics
+	@mkdir -p $(DAGSTER_HOME)
 	@infra/stack.sh up
 	@$(PY) -m emulator topics
 
@@ -52,7 +55,7 @@ status: ## show which local services run
 test: up ## run the test suite against the local stack
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-demo: up ## seed SQLite, post events to Kafka and show the count per topic
+demo: up ## seed SQLite, post events, run batch_job and print the nine aggregated tables
 	$(PY) -m emulator seed
 	$(PY) -m emulator post --posts 2000 --rate 0 --quiet
 	$(PY) -m pinterest_dagster.demo
