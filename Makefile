@@ -42,7 +42,7 @@ $(JARS)/%/.copied: infra/pom.xml
 jars: check-tools $(JARS)/kafka/.copied $(JARS)/spark/.copied $(JARS)/s3/.copied ## copy Kafka, Spark and S3 jars into .local/jars
 
 up: install jars ## start Kafka and MariaDB on 127.0.0.1 and create the topics
-	@mkdir -p $(DAGSTER_HOME)
+	@mkdir -p $(DAGSTER_HOME) && cp infra/dagster/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	@infra/stack.sh up
 	@$(PY) -m emulator topics
 

@@ -12,6 +12,9 @@ from pinterest_dagster.defs.clean.assets import cleaned_assets
 from pinterest_dagster.defs.clean.checks import cleaned_checks
 from pinterest_dagster.defs.ingest.assets import ingest_kafka_events
 from pinterest_dagster.defs.ingest.checks import raw_checks
+from pinterest_dagster.defs.realtime.assets import realtime_assets
+from pinterest_dagster.defs.streaming.jobs import streaming_job
+from pinterest_dagster.defs.streaming.sensors import build_kafka_microbatch_sensor
 from pinterest_dagster.lib.io_managers import SparkDeltaIOManager
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import spark_config
@@ -34,10 +37,11 @@ def build_resources(settings: Settings) -> dict:
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=[ingest_kafka_events, *cleaned_assets, *aggregated_assets],
+        assets=[ingest_kafka_events, *cleaned_assets, *realtime_assets, *aggregated_assets],
         asset_checks=[*raw_checks, *cleaned_checks],
-        jobs=[batch_job],
+        jobs=[batch_job, streaming_job],
         schedules=[daily_batch_schedule],
+        sensors=[build_kafka_microbatch_sensor(settings.max_records_per_run)],
         resources=build_resources(settings),
     )
 

@@ -25,6 +25,7 @@ class Settings:
     spark_remote: str | None = None
     spark_master: str = "local[*]"
     jars_dir: Path = field(default=LOCAL_DIR / "jars")
+    max_records_per_run: int = 300_000
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -38,6 +39,7 @@ class Settings:
             spark_remote=env.get("SPARK_REMOTE") or None,
             spark_master=env.get("SPARK_MASTER") or defaults.spark_master,
             jars_dir=Path(env["PINTEREST_JARS_DIR"]) if env.get("PINTEREST_JARS_DIR") else defaults.jars_dir,
+            max_records_per_run=int(env.get("PINTEREST_MAX_RECORDS_PER_RUN") or defaults.max_records_per_run),
         )
 
     def topic(self, kind: str) -> str:

@@ -187,3 +187,27 @@ def ensure_raw_tables(spark: SparkSession, lake: LakeResource) -> None:
         accepted, rejects = parse_events(no_messages, kind)
         delta.ensure_table(spark, lake.path("raw", kind), accepted.schema)
     delta.ensure_table(spark, lake.path("raw", "rejects"), rejects.schema)
+
+
+def run_group_id(run) -> str:
+    """The id shared by a run and its retries and re-executions: what the ingestion log records."""
+    return run.root_run_id or run.run_id
+
+
+def ranges_ingested_by(spark: SparkSession, lake: LakeResource, group_id: str) -> list[OffsetRange]:
+    """The offset ranges that runs of this group ingested."""
+    if not delta.table_exists(spark, log_path(lake)):
+        return []
+    rows = (
+        delta.read_table(spark, log_path(lake))
+        .where(F.col("run_id") == group_id)
+        .select("topic", "partition", "start_offset", "end_offset")
+        .distinct()
+        .collect()
+    )
+    return sorted(OffsetRange(r.topic, r.partition, r.start_offset, r.end_offset) for r in rows)
+
+
+def events_in(raw: DataFrame, ranges: list[OffsetRange]) -> DataFrame:
+    """The rows of a raw table that came from `ranges`."""
+    return raw.where(" OR ".join(r.predicate() for r in ranges) or "false")

@@ -10,23 +10,13 @@ import duckdb
 import pytest
 from deltalake import DeltaTable
 
-from emulator import source_db
-from emulator.cli import main as emulator_main
-from emulator.posting import KafkaSink, PostingStats, load_posts, post_events
-from pinterest_dagster.lib.kafka import make_producer
 from pinterest_dagster.transforms.aggregate import AGGREGATES
 from pinterest_dagster_tests.duckdb_reference import duckdb_answers, same_row
 
 
 @pytest.fixture(scope="module")
-def batch_result(pipeline, tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('source') / 'source.db'}"
-    assert emulator_main(["seed", "--rows", "800", "--seed", "3", "--db-url", url]) == 0
-    stats = PostingStats()
-    sink = KafkaSink(make_producer(pipeline.settings), pipeline.settings.topics, stats)
-    post_events(load_posts(source_db.connect(url)), sink, stats, posts=2_400, seed=8)
-    sink.close()
-    assert sum(stats.failed.values()) == 0
+def batch_result(pipeline, source_url):
+    pipeline.post_emulated(source_url, posts=2_400, seed=8)
     return pipeline.run_batch_job()
 
 

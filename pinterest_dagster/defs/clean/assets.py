@@ -1,13 +1,17 @@
 """raw -> cleaned: one row per post key `ind`, every cleaning rule applied, latest event wins."""
 
-from __future__ import annotations
-
 import dagster as dg
+from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
+from pinterest_dagster.lib.ingestion import events_in, ranges_ingested_by, run_group_id
 from pinterest_dagster.lib.io_managers import write_mode_metadata
+from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.transforms import clean_geo, clean_pin, clean_user
 from pinterest_dagster.transforms.dedupe import EVENT_ORDER_COLUMNS, latest_per_key
+from pinterest_dagster.transforms.incremental import rows_sharing
+from pinterest_dagster.transforms.parse import KEY_COLUMN, parse_key
 
 CLEANERS = {"pin": clean_pin, "geo": clean_geo, "user": clean_user}
 
@@ -19,12 +23,27 @@ DESCRIPTIONS = {
 }
 
 
+class IncrementalConfig(dg.Config):
+    """By default a run merges what its own ingestion brought; `full_refresh` rebuilds from all of raw."""
+
+    full_refresh: bool = False
+
+
+def batch_scope(context: dg.AssetExecutionContext, spark, lake: LakeResource, raw: DataFrame, config) -> DataFrame:
+    """The raw rows of this run's micro-batch, or all of raw for a full refresh."""
+    if config.full_refresh:
+        return raw
+    return events_in(raw, ranges_ingested_by(spark, lake, run_group_id(context.run)))
+
+
 def latest_cleaned(kind: str, raw: DataFrame) -> DataFrame:
     """Cleaned rows of `raw`, one per `ind`: the event with the highest (_kafka_timestamp, _offset)."""
     return latest_per_key(CLEANERS[kind](raw, keep=EVENT_ORDER_COLUMNS))
 
 
 def cleaned_asset(kind: str) -> dg.AssetsDefinition:
+    key_column = KEY_COLUMN[kind]
+
     @dg.asset(
         key=["cleaned", kind],
         ins={"raw": dg.AssetIn(["raw", kind])},
@@ -33,8 +52,14 @@ def cleaned_asset(kind: str) -> dg.AssetsDefinition:
         description=DESCRIPTIONS[kind],
         metadata=write_mode_metadata("merge", ("ind",)),
     )
-    def _cleaned(raw: DataFrame) -> DataFrame:
-        return latest_cleaned(kind, raw)
+    def _cleaned(
+        context: dg.AssetExecutionContext, config: IncrementalConfig, raw: DataFrame,
+        pyspark: PySparkResource, lake: LakeResource,
+    ) -> DataFrame:
+        batch = batch_scope(context, pyspark.spark_session, lake, raw, config)
+        # Every event of a touched key takes part, so the latest one wins across batches too.
+        events = raw if config.full_refresh else rows_sharing(raw, batch, parse_key(F.col(key_column)))
+        return latest_cleaned(kind, events)
 
     return _cleaned
 

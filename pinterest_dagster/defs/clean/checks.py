@@ -7,9 +7,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from pinterest_dagster.transforms.clean import BLANK_PATTERN, PLACEHOLDERS
+from pinterest_dagster.transforms.clean import ALL_PLACEHOLDERS, BLANK_PATTERN
 
-ALL_PLACEHOLDERS = sorted({text for texts in PLACEHOLDERS.values() for text in texts})
 MIN_AGE, MAX_AGE = 13, 120  # Pinterest's minimum age; anything above 120 is a data error
 
 
@@ -20,7 +19,7 @@ def count_where(condition: Column) -> Column:
 def placeholder_or_blank_count(df: DataFrame) -> Column:
     """Rows x string columns still holding a placeholder or a blank string."""
     text_columns = [f.name for f in df.schema.fields if isinstance(f.dataType, T.StringType)]
-    bad = [F.col(c).isin(ALL_PLACEHOLDERS) | F.col(c).rlike(BLANK_PATTERN) for c in text_columns]
+    bad = [F.col(c).isin(list(ALL_PLACEHOLDERS)) | F.col(c).rlike(BLANK_PATTERN) for c in text_columns]
     return sum((count_where(condition) for condition in bad), F.lit(0))
 
 

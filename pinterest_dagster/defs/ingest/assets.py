@@ -3,7 +3,9 @@
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
-from pinterest_dagster.lib.ingestion import OffsetRange, ensure_raw_tables, ingest_ranges, plan_catch_up
+from pinterest_dagster.lib.ingestion import (
+    OffsetRange, ensure_raw_tables, ingest_ranges, plan_catch_up, run_group_id,
+)
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.settings import TOPIC_KINDS
 
@@ -55,7 +57,7 @@ def ingest_kafka_events(
         ranges = plan_catch_up(spark, lake, kafka, config.max_records_per_partition)
     context.log.info(f"ingesting {sum(r.size for r in ranges):,} offsets in {len(ranges)} ranges")
     ensure_raw_tables(spark, lake)
-    counts = ingest_ranges(spark, lake, kafka, ranges, run_id=context.run_id)
+    counts = ingest_ranges(spark, lake, kafka, ranges, run_id=run_group_id(context.run))
     ranges_text = ", ".join(f"{r.topic}[{r.partition}] {r.start}-{r.end}" for r in ranges) or "none (up to date)"
     for kind in TOPIC_KINDS:
         kind_counts = counts.get(kind)

@@ -1,0 +1,66 @@
+"""Micro-batch planning: bounded batches of exact offset ranges from a forward-only cursor."""
+
+from __future__ import annotations
+
+import pytest
+
+from pinterest_dagster.lib.ingestion import OffsetRange
+from pinterest_dagster.lib.microbatch import plan_microbatches, run_config, run_key
+
+BOUNDS = {("t.pin", 0): (0, 10), ("t.pin", 1): (0, 4), ("t.geo", 0): (0, 0)}
+
+
+def test_nothing_new_plans_nothing_and_keeps_the_cursor():
+    cursor = {"t.pin:0": 10, "t.pin:1": 4, "t.geo:0": 0}
+    batches, new_cursor = plan_microbatches(cursor, BOUNDS, max_records_per_run=100, max_runs=3)
+    assert batches == [] and new_cursor == cursor
+
+
+def test_first_tick_starts_at_the_first_offset_still_in_the_log():
+    batches, cursor = plan_microbatches({}, {("t.pin", 0): (5, 8)}, max_records_per_run=100, max_runs=1)
+    assert batches == [[OffsetRange("t.pin", 0, 5, 8)]]
+    assert cursor == {"t.pin:0": 8}
+
+
+def test_every_batch_respects_the_record_bound_and_a_backlog_drains_over_several_batches():
+    batches, cursor = plan_microbatches({}, BOUNDS, max_records_per_run=6, max_runs=10)
+    assert all(sum(r.size for r in batch) <= 6 for batch in batches)
+    covered = sorted((r.topic, r.partition, o) for batch in batches for r in batch for o in range(r.start, r.end))
+    assert covered == sorted([("t.pin", 0, o) for o in range(10)] + [("t.pin", 1, o) for o in range(4)])
+    assert cursor == {"t.pin:0": 10, "t.pin:1": 4, "t.geo:0": 0}
+
+
+def test_the_bound_holds_with_more_partitions_than_records():
+    bounds = {("t.pin", p): (0, 5) for p in range(9)}
+    batches, _ = plan_microbatches({}, bounds, max_records_per_run=4, max_runs=20)
+    assert all(sum(r.size for r in batch) <= 4 for batch in batches)
+    assert sum(r.size for batch in batches for r in batch) == 45
+
+
+def test_max_runs_leaves_the_rest_for_the_next_tick():
+    batches, cursor = plan_microbatches({}, BOUNDS, max_records_per_run=3, max_runs=1)
+    assert len(batches) == 1 and cursor["t.pin:0"] < 10
+    more, _ = plan_microbatches(cursor, BOUNDS, max_records_per_run=3, max_runs=1)
+    assert more[0][0].start == batches[0][0].end
+
+
+def test_cursor_never_moves_backwards():
+    batches, cursor = plan_microbatches({"t.pin:0": 50}, {("t.pin", 0): (0, 10)}, 100, 1)
+    assert batches == [] and cursor == {"t.pin:0": 50}
+
+
+def test_run_key_is_stable_for_the_same_ranges_and_differs_otherwise():
+    batch = [OffsetRange("t.pin", 1, 0, 4), OffsetRange("t.pin", 0, 0, 10)]
+    assert run_key(batch) == run_key(list(reversed(batch)))
+    assert run_key(batch) != run_key([OffsetRange("t.pin", 1, 0, 5), OffsetRange("t.pin", 0, 0, 10)])
+
+
+def test_run_config_names_only_offset_ranges():
+    config = run_config([OffsetRange("t.pin", 0, 3, 7)])
+    assert config == {"ops": {"ingest_kafka_events": {"config": {"ranges": [
+        {"topic": "t.pin", "partition": 0, "start": 3, "end": 7}]}}}}
+
+
+def test_invalid_bounds_are_refused():
+    with pytest.raises(ValueError):
+        plan_microbatches({}, BOUNDS, max_records_per_run=0, max_runs=1)

@@ -1,0 +1,87 @@
+"""streaming_job runs, as the sensor requests them, executed in process on the real broker and lake."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+from pyspark.sql import functions as F
+
+from pinterest_dagster.defs.streaming.sensors import build_kafka_microbatch_sensor
+from pinterest_dagster.lib import delta
+from pinterest_dagster.lib.resources import KafkaResource
+
+MALFORMED = ["not json", "[]", '{"ind": "x"}']
+POSTS = 600
+
+
+def sensor_run_configs(pipeline, cursor=None, max_records=1_000):
+    sensor = build_kafka_microbatch_sensor(max_records_per_run=max_records, max_runs_per_tick=10)
+    kafka = KafkaResource(
+        bootstrap_servers=pipeline.settings.kafka_bootstrap_servers, topic_prefix=pipeline.settings.topic_prefix
+    )
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"kafka": kafka})
+        result = sensor.evaluate_tick(context)
+    return [r.run_config for r in result.run_requests], result.cursor
+
+
+@pytest.fixture(scope="module")
+def streamed(pipeline, source_url):
+    pipeline.post_emulated(source_url, posts=POSTS, seed=4)
+    pipeline.send("geo", MALFORMED)
+    configs, cursor = sensor_run_configs(pipeline)
+    assert len(configs) > 1, "the record bound should split this backlog into several runs"
+    for config in configs:
+        pipeline.run_job("streaming_job", config)
+    return configs
+
+
+def table(spark, pipeline, layer, name):
+    return delta.read_table(spark, pipeline.settings.table_path(layer, name))
+
+
+def counts(spark, pipeline):
+    tables = [("raw", "pin"), ("raw", "geo"), ("raw", "user"), ("raw", "rejects"), ("cleaned", "pin"),
+              ("cleaned", "geo"), ("cleaned", "user"), ("realtime", "poster_popularity"),
+              ("realtime", "category_trends")]
+    return {t: table(spark, pipeline, *t).count() for t in tables}
+
+
+def test_every_event_is_in_raw_or_rejects_exactly_once(streamed, spark, pipeline):
+    c = counts(spark, pipeline)
+    assert (c[("raw", "pin")], c[("raw", "geo")], c[("raw", "user")]) == (POSTS, POSTS, POSTS)
+    assert c[("raw", "rejects")] == len(MALFORMED)
+    for kind in ("pin", "geo", "user"):
+        raw = table(spark, pipeline, "raw", kind)
+        assert raw.select("_partition", "_offset").distinct().count() == POSTS
+
+
+def test_cleaned_tables_hold_one_row_per_distinct_key(streamed, spark, pipeline):
+    keys = table(spark, pipeline, "raw", "pin").select("index").distinct().count()
+    for kind in ("pin", "geo", "user"):
+        assert table(spark, pipeline, "cleaned", kind).count() == keys
+
+
+def test_realtime_tables_agree_with_the_cleaned_and_raw_tables(streamed, spark, pipeline):
+    popularity = table(spark, pipeline, "realtime", "poster_popularity")
+    cleaned_pin = table(spark, pipeline, "cleaned", "pin").where(F.col("poster_name").isNotNull())
+    assert popularity.agg(F.sum("pin_count")).first()[0] == cleaned_pin.count()
+    assert popularity.count() == cleaned_pin.select("poster_name").distinct().count()
+    expected_top = {
+        r["poster_name"]: r["follower_count"]
+        for r in cleaned_pin.groupBy("poster_name").agg(F.max("follower_count").alias("follower_count")).collect()
+    }
+    # Every poster's follower count is the same on all their pins in generated data.
+    assert {r["poster_name"]: r["follower_count"] for r in popularity.collect()} == expected_top
+
+    trends = table(spark, pipeline, "realtime", "category_trends")
+    pins_with_category = table(spark, pipeline, "raw", "pin").where("trim(category) != ''").count()
+    assert trends.agg(F.sum("pin_count")).first()[0] == pins_with_category
+
+
+def test_re_executing_a_micro_batch_changes_nothing(streamed, spark, pipeline):
+    before = counts(spark, pipeline)
+    trends_before = sorted(map(tuple, table(spark, pipeline, "realtime", "category_trends").collect()))
+    pipeline.run_job("streaming_job", streamed[0])
+    assert counts(spark, pipeline) == before
+    assert sorted(map(tuple, table(spark, pipeline, "realtime", "category_trends").collect())) == trends_before
