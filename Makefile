@@ -46,11 +46,14 @@ up: install jars ## start Kafka and MariaDB on 127.0.0.1 and create the topics
 	@infra/stack.sh up
 	@$(PY) -m emulator topics
 
+connect: up ## also start a Spark Connect server on 127.0.0.1:15002 (then SPARK_REMOTE=sc://127.0.0.1:15002)
+	@infra/stack.sh up spark-connect
+
 down: ## stop the local services
-	@infra/stack.sh down
+	@infra/stack.sh down kafka mariadb spark-connect
 
 status: ## show which local services run
-	@infra/stack.sh status
+	@infra/stack.sh status kafka mariadb spark-connect
 
 test: up ## run the test suite against the local stack
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
@@ -66,4 +69,4 @@ dev: up ## run the Dagster UI (http://127.0.0.1:3000) on the workspace
 clean: down ## stop services and delete .local (data, logs, jars) and .venv
 	rm -rf .local $(VENV)
 
-.PHONY: help check-tools install lock jars up down status test demo dev clean
+.PHONY: help check-tools install lock jars up connect down status test demo dev clean

@@ -31,6 +31,7 @@ def spark():
 class Pipeline:
     settings: Settings
     defs: dg.Definitions
+    source_url: str = ""
 
     def send(self, kind: str, events: list, timestamps_ms: list[int] | None = None) -> None:
         """Produce events (dicts as JSON, anything else as its text) keyed like the emulator does."""
@@ -46,11 +47,11 @@ class Pipeline:
         producer.flush()
         producer.close()
 
-    def post_emulated(self, source_url: str, posts: int, seed: int) -> int:
-        """Post random source rows as the emulator does; returns the posts sent."""
+    def post_emulated(self, posts: int, seed: int) -> int:
+        """Post random rows of the module's source database as the emulator does; returns the posts sent."""
         stats = PostingStats()
         sink = KafkaSink(make_producer(self.settings), self.settings.topics, stats)
-        post_events(load_posts(source_db.connect(source_url)), sink, stats, posts=posts, seed=seed)
+        post_events(load_posts(source_db.connect(self.source_url)), sink, stats, posts=posts, seed=seed)
         sink.close()
         assert sum(stats.failed.values()) == 0
         return stats.posts
@@ -67,12 +68,12 @@ class Pipeline:
 
 
 @pytest.fixture(scope="module")
-def pipeline(spark, tmp_path_factory) -> Pipeline:
-    """A pipeline per test module: its own topics on the real broker and a temporary lake."""
+def pipeline(spark, tmp_path_factory, source_url) -> Pipeline:
+    """A pipeline per test module: its own topics on the real broker, a temporary lake, a source DB."""
     settings = isolated_settings(lake_root=str(tmp_path_factory.mktemp("lake")))
     require_kafka(settings)
     ensure_topics(settings)
-    return Pipeline(settings, build_definitions(settings))
+    return Pipeline(settings, build_definitions(settings), source_url)
 
 
 @pytest.fixture(scope="module")

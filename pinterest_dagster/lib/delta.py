@@ -1,9 +1,15 @@
-"""Delta Lake table operations shared by the IO manager and the ingestion: write modes, reads, facts."""
+"""Delta Lake table operations shared by the IO manager and the ingestion: write modes, reads, facts.
+
+Everything here goes through DataFrame writers and Delta SQL (`MERGE INTO`, `DESCRIBE HISTORY`), not
+the `DeltaTable` Python API, so the same code runs on an in-process session and on Spark Connect.
+"""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 WRITE_MODES = ("overwrite", "merge", "replace_where", "append")
@@ -16,10 +22,17 @@ class WriteResult:
     row_count: int
 
 
-def table_exists(spark: SparkSession, path: str) -> bool:
-    from delta.tables import DeltaTable
+def sql_path(path: str) -> str:
+    """A table path as Delta SQL names it: delta.`<path>`."""
+    return "delta.`" + path.replace("`", "``") + "`"
 
-    return DeltaTable.isDeltaTable(spark, path)
+
+def table_exists(spark: SparkSession, path: str) -> bool:
+    try:
+        spark.sql(f"DESCRIBE DETAIL {sql_path(path)}").select("format").first()
+    except AnalysisException:
+        return False
+    return True
 
 
 def read_table(spark: SparkSession, path: str) -> DataFrame:
@@ -62,23 +75,21 @@ def write_table(
 
 
 def _merge(spark: SparkSession, df: DataFrame, path: str, keys: tuple[str, ...]) -> None:
-    from delta.tables import DeltaTable
-
+    view = f"merge_source_{uuid.uuid4().hex}"
+    df.createOrReplaceTempView(view)
     condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-    (
-        DeltaTable.forPath(spark, path).alias("t")
-        .merge(df.alias("s"), condition)
-        .whenMatchedUpdateAll()
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+    try:
+        spark.sql(
+            f"MERGE INTO {sql_path(path)} AS t USING {view} AS s ON {condition} "
+            "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+        )
+    finally:
+        spark.catalog.dropTempView(view)
 
 
 def describe_table(spark: SparkSession, path: str) -> WriteResult:
     """The table's current version and row count (answered from the Delta log statistics)."""
-    from delta.tables import DeltaTable
-
-    version = DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
+    version = spark.sql(f"DESCRIBE HISTORY {sql_path(path)} LIMIT 1").select("version").first()[0]
     return WriteResult(path=path, version=int(version), row_count=read_table(spark, path).count())
 
 

@@ -14,12 +14,16 @@ DELTA_CONFIG = {
 # Small-machine defaults: the pipeline moves micro-batches, not terabytes, per run.
 LOCAL_CONFIG = {
     "spark.sql.session.timeZone": "UTC",
-    "spark.sql.shuffle.partitions": "4",
-    "spark.default.parallelism": "4",
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
     "spark.ui.enabled": "false",
+    # Bind the driver's services to the loopback interface only.
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.driver.host": "127.0.0.1",
     "spark.driver.memory": "4g",
     "spark.sql.ansi.enabled": "false",
-    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.databricks.delta.snapshotPartitions": "1",
+    "spark.databricks.delta.merge.repartitionBeforeWrite.enabled": "false",
     "spark.databricks.delta.optimizeWrite.enabled": "false",
 }
 

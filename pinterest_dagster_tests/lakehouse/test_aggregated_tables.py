@@ -15,8 +15,8 @@ from pinterest_dagster_tests.duckdb_reference import duckdb_answers, same_row
 
 
 @pytest.fixture(scope="module")
-def batch_result(pipeline, source_url):
-    pipeline.post_emulated(source_url, posts=2_400, seed=8)
+def batch_result(pipeline):
+    pipeline.post_emulated(posts=2_400, seed=8)
     return pipeline.run_batch_job()
 
 

@@ -26,8 +26,8 @@ def sensor_run_configs(pipeline, cursor=None, max_records=1_000):
 
 
 @pytest.fixture(scope="module")
-def streamed(pipeline, source_url):
-    pipeline.post_emulated(source_url, posts=POSTS, seed=4)
+def streamed(pipeline):
+    pipeline.post_emulated(posts=POSTS, seed=4)
     pipeline.send("geo", MALFORMED)
     configs, cursor = sensor_run_configs(pipeline)
     assert len(configs) > 1, "the record bound should split this backlog into several runs"

@@ -1,0 +1,207 @@
+"""The streaming pipeline under the real dagster-daemon, with faults injected mid-stream.
+
+The emulator posts events (malformed ones are written straight to the topics in between) while the
+daemon's sensor launches micro-batch runs. Mid-stream the daemon is killed and restarted, a running
+micro-batch's process is killed, and the Kafka broker is killed and restarted. When the lake has caught
+up, every offset of every topic must be in exactly one of raw or rejects, exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+from pyspark.sql import functions as F
+
+from pinterest_dagster.lib import delta
+from pinterest_dagster.lib.kafka import end_offsets
+from pinterest_dagster.lib.run_launcher import run_worker_pid
+from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT, TOPIC_KINDS
+
+MAX_RECORDS_PER_RUN = 1_500
+MALFORMED = {"pin": ["oops", '{"index": null}'], "geo": ["[1]"], "user": ["{"]}
+CATCH_UP_TIMEOUT_S = 600
+
+
+class Daemon:
+    """A `dagster-daemon run` process on the project's workspace, with its own DAGSTER_HOME."""
+
+    def __init__(self, home: Path, env: dict):
+        self.home, self.env, self.process = home, env, None
+        self.log = open(home / "daemon.log", "ab")
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [str(REPO_ROOT / ".venv/bin/dagster-daemon"), "run", "-w", "workspace.yaml"],
+            cwd=REPO_ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL the daemon alone: its code server and running micro-batches live on, as in a crash."""
+        self.process.kill()
+        self.process.wait()
+
+    def stop_all(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def stream(pipeline, source_url, tmp_path_factory):
+    home = tmp_path_factory.mktemp("dagster_home")
+    shutil.copy(REPO_ROOT / "infra/dagster/dagster.yaml", home / "dagster.yaml")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PINTEREST_TOPIC_PREFIX": pipeline.settings.topic_prefix,
+        "PINTEREST_LAKE_ROOT": pipeline.settings.lake_root,
+        "PINTEREST_MAX_RECORDS_PER_RUN": str(MAX_RECORDS_PER_RUN),
+    }
+    daemon = Daemon(home, env)
+    daemon.start()
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        yield pipeline, daemon, instance, env
+    finally:
+        daemon.stop_all()
+        instance.dispose()
+
+
+def wait_for(condition, timeout_s: float, what: str, poll_s: float = 1.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def started_run(instance):
+    runs = instance.get_runs(dg.RunsFilter(job_name="streaming_job", statuses=[dg.DagsterRunStatus.STARTED]))
+    return runs[0] if runs else None
+
+
+def in_flight(instance) -> int:
+    active = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+              dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+    return len(instance.get_runs(dg.RunsFilter(job_name="streaming_job", statuses=active)))
+
+
+def lake_offsets(spark, pipeline) -> dict[str, int]:
+    """Rows per topic in raw + rejects (0 before the first run creates the tables)."""
+    totals = dict.fromkeys(pipeline.settings.topics.values(), 0)
+    for name in (*TOPIC_KINDS, "rejects"):
+        path = pipeline.settings.table_path("raw", name)
+        if delta.table_exists(spark, path):
+            for row in delta.read_table(spark, path).groupBy("_topic").count().collect():
+                totals[row["_topic"]] += row["count"]
+    return totals
+
+
+def topic_offsets(pipeline) -> dict[str, int]:
+    totals = dict.fromkeys(pipeline.settings.topics.values(), 0)
+    for tp, end in end_offsets(pipeline.settings, list(totals)).items():
+        totals[tp.topic] += end
+    return totals
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def restart_broker() -> None:
+    """SIGKILL the local broker, as a crash would, and start it again once it is really gone."""
+    pid = int((LOCAL_DIR / "run/kafka.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: process_gone(pid), 30, "the killed broker to exit", poll_s=0.2)
+    started = subprocess.run(["bash", str(REPO_ROOT / "infra/stack.sh"), "up", "kafka"], capture_output=True, text=True)
+    assert "kafka: running" in started.stdout, started.stdout + started.stderr
+
+
+@pytest.fixture(scope="module")
+def caught_up(stream, spark):
+    pipeline, daemon, instance, env = stream
+    for kind, events in MALFORMED.items():
+        pipeline.send(kind, events)
+
+    pipeline.post_emulated(posts=500, seed=1)
+    wait_for(lambda: started_run(instance), 180, "a first micro-batch run")
+    daemon.kill()
+    time.sleep(2)
+    daemon.start()
+
+    pipeline.post_emulated(posts=500, seed=2)
+    run = wait_for(lambda: started_run(instance), 180, "a running micro-batch to kill")
+    pid = wait_for(lambda: run_worker_pid(instance, run.run_id), 60, "the run's pid")
+    os.kill(pid, signal.SIGKILL)
+
+    pipeline.post_emulated(posts=500, seed=3)
+    restart_broker()
+
+    # Every send was confirmed, so each topic holds exactly the posts plus its malformed events.
+    produced = {pipeline.settings.topic(kind): 3 * 500 + len(MALFORMED[kind]) for kind in TOPIC_KINDS}
+    wait_for(
+        lambda: lake_offsets(spark, pipeline) == produced and in_flight(instance) == 0,
+        CATCH_UP_TIMEOUT_S, f"the lake to catch up with {produced}", poll_s=5,
+    )
+    assert topic_offsets(pipeline) == produced
+    return pipeline, instance, env, produced
+
+
+def test_every_offset_is_in_raw_or_rejects_exactly_once(caught_up, spark):
+    pipeline, _, _, produced = caught_up
+    for kind in TOPIC_KINDS:
+        topic = pipeline.settings.topic(kind)
+        raw = delta.read_table(spark, pipeline.settings.table_path("raw", kind))
+        rejects = delta.read_table(spark, pipeline.settings.table_path("raw", "rejects")).where(F.col("_topic") == topic)
+        assert rejects.count() == len(MALFORMED[kind])
+        assert raw.count() == produced[topic] - len(MALFORMED[kind])
+        offsets = raw.select("_partition", "_offset").union(rejects.select("_partition", "_offset"))
+        assert offsets.distinct().count() == produced[topic], f"{topic}: an offset is in the lake twice"
+
+
+def test_cleaned_rows_equal_distinct_keys_and_realtime_agrees(caught_up, spark):
+    pipeline = caught_up[0]
+    read = lambda layer, name: delta.read_table(spark, pipeline.settings.table_path(layer, name))  # noqa: E731
+    keys = read("raw", "pin").select("index").distinct().count()
+    for kind in TOPIC_KINDS:
+        assert read("cleaned", kind).count() == keys
+    with_poster = read("cleaned", "pin").where(F.col("poster_name").isNotNull())
+    assert read("realtime", "poster_popularity").agg(F.sum("pin_count")).first()[0] == with_poster.count()
+    with_category = read("raw", "pin").where("trim(category) != ''").count()
+    assert read("realtime", "category_trends").agg(F.sum("pin_count")).first()[0] == with_category
+
+
+def test_the_killed_run_was_retried(caught_up):
+    _, instance, _, _ = caught_up
+    retries = instance.get_runs(dg.RunsFilter(job_name="streaming_job", tags={"dagster/retry_number": "1"}))
+    assert retries, "a run killed mid-batch should have been retried"
+
+
+def test_re_executing_a_run_from_the_cli_adds_no_duplicates(caught_up, spark, tmp_path):
+    pipeline, instance, env, produced = caught_up
+    first = instance.get_runs(dg.RunsFilter(job_name="streaming_job", statuses=[dg.DagsterRunStatus.SUCCESS]))[-1]
+    config = tmp_path / "run_config.yaml"
+    config.write_text(yaml.safe_dump(first.run_config))
+    result = subprocess.run(
+        [str(REPO_ROOT / ".venv/bin/dagster"), "job", "execute", "-m", "pinterest_dagster.definitions",
+         "-j", "streaming_job", "-c", str(config)],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert lake_offsets(spark, pipeline) == produced
