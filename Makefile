@@ -55,13 +55,16 @@ down: ## stop the local services
 status: ## show which local services run
 	@infra/stack.sh status kafka mariadb spark-connect
 
-test: up ## run the test suite against the local stack
+lint: install ## static checks (ruff)
+	$(VENV)/bin/ruff check .
+
+test: up lint ## run the test suite against the local stack
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-demo: up ## seed SQLite, post events, run batch_job and print the nine aggregated tables
+demo: up ## seed, post, stream with the daemon (realtime tables), then batch_job and the nine tables
 	$(PY) -m emulator seed
 	$(PY) -m emulator post --posts 2000 --rate 0 --quiet
-	$(PY) -m pinterest_dagster.demo
+	$(PY) -m pinterest_dagster.demo --stream 60 --rate 100
 
 dev: up ## run the Dagster UI (http://127.0.0.1:3000) on the workspace
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
@@ -69,4 +72,4 @@ dev: up ## run the Dagster UI (http://127.0.0.1:3000) on the workspace
 clean: down ## stop services and delete .local (data, logs, jars) and .venv
 	rm -rf .local $(VENV)
 
-.PHONY: help check-tools install lock jars up connect down status test demo dev clean
+.PHONY: help check-tools install lock jars up connect down status lint test demo dev clean

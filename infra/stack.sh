@@ -6,6 +6,7 @@
 #
 # Idempotent: `up` starts what is not running, `down` stops what is. Logs in .local/logs/<service>.log,
 # pid files in .local/run/<service>.pid. Jars come from `make jars` (infra/pom.xml), never at run time.
+# Services run in sessions of their own (setsid), so stopping the shell or test that started them does not.
 set -euo pipefail
 PATH="$PATH:/usr/sbin:/sbin"  # mariadbd lives in /usr/sbin on Debian
 
@@ -68,7 +69,7 @@ kafka_up() {
     "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$conf" >>"$LOGS/kafka.log" 2>&1 \
       || die "formatting Kafka storage failed (log: $LOGS/kafka.log)"
   fi
-  nohup "${jvm[@]}" kafka.Kafka "$conf" >>"$LOGS/kafka.log" 2>&1 &
+  setsid nohup "${jvm[@]}" kafka.Kafka "$conf" >>"$LOGS/kafka.log" 2>&1 &
   echo $! >"$RUN/kafka.pid"
   wait_for_port kafka "$KAFKA_PORT" 60
   echo "kafka: running on 127.0.0.1:$KAFKA_PORT (pid $(cat "$RUN/kafka.pid"))"
@@ -96,7 +97,7 @@ mariadb_up() {
     mariadb-install-db --user="$(id -un)" --datadir="$data" --auth-root-authentication-method=socket \
       --skip-test-db >>"$LOGS/mariadb.log" 2>&1 || die "mariadb-install-db failed (log: $LOGS/mariadb.log)"
   fi
-  nohup mariadbd --no-defaults --user="$(id -un)" --datadir="$data" --socket="$sock" \
+  setsid nohup mariadbd --no-defaults --user="$(id -un)" --datadir="$data" --socket="$sock" \
     --pid-file="$RUN/mariadbd.pid" --bind-address=127.0.0.1 --port="$MYSQL_PORT" \
     --skip-name-resolve --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=2 \
     --max-allowed-packet=64M --log-error="$LOGS/mariadb.log" >>"$LOGS/mariadb.log" 2>&1 &
@@ -127,7 +128,7 @@ spark_connect_up() {
   jars="$(ls "$LOCAL/jars/spark/"*.jar 2>/dev/null | paste -sd, -)"
   [ -n "$jars" ] || die "Spark jars missing in $LOCAL/jars/spark: run 'make jars'."
   port_open "$SPARK_CONNECT_PORT" && die "127.0.0.1:$SPARK_CONNECT_PORT is taken by another process; stop it or free the port."
-  SPARK_LOCAL_IP=127.0.0.1 nohup "$spark_home/bin/spark-submit" \
+  SPARK_LOCAL_IP=127.0.0.1 setsid nohup "$spark_home/bin/spark-submit" \
     --class org.apache.spark.sql.connect.service.SparkConnectServer --name pinterest-spark-connect \
     --master "${SPARK_MASTER:-local[*]}" --driver-memory "${SPARK_CONNECT_MEMORY:-6g}" --jars "$jars" \
     --conf spark.connect.grpc.binding.address=127.0.0.1 --conf spark.connect.grpc.binding.port=$SPARK_CONNECT_PORT \
