@@ -7,7 +7,7 @@ import unicodedata
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
@@ -58,23 +58,6 @@ RAW = {
         "date_joined": "2016-05-01 10:00:00",
     },
 }
-
-# One Spark job per example is slow: few examples, each a batch of many values.
-SPARK_PROPERTY = settings(
-    max_examples=8,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-
-
-@pytest.fixture(params=[False, True], ids=["ansi-off", "ansi-on"])
-def ansi(spark, request):
-    """Runs the test with Spark's ANSI mode off and on: bad input must never raise in either."""
-    previous = spark.conf.get("spark.sql.ansi.enabled")
-    spark.conf.set("spark.sql.ansi.enabled", str(request.param).lower())
-    yield request.param
-    spark.conf.set("spark.sql.ansi.enabled", previous)
 
 
 def raw(spark, kind, *overrides, types=None):
@@ -343,7 +326,6 @@ def test_cleaning_does_not_deduplicate(spark):
     assert len(cleaned(spark, "pin", {"title": "first"}, {"title": "second"})) == 2
 
 
-@SPARK_PROPERTY
 @given(
     rows=st.lists(
         st.lists(st.none() | st.text(max_size=20), min_size=12, max_size=12), min_size=1, max_size=50
@@ -357,7 +339,6 @@ def test_any_text_in_every_column_cleans_without_error(spark, ansi, rows):
         assert len(clean(df).collect()) == len(rows)
 
 
-@SPARK_PROPERTY
 @given(
     texts=st.lists(
         st.text(max_size=12) | st.from_regex(r"\s*[0-9]{1,12}(\.[0-9]{1,4})?\s*[kKmM]?\s*", fullmatch=True),
@@ -368,7 +349,6 @@ def test_any_follower_count_text_is_a_count_or_null(spark, ansi, texts):
     assert all(count is None or count >= 0 for count in apply_rule(spark, parse_follower_count, texts))
 
 
-@SPARK_PROPERTY
 @given(
     counts=st.lists(
         st.tuples(st.decimals(0, 10**6, places=3), st.sampled_from(["", "k", "K", "m", "M"])),
@@ -387,7 +367,6 @@ def test_follower_count_is_the_number_times_its_suffix(spark, counts):
     assert apply_rule(spark, parse_follower_count, texts) == expected
 
 
-@SPARK_PROPERTY
 @given(
     texts=st.lists(st.text(max_size=30) | st.text(max_size=20).map("Local save in {}".format), max_size=100)
 )
@@ -396,7 +375,6 @@ def test_any_save_location_text_is_a_path_or_null(spark, ansi, texts):
         assert location is None or (text.endswith(location) and not is_blank(location))
 
 
-@SPARK_PROPERTY
 @given(
     texts=st.lists(
         st.text(max_size=30)
@@ -410,7 +388,6 @@ def test_any_datetime_text_is_a_timestamp_or_null(spark, ansi, texts):
     )
 
 
-@SPARK_PROPERTY
 @given(
     moments=st.lists(
         st.tuples(

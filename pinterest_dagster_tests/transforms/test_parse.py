@@ -6,30 +6,13 @@ import datetime as dt
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pinterest_dagster.transforms import RAW_METADATA_COLUMNS, REJECT_COLUMNS, SOURCE_COLUMNS, parse_events
 
 KAFKA_TIME = dt.datetime(2024, 5, 1, 12, 0, 0)
 KAFKA_SCHEMA = "topic string, partition int, offset long, timestamp timestamp, value binary"
-
-# One Spark job per example is slow: few examples, each a batch of many events.
-SPARK_PROPERTY = settings(
-    max_examples=8,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-
-
-@pytest.fixture(params=[False, True], ids=["ansi-off", "ansi-on"])
-def ansi(spark, request):
-    """Runs the test with Spark's ANSI mode off and on: bad input must never raise in either."""
-    previous = spark.conf.get("spark.sql.ansi.enabled")
-    spark.conf.set("spark.sql.ansi.enabled", str(request.param).lower())
-    yield request.param
-    spark.conf.set("spark.sql.ansi.enabled", previous)
 
 
 def kafka_messages(spark, values, topic="pinterest.pin"):
@@ -176,7 +159,6 @@ message_values = st.one_of(
 )
 
 
-@SPARK_PROPERTY
 @given(values=st.lists(message_values, min_size=1, max_size=60))
 def test_every_event_lands_in_exactly_one_output(spark, ansi, values):
     accepted, rejects = parse(spark, values)
