@@ -7,6 +7,7 @@ from datetime import datetime
 import pytest
 
 from emulator import generator
+from pinterest_dagster.defs.ingest.checks import covered_offsets
 from pinterest_dagster.lib import delta
 from pinterest_dagster.transforms.clean import CLEANED_COLUMNS
 
@@ -145,3 +146,9 @@ def test_rerun_without_new_events_changes_nothing_and_new_events_add_exactly_tho
         next(r for r in after[("cleaned", "pin")] if r[0] == 5)
     }
     assert after[("cleaned", "user")] == before[("cleaned", "user")]
+
+
+def test_overlapping_logged_ranges_count_each_offset_once():
+    assert covered_offsets([(100, 300), (100, 250), (250, 500), (600, 610)]) == 410
+    assert covered_offsets([(0, 10), (0, 10)]) == 10
+    assert covered_offsets([]) == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import dagster as dg
 from dagster_pyspark import PySparkResource
 from pyspark.sql import functions as F
@@ -13,13 +15,32 @@ from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.settings import TOPIC_KINDS
 
 
+def covered_offsets(intervals: list[tuple[int, int]]) -> int:
+    """How many offsets the union of `[start, end)` intervals covers."""
+    covered, reach = 0, 0
+    for start, end in sorted(intervals):
+        start = max(start, reach)
+        if end > start:
+            covered += end - start
+            reach = end
+    return covered
+
+
 def events_read(spark, lake: LakeResource) -> dict[str, int]:
-    """Events read per topic, from the ingestion log (a range ingested twice counts once)."""
+    """Events read per topic: the offsets covered by every logged range, each counted once.
+
+    Ranges can overlap (a range re-planned after a daemon crash, a re-execution), so their union is
+    counted. Offsets are contiguous because the project's producers are not transactional.
+    """
     if not delta.table_exists(spark, log_path(lake)):
         return {}
-    ranges = delta.read_table(spark, log_path(lake)).dropDuplicates(["topic", "partition", "start_offset", "end_offset"])
-    rows = ranges.groupBy("topic").agg(F.sum(F.col("accepted") + F.col("rejected")).alias("read")).collect()
-    return {row["topic"]: row["read"] for row in rows}
+    intervals = defaultdict(list)
+    for row in delta.read_table(spark, log_path(lake)).select("topic", "partition", "start_offset", "end_offset").collect():
+        intervals[(row["topic"], row["partition"])].append((row["start_offset"], row["end_offset"]))
+    read = defaultdict(int)
+    for (topic, _), ranges in intervals.items():
+        read[topic] += covered_offsets(ranges)
+    return dict(read)
 
 
 def offsets_in(spark, path: str, topic: str):
