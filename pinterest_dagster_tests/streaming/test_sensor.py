@@ -7,6 +7,9 @@ import json
 import dagster as dg
 import pytest
 
+from dagster._core.test_utils import create_run_for_test
+
+from pinterest_dagster.defs.streaming.jobs import STREAMING_TAGS
 from pinterest_dagster.defs.streaming.sensors import build_kafka_microbatch_sensor
 from pinterest_dagster.lib.kafka import ensure_topics, make_producer
 from pinterest_dagster.lib.resources import KafkaResource
@@ -29,10 +32,12 @@ def produce(settings, kind: str, count: int) -> None:
     producer.close()
 
 
-def tick(settings, cursor: str | None, max_records: int = 1_000):
-    sensor = build_kafka_microbatch_sensor(max_records_per_run=max_records, max_runs_per_tick=3)
+def tick(settings, cursor: str | None, max_records: int = 1_000, runs_in_flight: int = 0):
+    sensor = build_kafka_microbatch_sensor(max_records_per_run=max_records, max_in_flight=3)
     kafka = KafkaResource(bootstrap_servers=settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix)
     with dg.instance_for_test() as instance:
+        for _ in range(runs_in_flight):
+            create_run_for_test(instance, job_name="streaming_job", tags=STREAMING_TAGS, status=dg.DagsterRunStatus.STARTED)
         context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"kafka": kafka})
         result = sensor.evaluate_tick(context)
     return result
@@ -75,3 +80,12 @@ def test_run_key_is_stable_for_the_same_ranges(settings):
     first, second = tick(settings, None), tick(settings, None)
     assert [r.run_key for r in first.run_requests] == [r.run_key for r in second.run_requests]
     assert all(r.run_key.startswith("microbatch-") for r in first.run_requests)
+
+
+def test_no_new_run_while_the_in_flight_bound_is_reached_and_the_cursor_waits(settings):
+    produce(settings, "pin", 30)
+    blocked = tick(settings, None, runs_in_flight=3)
+    assert blocked.run_requests == [] and "already queued or running" in blocked.skip_message
+    assert blocked.cursor is None
+    one_slot = tick(settings, None, max_records=10, runs_in_flight=2)
+    assert len(one_slot.run_requests) == 1

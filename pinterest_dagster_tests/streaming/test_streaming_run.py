@@ -15,7 +15,7 @@ POSTS = 600
 
 
 def sensor_run_configs(pipeline, cursor=None, max_records=1_000):
-    sensor = build_kafka_microbatch_sensor(max_records_per_run=max_records, max_runs_per_tick=10)
+    sensor = build_kafka_microbatch_sensor(max_records_per_run=max_records, max_in_flight=10)
     kafka = KafkaResource(
         bootstrap_servers=pipeline.settings.kafka_bootstrap_servers, topic_prefix=pipeline.settings.topic_prefix
     )
