@@ -22,7 +22,7 @@ def streaming_runs_in_flight(instance: dg.DagsterInstance) -> int:
 
 
 def build_kafka_microbatch_sensor(
-    max_records_per_run: int, max_in_flight: int = 2, interval_seconds: int = 3
+    max_records_per_run: int, max_in_flight: int = 1, interval_seconds: int = 3
 ) -> dg.SensorDefinition:
     """The sensor requests runs only while fewer than `max_in_flight` streaming runs are queued or
     running: new events then wait in Kafka and join the next run, so under load each micro-batch grows
