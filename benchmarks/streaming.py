@@ -23,10 +23,11 @@ import uuid
 import dagster as dg
 from pyspark.sql import functions as F
 
+from pinterest_dagster.defs.streaming.sensors import streaming_runs_in_flight
 from pinterest_dagster.lib import delta
-from pinterest_dagster.lib.ingestion import ingested_until, log_path
-from pinterest_dagster.lib.kafka import end_offsets, ensure_topics
-from pinterest_dagster.lib.resources import LakeResource
+from pinterest_dagster.lib.ingestion import lag, log_path
+from pinterest_dagster.lib.kafka import ensure_topics, events_per_topic
+from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import build_spark_session
 from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT, Settings
 
@@ -56,11 +57,10 @@ def start_daemon(env: dict) -> subprocess.Popen:
 
 def wait_caught_up(spark, settings: Settings, timeout_s: float) -> float:
     lake = LakeResource(root=settings.lake_root)
-    target = end_offsets(settings, list(settings.topics.values()))
+    kafka = KafkaResource(bootstrap_servers=settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        done = ingested_until(spark, lake)
-        if all(done.get((tp.topic, tp.partition), 0) >= end for tp, end in target.items()):
+        if lag(spark, lake, kafka) == 0:
             return time.monotonic()
         time.sleep(2)
     raise SystemExit(f"not caught up after {timeout_s:.0f} s")
@@ -68,16 +68,15 @@ def wait_caught_up(spark, settings: Settings, timeout_s: float) -> float:
 
 def wait_runs_finished(home: str, timeout_s: float = 600) -> None:
     instance = dg.DagsterInstance.from_config(home)
-    active = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
     deadline = time.monotonic() + timeout_s
-    while instance.get_runs(dg.RunsFilter(statuses=active)) and time.monotonic() < deadline:
+    while streaming_runs_in_flight(instance) and time.monotonic() < deadline:
         time.sleep(2)
 
 
 def throughput(args) -> None:
     settings, env = prepare(args.max_records_per_run)
     post(env, "--posts", str(args.posts), "--rate", "0")
-    events = sum(end_offsets(settings, list(settings.topics.values())).values())
+    events = sum(events_per_topic(settings).values())
     spark = build_spark_session(settings)
     started = time.monotonic()
     daemon = start_daemon(env)

@@ -17,9 +17,9 @@ import time
 import dagster as dg
 
 from pinterest_dagster.lib import delta
-from pinterest_dagster.lib.ingestion import ingested_until
-from pinterest_dagster.lib.kafka import end_offsets
-from pinterest_dagster.lib.resources import LakeResource
+from pinterest_dagster.lib.ingestion import lag
+from pinterest_dagster.lib.kafka import events_per_topic
+from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import build_spark_session
 from pinterest_dagster.settings import REPO_ROOT, Settings
 from pinterest_dagster.transforms.aggregate import AGGREGATES
@@ -29,17 +29,9 @@ VENV_BIN = REPO_ROOT / ".venv" / "bin"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def topic_counts(settings: Settings) -> dict[str, int]:
-    """Events in each topic (sum of end offsets over its partitions; topics are never compacted)."""
-    counts = dict.fromkeys(settings.topics.values(), 0)
-    for tp, offset in end_offsets(settings, list(counts)).items():
-        counts[tp.topic] += offset
-    return counts
-
-
 def print_topic_counts(settings: Settings) -> None:
     print(f"events per topic on {settings.kafka_bootstrap_servers}:")
-    for topic, count in topic_counts(settings).items():
+    for topic, count in events_per_topic(settings).items():
         print(f"  {topic:<24} {count:>10,}")
 
 
@@ -65,10 +57,8 @@ def print_aggregated_tables(settings: Settings, rows: int = 15) -> None:
         table.show(rows, truncate=False)
 
 
-def lag(spark, settings: Settings) -> int:
-    """Events in Kafka not yet in the lake."""
-    done = ingested_until(spark, LakeResource(root=settings.lake_root))
-    return sum(end - done.get((tp.topic, tp.partition), 0) for tp, end in end_offsets(settings, list(settings.topics.values())).items())
+def kafka_resource(settings: Settings) -> KafkaResource:
+    return KafkaResource(bootstrap_servers=settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix)
 
 
 def print_realtime(spark, settings: Settings) -> None:
@@ -96,7 +86,7 @@ def stream(settings: Settings, seconds: int, rate: int) -> bool:
         deadline = time.monotonic() + seconds + 300
         while time.monotonic() < deadline:
             time.sleep(15)
-            behind = lag(spark, settings)
+            behind = lag(spark, LakeResource(root=settings.lake_root), kafka_resource(settings))
             print(f"\n[{time.strftime('%H:%M:%S')}] events not yet in the lake: {behind:,}")
             print_realtime(spark, settings)
             if emulator.poll() is not None and behind == 0:

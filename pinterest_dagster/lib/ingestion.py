@@ -82,6 +82,16 @@ def ingested_until(spark: SparkSession, lake: LakeResource) -> dict[tuple[str, i
     return {(r.topic, r.partition): r.until for r in rows.collect()}
 
 
+def lag(spark: SparkSession, lake: LakeResource, kafka: KafkaResource) -> int:
+    """Events in the pin/geo/user topics that the lake has not ingested yet."""
+    done = ingested_until(spark, lake)
+    topics = [kafka.topic(kind) for kind in TOPIC_KINDS]
+    return sum(
+        end - min(end, done.get((tp.topic, tp.partition), 0))
+        for tp, end in kafka_lib.end_offsets(kafka.settings(), topics).items()
+    )
+
+
 def plan_catch_up(
     spark: SparkSession, lake: LakeResource, kafka: KafkaResource, max_records_per_partition: int | None = None
 ) -> list[OffsetRange]:

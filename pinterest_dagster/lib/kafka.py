@@ -114,3 +114,11 @@ def offset_bounds(settings: Settings, topics: list[str]) -> dict[TopicPartition,
 def end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
     """The next offset to be written, for every partition of `topics`."""
     return {tp: end for tp, (_, end) in offset_bounds(settings, topics).items()}
+
+
+def events_per_topic(settings: Settings) -> dict[str, int]:
+    """Events ever written to each pin/geo/user topic: the sum of its partitions' end offsets."""
+    counts = dict.fromkeys(settings.topics.values(), 0)
+    for tp, end in end_offsets(settings, list(counts)).items():
+        counts[tp.topic] += end
+    return counts

@@ -20,8 +20,9 @@ import pytest
 import yaml
 from pyspark.sql import functions as F
 
+from pinterest_dagster.defs.streaming.sensors import streaming_runs_in_flight
 from pinterest_dagster.lib import delta
-from pinterest_dagster.lib.kafka import end_offsets
+from pinterest_dagster.lib.kafka import events_per_topic
 from pinterest_dagster.lib.run_launcher import run_worker_pid
 from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT, TOPIC_KINDS
 
@@ -92,12 +93,6 @@ def started_run(instance):
     return runs[0] if runs else None
 
 
-def in_flight(instance) -> int:
-    active = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-              dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
-    return len(instance.get_runs(dg.RunsFilter(job_name="streaming_job", statuses=active)))
-
-
 def lake_offsets(spark, pipeline) -> dict[str, int]:
     """Rows per topic in raw + rejects (0 before the first run creates the tables)."""
     totals = dict.fromkeys(pipeline.settings.topics.values(), 0)
@@ -106,13 +101,6 @@ def lake_offsets(spark, pipeline) -> dict[str, int]:
         if delta.table_exists(spark, path):
             for row in delta.read_table(spark, path).groupBy("_topic").count().collect():
                 totals[row["_topic"]] += row["count"]
-    return totals
-
-
-def topic_offsets(pipeline) -> dict[str, int]:
-    totals = dict.fromkeys(pipeline.settings.topics.values(), 0)
-    for tp, end in end_offsets(pipeline.settings, list(totals)).items():
-        totals[tp.topic] += end
     return totals
 
 
@@ -156,10 +144,10 @@ def caught_up(stream, spark):
     # Every send was confirmed, so each topic holds exactly the posts plus its malformed events.
     produced = {pipeline.settings.topic(kind): 3 * 500 + len(MALFORMED[kind]) for kind in TOPIC_KINDS}
     wait_for(
-        lambda: lake_offsets(spark, pipeline) == produced and in_flight(instance) == 0,
+        lambda: lake_offsets(spark, pipeline) == produced and streaming_runs_in_flight(instance) == 0,
         CATCH_UP_TIMEOUT_S, f"the lake to catch up with {produced}", poll_s=5,
     )
-    assert topic_offsets(pipeline) == produced
+    assert events_per_topic(pipeline.settings) == produced
     return pipeline, instance, env, produced
 
 
