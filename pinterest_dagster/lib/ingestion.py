@@ -134,11 +134,15 @@ def kind_of_topic(kafka: KafkaResource) -> dict[str, str]:
 def ingest_ranges(
     spark: SparkSession, lake: LakeResource, kafka: KafkaResource, ranges: list[OffsetRange], run_id: str = ""
 ) -> dict[str, TopicCounts]:
-    """Ingest `ranges` into raw/<kind> and raw/rejects, then log them; returns the counts per kind."""
+    """Ingest `ranges` into raw/<kind> and raw/rejects, then log them; returns the counts per kind.
+
+    The raw tables exist afterwards even when no event arrived, so downstream tables can be built.
+    """
     kinds = kind_of_topic(kafka)
     unknown = {r.topic for r in ranges} - set(kinds)
     if unknown:
         raise ValueError(f"ranges name topics {sorted(unknown)} that are not {sorted(kinds)}")
+    ensure_raw_tables(spark, lake)
     ranges = [r for r in ranges if r.size > 0]
     if not ranges:
         return {}
@@ -156,8 +160,8 @@ def ingest_ranges(
                 for partition, n in by_partition.items():
                     per_partition.setdefault((topic, partition), [0, 0])[position] += n
                 totals[position] = sum(by_partition.values())
-                path = lake.path("raw", table)
-                if by_partition or not delta.table_exists(spark, path):
+                if by_partition:  # an empty slice has nothing to replace: the table exists already
+                    path = lake.path("raw", table)
                     delta.write_table(spark, rows, path, "replace_where", replace_where=predicate)
             counts[kind] = TopicCounts(read=sum(totals), accepted=totals[0], rejected=totals[1])
         _log_ranges(spark, lake, ranges, per_partition, run_id)

@@ -4,7 +4,7 @@ import dagster as dg
 from dagster_pyspark import PySparkResource
 
 from pinterest_dagster.lib.ingestion import (
-    OffsetRange, ensure_raw_tables, ingest_ranges, plan_catch_up, run_group_id,
+    OffsetRange, ingest_ranges, plan_catch_up, run_group_id,
 )
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.settings import TOPIC_KINDS
@@ -56,7 +56,6 @@ def ingest_kafka_events(
     else:
         ranges = plan_catch_up(spark, lake, kafka, config.max_records_per_partition)
     context.log.info(f"ingesting {sum(r.size for r in ranges):,} offsets in {len(ranges)} ranges")
-    ensure_raw_tables(spark, lake)
     counts = ingest_ranges(spark, lake, kafka, ranges, run_id=run_group_id(context.run))
     ranges_text = ", ".join(f"{r.topic}[{r.partition}] {r.start}-{r.end}" for r in ranges) or "none (up to date)"
     for kind in TOPIC_KINDS:
