@@ -12,6 +12,9 @@ JARS := .local/jars
 PYTEST_ARGS ?=
 # Runs started by `make demo` and `make dev` share one Dagster instance, so the UI shows them all.
 export DAGSTER_HOME ?= $(CURDIR)/.local/dagster
+# `make dev` and `make demo` run Spark work on the Spark Connect server `make up` starts: a run then
+# connects in 0.4 s to a warm JVM instead of starting a cold one (measured in the README).
+LOCAL_SPARK_REMOTE := sc://127.0.0.1:15002
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,13 +44,10 @@ $(JARS)/%/.copied: infra/pom.xml
 
 jars: check-tools $(JARS)/kafka/.copied $(JARS)/spark/.copied $(JARS)/s3/.copied ## copy Kafka, Spark and S3 jars into .local/jars
 
-up: install jars ## start Kafka and MariaDB on 127.0.0.1 and create the topics
+up: install jars ## start Kafka, MariaDB and Spark Connect on 127.0.0.1 and create the topics
 	@mkdir -p $(DAGSTER_HOME) && cp infra/dagster/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-	@infra/stack.sh up
+	@infra/stack.sh up kafka mariadb spark-connect
 	@$(PY) -m emulator topics
-
-connect: up ## also start a Spark Connect server on 127.0.0.1:15002 (then SPARK_REMOTE=sc://127.0.0.1:15002)
-	@infra/stack.sh up spark-connect
 
 down: ## stop the local services
 	@infra/stack.sh down kafka mariadb spark-connect
@@ -64,12 +64,12 @@ test: up lint ## run the test suite against the local stack
 demo: up ## seed, post, stream with the daemon (realtime tables), then batch_job and the nine tables
 	$(PY) -m emulator seed
 	$(PY) -m emulator post --posts 2000 --rate 0 --quiet
-	$(PY) -m pinterest_dagster.demo --stream 60 --rate 100
+	SPARK_REMOTE=$${SPARK_REMOTE:-$(LOCAL_SPARK_REMOTE)} $(PY) -m pinterest_dagster.demo --stream 60 --rate 100
 
 dev: up ## run the Dagster UI (http://127.0.0.1:3000) on the workspace
-	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	SPARK_REMOTE=$${SPARK_REMOTE:-$(LOCAL_SPARK_REMOTE)} $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 clean: down ## stop services and delete .local (data, logs, jars) and .venv
 	rm -rf .local $(VENV)
 
-.PHONY: help check-tools install lock jars up connect down status lint test demo dev clean
+.PHONY: help check-tools install lock jars up down status lint test demo dev clean

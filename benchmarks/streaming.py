@@ -5,7 +5,7 @@
 
 `throughput` drains a backlog (3 events per post) from Kafka into the cleaned tables and reports
 events/s. `latency` posts at a fixed rate while the daemon runs and reports, per pin event, the time
-from its Kafka timestamp to the end of the run that merged it into cleaned/pin (p50/p95/p99).
+from its Kafka timestamp to the commit that made it queryable in cleaned/pin (p50/p95/p99).
 Each run uses fresh topics, a fresh lake and a fresh DAGSTER_HOME under .local/bench/.
 """
 
@@ -30,6 +30,9 @@ from pinterest_dagster.lib.kafka import ensure_topics, events_per_topic
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import build_spark_session
 from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT, Settings
+
+
+CLEANED_PIN = dg.AssetKey(["cleaned", "pin"])
 
 
 def prepare(max_records_per_run: int) -> tuple[Settings, dict]:
@@ -105,19 +108,29 @@ def latency(args) -> None:
         daemon.terminate()
         daemon.wait()
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
-    ended = {}
-    for record in instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS])):
-        group = record.dagster_run.root_run_id or record.dagster_run.run_id
-        ended[group] = max(ended.get(group, 0), record.end_time)
+    queryable = cleaned_pin_commit_times(instance)
     log = delta.read_table(spark, log_path(LakeResource(root=settings.lake_root))).where(
         F.col("topic") == settings.topic("pin"))
     raw = delta.read_table(spark, settings.table_path("raw", "pin")).select("_partition", "_offset", "_kafka_timestamp")
     joined = raw.join(log, (raw._partition == log.partition) & (raw._offset >= log.start_offset)
                       & (raw._offset < log.end_offset)).select("run_id", F.col("_kafka_timestamp").cast("double").alias("tsd"))
-    latencies = sorted(ended[r["run_id"]] - r["tsd"] for r in joined.collect() if r["run_id"] in ended)
+    latencies = sorted(queryable[r["run_id"]] - r["tsd"] for r in joined.collect() if r["run_id"] in queryable)
     q = statistics.quantiles(latencies, n=100)
     print(f"{len(latencies):,} pin events at {args.rate * 3:,} events/s for {args.seconds} s: produce -> cleaned/pin "
           f"latency p50 {q[49]:.1f} s, p95 {q[94]:.1f} s, p99 {q[98]:.1f} s")
+
+
+def cleaned_pin_commit_times(instance: dg.DagsterInstance) -> dict[str, float]:
+    """Per run group (a run and its retries): when its batch became queryable in cleaned/pin, i.e. the
+    time of the first cleaned/pin materialization, which is logged right after the Delta commit."""
+    committed: dict[str, float] = {}
+    for record in instance.get_run_records():
+        run = record.dagster_run
+        group = run.root_run_id or run.run_id
+        for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+            if entry.dagster_event.asset_key == CLEANED_PIN:
+                committed[group] = min(committed.get(group, entry.timestamp), entry.timestamp)
+    return committed
 
 
 def main() -> None:

@@ -127,15 +127,14 @@ spark_connect_up() {
     || die "PySpark is not installed in .venv: run 'make install'."
   jars="$(ls "$LOCAL/jars/spark/"*.jar 2>/dev/null | paste -sd, -)"
   [ -n "$jars" ] || die "Spark jars missing in $LOCAL/jars/spark: run 'make jars'."
+  # The same Delta and small-machine settings as an in-process session (pinterest_dagster/lib/spark.py).
+  local conf; mapfile -t conf < <(cd "$ROOT" && .venv/bin/python -m pinterest_dagster.lib.spark)
   port_open "$SPARK_CONNECT_PORT" && die "127.0.0.1:$SPARK_CONNECT_PORT is taken by another process; stop it or free the port."
   SPARK_LOCAL_IP=127.0.0.1 setsid nohup "$spark_home/bin/spark-submit" \
     --class org.apache.spark.sql.connect.service.SparkConnectServer --name pinterest-spark-connect \
     --master "${SPARK_MASTER:-local[*]}" --driver-memory "${SPARK_CONNECT_MEMORY:-6g}" --jars "$jars" \
     --conf spark.connect.grpc.binding.address=127.0.0.1 --conf spark.connect.grpc.binding.port=$SPARK_CONNECT_PORT \
-    --conf spark.driver.bindAddress=127.0.0.1 --conf spark.driver.host=127.0.0.1 \
-    --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension \
-    --conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog \
-    --conf spark.sql.session.timeZone=UTC --conf spark.ui.enabled=false \
+    "${conf[@]}" \
     >>"$LOGS/spark-connect.log" 2>&1 &
   echo $! >"$RUN/spark-connect.pid"
   wait_for_port spark-connect "$SPARK_CONNECT_PORT" 120
@@ -152,7 +151,7 @@ status_of() { # service port
 }
 
 cmd="${1:-status}"; shift || true
-# Spark Connect is opt-in (`make connect`): runs use an in-process session unless SPARK_REMOTE is set.
+# With no service named: Kafka and MariaDB. `make up` names spark-connect too (runs reach it through SPARK_REMOTE).
 services=("$@"); [ ${#services[@]} -gt 0 ] || services=(kafka mariadb)
 for svc in "${services[@]}"; do
   case "$cmd:$svc" in

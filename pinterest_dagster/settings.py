@@ -25,7 +25,7 @@ class Settings:
     spark_remote: str | None = None
     spark_master: str = "local[*]"
     jars_dir: Path = field(default=LOCAL_DIR / "jars")
-    max_records_per_run: int = 300_000
+    max_records_per_run: int = 1_000_000
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":

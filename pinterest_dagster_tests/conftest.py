@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from emulator import source_db
 from emulator.cli import main as emulator_main
@@ -14,7 +19,7 @@ from emulator.posting import KafkaSink, PostingStats, load_posts, post_events
 from pinterest_dagster.definitions import build_definitions
 from pinterest_dagster.lib.kafka import ensure_topics, make_producer
 from pinterest_dagster.lib.spark import build_spark_session
-from pinterest_dagster.settings import Settings
+from pinterest_dagster.settings import REPO_ROOT, Settings
 from pinterest_dagster_tests.services import isolated_settings, require_kafka
 
 
@@ -56,24 +61,50 @@ class Pipeline:
         assert sum(stats.failed.values()) == 0
         return stats.posts
 
-    def run_job(self, name: str, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+    def run_job(self, name: str, run_config: dict | None = None) -> dg.ExecuteInProcessResult | None:
+        """Run a job to success: in this process, or with Spark Connect in a `dagster job execute`
+        process of its own, as under the daemon (a process holding the tests' classic Spark session
+        cannot open a Connect session). Returns the in-process result."""
+        if self.settings.spark_remote:
+            self._run_job_in_subprocess(name, run_config or {})
+            return None
         result = self.defs.resolve_job_def(name).execute_in_process(
             instance=dg.DagsterInstance.ephemeral(), run_config=run_config
         )
         assert result.success
         return result
 
-    def run_batch_job(self) -> dg.ExecuteInProcessResult:
+    def _run_job_in_subprocess(self, name: str, run_config: dict) -> None:
+        with tempfile.TemporaryDirectory() as home:
+            config = Path(home) / "run_config.yaml"
+            config.write_text(yaml.safe_dump(run_config))
+            env = {
+                **os.environ, "DAGSTER_HOME": home, "SPARK_REMOTE": self.settings.spark_remote,
+                "PINTEREST_TOPIC_PREFIX": self.settings.topic_prefix, "PINTEREST_LAKE_ROOT": self.settings.lake_root,
+            }
+            done = subprocess.run(
+                [str(REPO_ROOT / ".venv/bin/dagster"), "job", "execute", "-m", "pinterest_dagster.definitions",
+                 "-j", name, "-c", str(config)],
+                cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900,
+            )
+        assert done.returncode == 0, f"{name} failed:\n{done.stderr[-4000:]}"
+
+    def run_batch_job(self) -> dg.ExecuteInProcessResult | None:
         return self.run_job("batch_job")
+
+
+def make_pipeline(tmp_path_factory, source_url: str, **overrides) -> Pipeline:
+    """A pipeline with its own topics on the real broker, a temporary lake and the given source DB."""
+    settings = isolated_settings(lake_root=str(tmp_path_factory.mktemp("lake")), **overrides)
+    require_kafka(settings)
+    ensure_topics(settings)
+    return Pipeline(settings, build_definitions(settings), source_url)
 
 
 @pytest.fixture(scope="module")
 def pipeline(spark, tmp_path_factory, source_url) -> Pipeline:
-    """A pipeline per test module: its own topics on the real broker, a temporary lake, a source DB."""
-    settings = isolated_settings(lake_root=str(tmp_path_factory.mktemp("lake")))
-    require_kafka(settings)
-    ensure_topics(settings)
-    return Pipeline(settings, build_definitions(settings), source_url)
+    """A pipeline per test module whose runs use an in-process Spark session."""
+    return make_pipeline(tmp_path_factory, source_url, spark_remote=None)
 
 
 @pytest.fixture(scope="module")

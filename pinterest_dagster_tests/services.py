@@ -26,6 +26,16 @@ def require_kafka(settings: Settings) -> None:
         pytest.fail(f"Kafka is not running at {settings.kafka_bootstrap_servers}: start it with `make up`")
 
 
+LOCAL_SPARK_REMOTE = "sc://127.0.0.1:15002"  # the Spark Connect server `make up` starts
+
+
+def require_spark_connect(remote: str = LOCAL_SPARK_REMOTE) -> str:
+    host, _, port = remote.removeprefix("sc://").partition("/")[0].rpartition(":")
+    if not port_open(host, int(port)):
+        pytest.fail(f"no Spark Connect server at {remote}: start it with `make up`")
+    return remote
+
+
 def isolated_settings(**overrides) -> Settings:
     """Settings whose topics no other test uses, so each test sees only its own events."""
     base = Settings.from_env()

@@ -46,7 +46,8 @@ def write_table(
     mode: str,
     merge_keys: tuple[str, ...] = (),
     replace_where: str | None = None,
-) -> WriteResult:
+    describe: bool = True,
+) -> WriteResult | None:
     """Write `df` to the Delta table at `path`, creating it on first write.
 
     - overwrite: the table becomes `df` (full refresh; the schema may change).
@@ -54,6 +55,9 @@ def write_table(
     - replace_where: atomically replace the rows matching `replace_where` with `df`, so writing the
       same slice twice leaves one copy (idempotent ingestion).
     - append: add the rows.
+
+    Returns the table's version and row count afterwards, or None with `describe=False`: two more
+    Spark queries that a micro-batch on its hot path can do without.
     """
     if mode not in WRITE_MODES:
         raise ValueError(f"unknown Delta write mode {mode!r}; expected one of {', '.join(WRITE_MODES)}")
@@ -62,16 +66,22 @@ def write_table(
     if mode == "replace_where" and not replace_where:
         raise ValueError(f"replace_where into {path} needs a predicate")
 
-    exists = table_exists(spark, path)
-    if mode == "merge" and exists:
-        _merge(spark, df, path, merge_keys)
-    elif mode == "replace_where" and exists:
+    if mode == "merge":
+        try:
+            _merge(spark, df, path, merge_keys)
+        except AnalysisException:
+            # Asking first would cost a query on every write; only a missing table is answered by creating it.
+            if table_exists(spark, path):
+                raise
+            df.write.format("delta").mode("append").save(path)
+    elif mode == "replace_where":
+        # On a missing table this creates it (after checking that every row matches the predicate).
         df.write.format("delta").mode("overwrite").option("replaceWhere", replace_where).save(path)
     elif mode == "overwrite":
         df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
-    else:  # append, or the first write of a merge / replace_where table
+    else:
         df.write.format("delta").mode("append").save(path)
-    return describe_table(spark, path)
+    return describe_table(spark, path) if describe else None
 
 
 def _merge(spark: SparkSession, df: DataFrame, path: str, keys: tuple[str, ...]) -> None:

@@ -9,6 +9,7 @@ run reads to know where to start: a run that dies half-way is simply ingested ag
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pinterest_dagster.lib import delta
 from pinterest_dagster.lib import kafka as kafka_lib
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.settings import TOPIC_KINDS
-from pinterest_dagster.transforms.parse import parse_events
+from pinterest_dagster.transforms.parse import accepted_rows, classify_events, rejected_rows
 
 LOG_SCHEMA = T.StructType([
     T.StructField("topic", T.StringType()),
@@ -137,41 +138,66 @@ def ingest_ranges(
     """Ingest `ranges` into raw/<kind> and raw/rejects, then log them; returns the counts per kind.
 
     The raw tables exist afterwards even when no event arrived, so downstream tables can be built.
+    A micro-batch pays for every Spark query it makes, so this makes few: one count of what goes
+    where, one write per table that receives rows, one append to the log.
     """
     kinds = kind_of_topic(kafka)
     unknown = {r.topic for r in ranges} - set(kinds)
     if unknown:
         raise ValueError(f"ranges name topics {sorted(unknown)} that are not {sorted(kinds)}")
-    ensure_raw_tables(spark, lake)
     ranges = [r for r in ranges if r.size > 0]
     if not ranges:
+        ensure_raw_tables(spark, lake)
         return {}
 
     messages = read_ranges(spark, kafka, ranges).persist()
     try:
-        counts, per_partition = {}, {}
-        for kind in sorted({kinds[r.topic] for r in ranges}):
-            topic = kafka.topic(kind)
-            predicate = " OR ".join(r.predicate() for r in ranges if r.topic == topic)
-            accepted, rejects = parse_events(messages.where(F.col("topic") == topic), kind)
-            totals = [0, 0]  # accepted, rejected
-            for position, (table, rows) in enumerate(((kind, accepted), ("rejects", rejects))):
-                by_partition = partition_counts(rows)
-                for partition, n in by_partition.items():
-                    per_partition.setdefault((topic, partition), [0, 0])[position] += n
-                totals[position] = sum(by_partition.values())
-                if by_partition:  # an empty slice has nothing to replace: the table exists already
-                    path = lake.path("raw", table)
-                    delta.write_table(spark, rows, path, "replace_where", replace_where=predicate)
-            counts[kind] = TopicCounts(read=sum(totals), accepted=totals[0], rejected=totals[1])
+        classified = {
+            kind: classify_events(messages.where(F.col("topic") == kafka.topic(kind)), kind)
+            for kind in sorted({kinds[r.topic] for r in ranges})
+        }
+        per_partition = count_per_partition(classified)
+        counts = counts_per_kind(per_partition, kinds)
+        for kind, events in classified.items():
+            if kind in counts and counts[kind].accepted:  # an empty slice has nothing to replace
+                predicate = " OR ".join(r.predicate() for r in ranges if r.topic == kafka.topic(kind))
+                delta.write_table(
+                    spark, accepted_rows(events, kind), lake.path("raw", kind), "replace_where",
+                    replace_where=predicate, describe=False,
+                )
+        rejected = any(c.rejected for c in counts.values())
+        if rejected:
+            rejects = functools.reduce(DataFrame.unionByName, (rejected_rows(e) for e in classified.values()))
+            delta.write_table(
+                spark, rejects, lake.path("raw", "rejects"), "replace_where",
+                replace_where=" OR ".join(r.predicate() for r in ranges), describe=False,
+            )
+        written = {kind for kind, c in counts.items() if c.accepted} | ({"rejects"} if rejected else set())
+        ensure_raw_tables(spark, lake, skip=written)
         _log_ranges(spark, lake, ranges, per_partition, run_id)
         return counts
     finally:
         messages.unpersist()
 
 
-def partition_counts(df: DataFrame) -> dict[int, int]:
-    return {row["_partition"]: row["count"] for row in df.groupBy("_partition").count().collect()}
+def count_per_partition(classified: dict[str, DataFrame]) -> dict[tuple[str, int], tuple[int, int]]:
+    """(accepted, rejected) per (topic, partition), for every kind in one Spark query."""
+    flags = functools.reduce(
+        DataFrame.unionByName,
+        (events.select("_topic", "_partition", F.col("error").isNull().alias("ok")) for events in classified.values()),
+    )
+    totals = defaultdict(lambda: [0, 0])
+    for row in flags.groupBy("_topic", "_partition", "ok").count().collect():
+        totals[(row["_topic"], row["_partition"])][0 if row["ok"] else 1] += row["count"]
+    return {key: (a, r) for key, (a, r) in totals.items()}
+
+
+def counts_per_kind(per_partition: dict[tuple[str, int], tuple[int, int]], kinds: dict[str, str]) -> dict[str, TopicCounts]:
+    counts: dict[str, TopicCounts] = {}
+    for (topic, _), (accepted, rejected) in per_partition.items():
+        old = counts.get(kinds[topic], TopicCounts(0, 0, 0))
+        counts[kinds[topic]] = TopicCounts(old.read + accepted + rejected, old.accepted + accepted, old.rejected + rejected)
+    return counts
 
 
 def _log_ranges(spark, lake, ranges, per_partition, run_id) -> None:
@@ -180,7 +206,7 @@ def _log_ranges(spark, lake, ranges, per_partition, run_id) -> None:
         (r.topic, r.partition, r.start, r.end, *per_partition.get((r.topic, r.partition), (0, 0)), run_id, now)
         for r in ranges
     ]
-    delta.write_table(spark, spark.createDataFrame(rows, LOG_SCHEMA), log_path(lake), "append")
+    delta.write_table(spark, spark.createDataFrame(rows, LOG_SCHEMA), log_path(lake), "append", describe=False)
 
 
 KAFKA_SOURCE_SCHEMA = T.StructType([
@@ -194,13 +220,17 @@ KAFKA_SOURCE_SCHEMA = T.StructType([
 ])
 
 
-def ensure_raw_tables(spark: SparkSession, lake: LakeResource) -> None:
-    """Empty raw tables for topics that never had an event, so downstream tables can still be built."""
+def ensure_raw_tables(spark: SparkSession, lake: LakeResource, skip: set[str] = frozenset()) -> None:
+    """Empty raw tables for topics that never had an event, so downstream tables can still be built.
+
+    `skip` names the tables (kinds, or "rejects") just written, which need no check.
+    """
     no_messages = spark.createDataFrame([], KAFKA_SOURCE_SCHEMA)
     for kind in TOPIC_KINDS:
-        accepted, rejects = parse_events(no_messages, kind)
-        delta.ensure_table(spark, lake.path("raw", kind), accepted.schema)
-    delta.ensure_table(spark, lake.path("raw", "rejects"), rejects.schema)
+        if kind not in skip:
+            delta.ensure_table(spark, lake.path("raw", kind), accepted_rows(classify_events(no_messages, kind), kind).schema)
+    if "rejects" not in skip:
+        delta.ensure_table(spark, lake.path("raw", "rejects"), rejected_rows(classify_events(no_messages, "pin")).schema)
 
 
 def run_group_id(run) -> str:

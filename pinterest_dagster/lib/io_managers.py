@@ -2,6 +2,7 @@
 
 import dagster as dg
 from dagster_pyspark import PySparkResource
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame
 
 from pinterest_dagster.lib import delta
@@ -29,7 +30,7 @@ def markdown_preview(df: DataFrame, max_rows: int = PREVIEW_MAX_ROWS) -> str:
     return "\n".join([header, rule, *body])
 
 
-def write_metadata(df: DataFrame, result: delta.WriteResult, preview: bool) -> dict:
+def write_metadata(spark, df: DataFrame, result: delta.WriteResult, preview: bool) -> dict:
     metadata = {
         "dagster/row_count": result.row_count,
         "dagster/column_schema": table_schema(df),
@@ -37,7 +38,8 @@ def write_metadata(df: DataFrame, result: delta.WriteResult, preview: bool) -> d
         "delta_version": result.version,
     }
     if preview:
-        metadata["preview"] = dg.MetadataValue.md(markdown_preview(df))
+        # Sampled from the table just written: `df` itself may be a whole computation to run again.
+        metadata["preview"] = dg.MetadataValue.md(markdown_preview(delta.read_table(spark, result.path)))
     return metadata
 
 
@@ -55,20 +57,21 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
         if obj is None:  # the asset wrote its table itself (ingestion)
             return
         spec = context.definition_metadata or {}
+        spark = self.pyspark.spark_session
         result = delta.write_table(
-            self.pyspark.spark_session,
+            spark,
             obj,
             self.lake.path_for(context.asset_key),
             mode=spec.get("write_mode", "overwrite"),
             merge_keys=tuple(spec.get("merge_keys", ())),
         )
-        context.add_output_metadata(write_metadata(obj, result, preview=bool(spec.get("preview"))))
+        context.add_output_metadata(write_metadata(spark, obj, result, preview=bool(spec.get("preview"))))
 
     def load_input(self, context: dg.InputContext) -> DataFrame:
         path = self.lake.path_for(context.asset_key)
-        spark = self.pyspark.spark_session
-        if not delta.table_exists(spark, path):
+        try:
+            return delta.read_table(self.pyspark.spark_session, path)
+        except AnalysisException as error:  # a classic session resolves the path here (Connect: on first use)
             raise FileNotFoundError(
                 f"no Delta table for {context.asset_key.to_user_string()} at {path}: materialize it first"
-            )
-        return delta.read_table(spark, path)
+            ) from error

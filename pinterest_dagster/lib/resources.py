@@ -33,4 +33,10 @@ class KafkaResource(dg.ConfigurableResource):
 
     def spark_options(self) -> dict[str, str]:
         """Options of Spark's Kafka source for this cluster."""
-        return {"kafka.bootstrap.servers": self.bootstrap_servers}
+        return {
+            "kafka.bootstrap.servers": self.bootstrap_servers,
+            # A read of exact ranges stops at their ends, but each consumer's last fetch at the head of a
+            # partition waits for new data for up to fetch.max.wait.ms (500 by default): with one task
+            # per partition that alone made reading a micro-batch take 2.9 s instead of 0.4 s.
+            "kafka.fetch.max.wait.ms": "10",
+        }

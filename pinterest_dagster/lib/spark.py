@@ -17,6 +17,7 @@ LOCAL_CONFIG = {
     "spark.sql.shuffle.partitions": "2",
     "spark.default.parallelism": "2",
     "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
     # Bind the driver's services to the loopback interface only.
     "spark.driver.bindAddress": "127.0.0.1",
     "spark.driver.host": "127.0.0.1",
@@ -47,10 +48,15 @@ def spark_jars(settings: Settings) -> list[str]:
     return jars
 
 
+# Session-level settings a Spark Connect client applies to its own session on the server.
+SESSION_CONFIG_PREFIXES = ("spark.sql.", "spark.databricks.delta.")
+
+
 def spark_config(settings: Settings) -> dict[str, str]:
     """The Spark configuration for these settings, as given to dagster-pyspark's resource."""
     if settings.spark_remote:
-        return {"spark.remote": settings.spark_remote}
+        session = {k: v for k, v in LOCAL_CONFIG.items() if k.startswith(SESSION_CONFIG_PREFIXES)}
+        return {"spark.remote": settings.spark_remote, **session}
     return {
         "spark.master": settings.spark_master,
         "spark.app.name": "pinterest-data-pipeline",
@@ -68,3 +74,14 @@ def build_spark_session(settings: Settings):
     for key, value in spark_config(settings).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def connect_server_args() -> list[str]:
+    """`--conf` arguments for the Spark Connect server `infra/stack.sh` starts (jars are added there)."""
+    config = {**DELTA_CONFIG, **LOCAL_CONFIG}
+    config.pop("spark.driver.memory")  # the server's memory is SPARK_CONNECT_MEMORY, given to spark-submit
+    return [arg for key, value in config.items() for arg in ("--conf", f"{key}={value}")]
+
+
+if __name__ == "__main__":  # infra/stack.sh: python -m pinterest_dagster.lib.spark
+    print("\n".join(connect_server_args()))

@@ -46,13 +46,21 @@ def parse_events(kafka_df: DataFrame, kind: str) -> tuple[DataFrame, DataFrame]:
     want to persist `kafka_df` first.
     """
     events = classify_events(kafka_df, kind)
-    accepted = events.where(F.col("error").isNull()).select(
+    return accepted_rows(events, kind), rejected_rows(events)
+
+
+def accepted_rows(events: DataFrame, kind: str) -> DataFrame:
+    """The raw/<kind> rows of classified events: the accepted ones, source columns as sent."""
+    return events.where(F.col("error").isNull()).select(
         *[F.col("event")[name].alias(name) for name in SOURCE_COLUMNS[kind]],
         *KAFKA_METADATA_COLUMNS,
         F.current_timestamp().alias("_ingested_at"),
     )
-    rejects = events.where(F.col("error").isNotNull()).select(*REJECT_COLUMNS)
-    return accepted, rejects
+
+
+def rejected_rows(events: DataFrame) -> DataFrame:
+    """The raw/rejects rows of classified events: Kafka lineage, the value as text and the reason."""
+    return events.where(F.col("error").isNotNull()).select(*REJECT_COLUMNS)
 
 
 def classify_events(kafka_df: DataFrame, kind: str) -> DataFrame:

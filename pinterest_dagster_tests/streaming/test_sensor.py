@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import dagster as dg
 import pytest
@@ -33,7 +35,7 @@ def produce(settings, kind: str, count: int) -> None:
 
 
 def tick(settings, cursor: str | None, max_records: int = 1_000, runs_in_flight: int = 0):
-    sensor = build_kafka_microbatch_sensor(max_records_per_run=max_records, max_in_flight=3)
+    sensor = build_kafka_microbatch_sensor(max_records_per_run=max_records, max_in_flight=3, wait_seconds=0)
     kafka = KafkaResource(bootstrap_servers=settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix)
     with dg.instance_for_test() as instance:
         for _ in range(runs_in_flight):
@@ -89,3 +91,40 @@ def test_no_new_run_while_the_in_flight_bound_is_reached_and_the_cursor_waits(se
     assert blocked.cursor is None
     one_slot = tick(settings, None, max_records=10, runs_in_flight=2)
     assert len(one_slot.run_requests) == 1
+
+
+def test_a_tick_waits_for_the_in_flight_run_to_finish_then_requests_the_next_batch(settings):
+    produce(settings, "pin", 5)
+    sensor = build_kafka_microbatch_sensor(max_records_per_run=100, max_in_flight=1, wait_seconds=30)
+    kafka = KafkaResource(bootstrap_servers=settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix)
+    with dg.instance_for_test() as instance:
+        running = create_run_for_test(instance, job_name="streaming_job", tags=STREAMING_TAGS,
+                                      status=dg.DagsterRunStatus.STARTED)
+        finisher = threading.Timer(1.0, lambda: instance.delete_run(running.run_id))
+        finisher.start()
+        started = time.monotonic()
+        result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources={"kafka": kafka}))
+        waited = time.monotonic() - started
+        finisher.join()
+    assert len(result.run_requests) == 1 and sum(r["end"] - r["start"] for r in ranges_of(result)) == 5
+    assert 1.0 <= waited < 30
+
+
+def test_a_tick_waits_for_new_events_until_its_deadline(settings):
+    sensor = build_kafka_microbatch_sensor(max_records_per_run=100, wait_seconds=30)
+    kafka = KafkaResource(bootstrap_servers=settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix)
+    producer = threading.Timer(1.0, produce, args=(settings, "user", 3))
+    producer.start()
+    with dg.instance_for_test() as instance:
+        result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources={"kafka": kafka}))
+    producer.join()
+    assert sum(r["end"] - r["start"] for r in ranges_of(result)) == 3
+
+    quiet = build_kafka_microbatch_sensor(max_records_per_run=100, wait_seconds=0.5)
+    with dg.instance_for_test() as instance:
+        started = time.monotonic()
+        skipped = quiet.evaluate_tick(
+            dg.build_sensor_context(instance=instance, cursor=result.cursor, resources={"kafka": kafka})
+        )
+    assert skipped.run_requests == [] and skipped.skip_message == "no new events"
+    assert time.monotonic() - started >= 0.5

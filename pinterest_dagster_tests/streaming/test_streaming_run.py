@@ -9,13 +9,15 @@ from pyspark.sql import functions as F
 from pinterest_dagster.defs.streaming.sensors import build_kafka_microbatch_sensor
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.resources import KafkaResource
+from pinterest_dagster_tests.conftest import make_pipeline
+from pinterest_dagster_tests.services import require_spark_connect
 
 MALFORMED = ["not json", "[]", '{"ind": "x"}']
 POSTS = 600
 
 
 def sensor_run_configs(pipeline, cursor=None, max_records=1_000):
-    sensor = build_kafka_microbatch_sensor(max_records_per_run=max_records, max_in_flight=10)
+    sensor = build_kafka_microbatch_sensor(max_records_per_run=max_records, max_in_flight=10, wait_seconds=0)
     kafka = KafkaResource(
         bootstrap_servers=pipeline.settings.kafka_bootstrap_servers, topic_prefix=pipeline.settings.topic_prefix
     )
@@ -23,6 +25,14 @@ def sensor_run_configs(pipeline, cursor=None, max_records=1_000):
         context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"kafka": kafka})
         result = sensor.evaluate_tick(context)
     return [r.run_config for r in result.run_requests], result.cursor
+
+
+@pytest.fixture(scope="module", params=["in-process", "spark-connect"])
+def pipeline(request, spark, tmp_path_factory, source_url):
+    """The same micro-batches with Spark in the run's process and on the Spark Connect server that
+    `make up` starts (what `make dev` and `make demo` use)."""
+    remote = require_spark_connect() if request.param == "spark-connect" else None
+    return make_pipeline(tmp_path_factory, source_url, spark_remote=remote)
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +95,13 @@ def test_re_executing_a_micro_batch_changes_nothing(streamed, spark, pipeline):
     pipeline.run_job("streaming_job", streamed[0])
     assert counts(spark, pipeline) == before
     assert sorted(map(tuple, table(spark, pipeline, "realtime", "category_trends").collect())) == trends_before
+
+
+def test_batch_job_rebuilds_exactly_what_the_micro_batches_merged(streamed, spark, pipeline):
+    def cleaned(kind):
+        return sorted(map(str, table(spark, pipeline, "cleaned", kind).collect()))
+
+    merged = {kind: cleaned(kind) for kind in ("pin", "geo", "user")}
+    pipeline.run_batch_job()  # succeeds only if every blocking check passes
+    assert {kind: cleaned(kind) for kind in ("pin", "geo", "user")} == merged
+    assert table(spark, pipeline, "aggregated", "top_category_by_country").count() > 0
