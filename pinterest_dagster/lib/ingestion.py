@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+from concurrent.futures import ThreadPoolExecutor
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -158,22 +159,25 @@ def ingest_ranges(
         }
         per_partition = count_per_partition(classified)
         counts = counts_per_kind(per_partition, kinds)
-        for kind, events in classified.items():
-            if kind in counts and counts[kind].accepted:  # an empty slice has nothing to replace
-                predicate = " OR ".join(r.predicate() for r in ranges if r.topic == kafka.topic(kind))
-                delta.write_table(
-                    spark, accepted_rows(events, kind), lake.path("raw", kind), "replace_where",
-                    replace_where=predicate, describe=False,
-                )
+        writes = {  # table -> (rows, the predicate of the slice they replace)
+            kind: (accepted_rows(events, kind), " OR ".join(r.predicate() for r in ranges if r.topic == kafka.topic(kind)))
+            for kind, events in classified.items()
+            if kind in counts and counts[kind].accepted  # an empty slice has nothing to replace
+        }
         rejected = any(c.rejected for c in counts.values())
         if rejected:
             rejects = functools.reduce(DataFrame.unionByName, (rejected_rows(e) for e in classified.values()))
-            delta.write_table(
-                spark, rejects, lake.path("raw", "rejects"), "replace_where",
-                replace_where=" OR ".join(r.predicate() for r in ranges), describe=False,
-            )
-        written = {kind for kind, c in counts.items() if c.accepted} | ({"rejects"} if rejected else set())
-        ensure_raw_tables(spark, lake, skip=written)
+            writes["rejects"] = (rejects, " OR ".join(r.predicate() for r in ranges))
+        # The tables are independent and a Delta commit mostly waits, so the writes run side by side.
+        with ThreadPoolExecutor(max_workers=max(1, len(writes))) as pool:
+            list(pool.map(
+                lambda table: delta.write_table(
+                    spark, writes[table][0], lake.path("raw", table), "replace_where",
+                    replace_where=writes[table][1], describe=False,
+                ),
+                writes,
+            ))
+        ensure_raw_tables(spark, lake, skip=set(writes))
         _log_ranges(spark, lake, ranges, per_partition, run_id)
         return counts
     finally:
