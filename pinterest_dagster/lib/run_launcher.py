@@ -1,15 +1,21 @@
-"""`LocalProcessRunLauncher`: Dagster's default launcher, plus a health check of the run's process.
+"""Run launchers for runs on this machine, which can tell when a run's process died.
 
-The default launcher cannot tell that a run's process died (killed, out of memory): the run then
-stays STARTED and blocks the streaming queue. With this check, run monitoring fails such a run and
-run retries take over. The pid comes from the run's own "Started process for run" event, so this
-works for runs on this machine, which is what the default launcher starts.
+- `LocalProcessRunLauncher`: Dagster's default launcher plus a health check of the run's process.
+  The default launcher cannot tell that a run's process died (killed, out of memory): the run then
+  stays STARTED and blocks the streaming queue. With this check, run monitoring fails such a run and
+  run retries take over. The pid comes from the run's own "Started process for run" event.
+- `WarmProcessRunLauncher` (what `infra/dagster/dagster.yaml` uses): the same check, but each run's
+  process is forked from a server that has already imported Dagster, PySpark and the Kafka client,
+  instead of a fresh interpreter importing them, and runs in a session of its own, so a daemon that
+  dies does not take running runs with it.
 """
 
+import multiprocessing
 import os
+import signal
 
 from dagster import DagsterEventType, DagsterRun, DefaultRunLauncher
-from dagster._core.launcher.base import CheckRunHealthResult, WorkerStatus
+from dagster._core.launcher.base import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 
 
 class LocalProcessRunLauncher(DefaultRunLauncher):
@@ -40,3 +46,56 @@ def run_worker_pid(instance, run_id: str) -> int | None:
         if "pid" in metadata and "process for run" in (event.message or "").lower():
             return int(metadata["pid"].value)
     return None
+
+
+# Modules every run imports, loaded once by the fork server (importing the code location costs a
+# fresh interpreter about 1.7 s here: `python -X importtime -c "import pinterest_dagster.definitions"`).
+# The project's own code is not preloaded, so each run imports the code as it is now.
+WARM_MODULES = ["dagster", "dagster_pyspark", "pyspark.sql", "pyspark.sql.connect.session", "kafka", "pandas", "pyarrow"]
+
+
+def _fork_context():
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(WARM_MODULES)
+    return context
+
+
+def _execute_run(instance_ref, run_id: str) -> None:
+    """The body of `dagster api execute_run`, in a process forked from the warm server."""
+    os.setsid()  # the run outlives the daemon that launched it, as with a container per run
+    from dagster import DagsterInstance
+    from dagster._cli.api import _execute_run_command_body
+
+    with DagsterInstance.from_ref(instance_ref) as instance:
+        _execute_run_command_body(run_id, instance, lambda event: None, set_exit_code_on_failure=False)
+
+
+class WarmProcessRunLauncher(LocalProcessRunLauncher):
+    """`LocalProcessRunLauncher` whose run processes are forked from a server that has already imported
+    Dagster, PySpark and the Kafka client, so a micro-batch starts about 2 s sooner.
+
+    Runs execute on this machine, in the daemon's environment, like the default launcher's. Used by
+    `infra/dagster/dagster.yaml`; the health check and retries work as for the default launcher.
+    """
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        multiprocessing.active_children()  # reap the processes of finished runs
+        run = context.dagster_run
+        process = _fork_context().Process(
+            target=_execute_run, args=(self._instance.get_ref(), run.run_id), name=f"dagster-run-{run.run_id}"
+        )
+        process.start()
+
+    def terminate(self, run_id: str) -> bool:
+        run = self._instance.get_run_by_id(run_id)
+        if not run or run.is_finished:
+            return False
+        pid = run_worker_pid(self._instance, run_id)
+        if pid is None:
+            return False
+        self._instance.report_run_canceling(run)
+        try:
+            os.kill(pid, signal.SIGINT)  # the run process turns it into a clean cancellation
+        except ProcessLookupError:
+            return False
+        return True
