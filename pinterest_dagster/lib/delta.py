@@ -75,7 +75,7 @@ def write_table(
                 raise
             df.write.format("delta").mode("append").save(path)
     elif mode == "replace_where":
-        # On a missing table this creates it (after checking that every row matches the predicate).
+        # On a missing table this creates it.
         df.write.format("delta").mode("overwrite").option("replaceWhere", replace_where).save(path)
     elif mode == "overwrite":
         df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)

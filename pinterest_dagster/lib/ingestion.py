@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import functools
 import json
-from concurrent.futures import ThreadPoolExecutor
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -164,8 +164,7 @@ def ingest_ranges(
             for kind, events in classified.items()
             if kind in counts and counts[kind].accepted  # an empty slice has nothing to replace
         }
-        rejected = any(c.rejected for c in counts.values())
-        if rejected:
+        if any(c.rejected for c in counts.values()):
             rejects = functools.reduce(DataFrame.unionByName, (rejected_rows(e) for e in classified.values()))
             writes["rejects"] = (rejects, " OR ".join(r.predicate() for r in ranges))
         # The tables are independent and a Delta commit mostly waits, so the writes run side by side.
