@@ -60,7 +60,7 @@ def start_daemon(env: dict) -> subprocess.Popen:
 
 def wait_caught_up(spark, settings: Settings, timeout_s: float) -> float:
     lake = LakeResource(root=settings.lake_root)
-    kafka = KafkaResource(bootstrap_servers=settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix)
+    kafka = KafkaResource.from_settings(settings)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if lag(spark, lake, kafka) == 0:

@@ -28,9 +28,7 @@ def build_resources(settings: Settings) -> dict:
     return {
         "pyspark": pyspark,
         "lake": lake,
-        "kafka": KafkaResource(
-            bootstrap_servers=settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix
-        ),
+        "kafka": KafkaResource.from_settings(settings),
         "io_manager": SparkDeltaIOManager(lake=lake, pyspark=pyspark),
     }
 

@@ -57,10 +57,6 @@ def print_aggregated_tables(settings: Settings, rows: int = 15) -> None:
         table.show(rows, truncate=False)
 
 
-def kafka_resource(settings: Settings) -> KafkaResource:
-    return KafkaResource(bootstrap_servers=settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix)
-
-
 def print_realtime(spark, settings: Settings) -> None:
     path = settings.table_path("realtime", "poster_popularity")
     if not delta.table_exists(spark, path):
@@ -86,7 +82,7 @@ def stream(settings: Settings, seconds: int, rate: int) -> bool:
         deadline = time.monotonic() + seconds + 300
         while time.monotonic() < deadline:
             time.sleep(15)
-            behind = lag(spark, LakeResource(root=settings.lake_root), kafka_resource(settings))
+            behind = lag(spark, LakeResource(root=settings.lake_root), KafkaResource.from_settings(settings))
             print(f"\n[{time.strftime('%H:%M:%S')}] events not yet in the lake: {behind:,}")
             print_realtime(spark, settings)
             if emulator.poll() is not None and behind == 0:

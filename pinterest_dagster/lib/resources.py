@@ -24,6 +24,10 @@ class KafkaResource(dg.ConfigurableResource):
     bootstrap_servers: str
     topic_prefix: str
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "KafkaResource":
+        return cls(bootstrap_servers=settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix)
+
     def settings(self) -> Settings:
         """Settings for the client helpers of `pinterest_dagster.lib.kafka`."""
         return Settings(kafka_bootstrap_servers=self.bootstrap_servers, topic_prefix=self.topic_prefix)

@@ -36,7 +36,7 @@ def produce(settings, kind: str, count: int) -> None:
 
 def tick(settings, cursor: str | None, max_records: int = 1_000, runs_in_flight: int = 0):
     sensor = build_kafka_microbatch_sensor(max_records_per_run=max_records, max_in_flight=3, wait_seconds=0)
-    kafka = KafkaResource(bootstrap_servers=settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix)
+    kafka = KafkaResource.from_settings(settings)
     with dg.instance_for_test() as instance:
         for _ in range(runs_in_flight):
             create_run_for_test(instance, job_name="streaming_job", tags=STREAMING_TAGS, status=dg.DagsterRunStatus.STARTED)
@@ -96,7 +96,7 @@ def test_no_new_run_while_the_in_flight_bound_is_reached_and_the_cursor_waits(se
 def test_a_tick_waits_for_the_in_flight_run_to_finish_then_requests_the_next_batch(settings):
     produce(settings, "pin", 5)
     sensor = build_kafka_microbatch_sensor(max_records_per_run=100, max_in_flight=1, wait_seconds=30)
-    kafka = KafkaResource(bootstrap_servers=settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix)
+    kafka = KafkaResource.from_settings(settings)
     with dg.instance_for_test() as instance:
         running = create_run_for_test(instance, job_name="streaming_job", tags=STREAMING_TAGS,
                                       status=dg.DagsterRunStatus.STARTED)
@@ -112,7 +112,7 @@ def test_a_tick_waits_for_the_in_flight_run_to_finish_then_requests_the_next_bat
 
 def test_a_tick_waits_for_new_events_until_its_deadline(settings):
     sensor = build_kafka_microbatch_sensor(max_records_per_run=100, wait_seconds=30)
-    kafka = KafkaResource(bootstrap_servers=settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix)
+    kafka = KafkaResource.from_settings(settings)
     producer = threading.Timer(1.0, produce, args=(settings, "user", 3))
     producer.start()
     with dg.instance_for_test() as instance:

@@ -18,9 +18,7 @@ POSTS = 600
 
 def sensor_run_configs(pipeline, cursor=None, max_records=1_000):
     sensor = build_kafka_microbatch_sensor(max_records_per_run=max_records, max_in_flight=10, wait_seconds=0)
-    kafka = KafkaResource(
-        bootstrap_servers=pipeline.settings.kafka_bootstrap_servers, topic_prefix=pipeline.settings.topic_prefix
-    )
+    kafka = KafkaResource.from_settings(pipeline.settings)
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"kafka": kafka})
         result = sensor.evaluate_tick(context)
