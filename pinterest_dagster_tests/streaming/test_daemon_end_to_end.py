@@ -17,7 +17,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 from pyspark.sql import functions as F
 
 from pinterest_dagster.defs.streaming.sensors import streaming_runs_in_flight
@@ -25,6 +24,7 @@ from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.kafka import events_per_topic
 from pinterest_dagster.lib.run_launcher import run_worker_pid
 from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT, TOPIC_KINDS
+from pinterest_dagster_tests.pipeline import execute_job_cli
 
 MAX_RECORDS_PER_RUN = 1_500
 MALFORMED = {"pin": ["oops", '{"index": null}'], "geo": ["[1]"], "user": ["{"]}
@@ -184,12 +184,5 @@ def test_the_killed_run_was_retried(caught_up):
 def test_re_executing_a_run_from_the_cli_adds_no_duplicates(caught_up, spark, tmp_path):
     pipeline, instance, env, produced = caught_up
     first = instance.get_runs(dg.RunsFilter(job_name="streaming_job", statuses=[dg.DagsterRunStatus.SUCCESS]))[-1]
-    config = tmp_path / "run_config.yaml"
-    config.write_text(yaml.safe_dump(first.run_config))
-    result = subprocess.run(
-        [str(REPO_ROOT / ".venv/bin/dagster"), "job", "execute", "-m", "pinterest_dagster.definitions",
-         "-j", "streaming_job", "-c", str(config)],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    execute_job_cli("streaming_job", first.run_config, env, tmp_path, timeout_s=600)
     assert lake_offsets(spark, pipeline) == produced

@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 from pinterest_dagster.defs.streaming.sensors import build_kafka_microbatch_sensor
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.resources import KafkaResource
-from pinterest_dagster_tests.conftest import make_pipeline
+from pinterest_dagster_tests.pipeline import make_pipeline
 from pinterest_dagster_tests.services import require_spark_connect
 
 MALFORMED = ["not json", "[]", '{"ind": "x"}']
