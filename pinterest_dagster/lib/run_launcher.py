@@ -10,6 +10,7 @@
   dies does not take running runs with it.
 """
 
+import functools
 import multiprocessing
 import os
 import signal
@@ -54,6 +55,7 @@ def run_worker_pid(instance, run_id: str) -> int | None:
 WARM_MODULES = ["dagster", "dagster_pyspark", "pyspark.sql", "pyspark.sql.connect.session", "kafka", "pandas", "pyarrow"]
 
 
+@functools.cache
 def _fork_context():
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(WARM_MODULES)
@@ -72,7 +74,8 @@ def _execute_run(instance_ref, run_id: str) -> None:
 
 class WarmProcessRunLauncher(LocalProcessRunLauncher):
     """`LocalProcessRunLauncher` whose run processes are forked from a server that has already imported
-    Dagster, PySpark and the Kafka client, so a micro-batch starts about 2 s sooner.
+    Dagster, PySpark and the Kafka client: measured, a micro-batch reaches its first step 2.0-2.6 s after
+    it is requested instead of 3.9-5.0 s (run records of `benchmarks.streaming latency`).
 
     Runs execute on this machine, in the daemon's environment, like the default launcher's. Used by
     `infra/dagster/dagster.yaml`; the health check and retries work as for the default launcher.
