@@ -27,7 +27,8 @@ check-tools: ## check that Python 3.11+, Java 17+ and Maven are installed
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@python3 -m venv $(VENV)
 	@$(VENV)/bin/python -m pip install -q --disable-pip-version-check uv
-	$(UV) pip sync -q --python $(PY) requirements.lock
+	# Compiled now, once: a process importing uncompiled Dagster spends most of a second in compile().
+	$(UV) pip sync -q --compile-bytecode --python $(PY) requirements.lock
 	$(UV) pip install -q --python $(PY) --no-deps -e .
 	@touch $@
 

@@ -128,13 +128,15 @@ spark_connect_up() {
   jars="$(ls "$LOCAL/jars/spark/"*.jar 2>/dev/null | paste -sd, -)"
   [ -n "$jars" ] || die "Spark jars missing in $LOCAL/jars/spark: run 'make jars'."
   # The same Delta and small-machine settings as an in-process session (pinterest_dagster/lib/spark.py).
+  # SPARK_CONNECT_EXTRA_CONF adds spark-submit arguments, e.g. "--conf spark.eventLog.enabled=true
+  # --conf spark.eventLog.dir=/tmp/spark-events" to see where a micro-batch's Spark time goes.
   local conf; mapfile -t conf < <(cd "$ROOT" && .venv/bin/python -m pinterest_dagster.lib.spark)
   port_open "$SPARK_CONNECT_PORT" && die "127.0.0.1:$SPARK_CONNECT_PORT is taken by another process; stop it or free the port."
   SPARK_LOCAL_IP=127.0.0.1 setsid nohup "$spark_home/bin/spark-submit" \
     --class org.apache.spark.sql.connect.service.SparkConnectServer --name pinterest-spark-connect \
     --master "${SPARK_MASTER:-local[*]}" --driver-memory "${SPARK_CONNECT_MEMORY:-6g}" --jars "$jars" \
     --conf spark.connect.grpc.binding.address=127.0.0.1 --conf spark.connect.grpc.binding.port=$SPARK_CONNECT_PORT \
-    "${conf[@]}" \
+    "${conf[@]}" ${SPARK_CONNECT_EXTRA_CONF:-} \
     >>"$LOGS/spark-connect.log" 2>&1 &
   echo $! >"$RUN/spark-connect.pid"
   wait_for_port spark-connect "$SPARK_CONNECT_PORT" 120

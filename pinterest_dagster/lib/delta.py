@@ -19,7 +19,9 @@ WRITE_MODES = ("overwrite", "merge", "replace_where", "append")
 class WriteResult:
     path: str
     version: int
-    row_count: int
+    row_count: int | None = None  # rows in the table afterwards; not counted after a merge
+    rows_inserted: int | None = None  # a merge's changes, from the MERGE's own result
+    rows_updated: int | None = None
 
 
 def sql_path(path: str) -> str:
@@ -56,8 +58,9 @@ def write_table(
       same slice twice leaves one copy (idempotent ingestion).
     - append: add the rows.
 
-    Returns the table's version and row count afterwards, or None with `describe=False`: two more
-    Spark queries that a micro-batch on its hot path can do without.
+    Returns the table's version and row count afterwards (for a merge: the rows it inserted and
+    updated instead of a count of the whole table), or None with `describe=False`: more Spark queries
+    that a micro-batch on its hot path can do without.
     """
     if mode not in WRITE_MODES:
         raise ValueError(f"unknown Delta write mode {mode!r}; expected one of {', '.join(WRITE_MODES)}")
@@ -68,12 +71,17 @@ def write_table(
 
     if mode == "merge":
         try:
-            _merge(spark, df, path, merge_keys)
+            changes = _merge(spark, df, path, merge_keys)
         except AnalysisException:
             # Asking first would cost a query on every write; only a missing table is answered by creating it.
             if table_exists(spark, path):
                 raise
             df.write.format("delta").mode("append").save(path)
+        else:
+            if not describe:
+                return None
+            return WriteResult(path=path, version=latest_version(spark, path),
+                               rows_inserted=changes["num_inserted_rows"], rows_updated=changes["num_updated_rows"])
     elif mode == "replace_where":
         # On a missing table this creates it.
         df.write.format("delta").mode("overwrite").option("replaceWhere", replace_where).save(path)
@@ -84,23 +92,27 @@ def write_table(
     return describe_table(spark, path) if describe else None
 
 
-def _merge(spark: SparkSession, df: DataFrame, path: str, keys: tuple[str, ...]) -> None:
+def _merge(spark: SparkSession, df: DataFrame, path: str, keys: tuple[str, ...]):
+    """MERGE `df` into the table; returns the MERGE's result row (num_inserted_rows, num_updated_rows...)."""
     view = f"merge_source_{uuid.uuid4().hex}"
     df.createOrReplaceTempView(view)
     condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
     try:
-        spark.sql(
+        return spark.sql(
             f"MERGE INTO {sql_path(path)} AS t USING {view} AS s ON {condition} "
             "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
-        )
+        ).first()
     finally:
         spark.catalog.dropTempView(view)
 
 
+def latest_version(spark: SparkSession, path: str) -> int:
+    return int(spark.sql(f"DESCRIBE HISTORY {sql_path(path)} LIMIT 1").select("version").first()[0])
+
+
 def describe_table(spark: SparkSession, path: str) -> WriteResult:
     """The table's current version and row count (answered from the Delta log statistics)."""
-    version = spark.sql(f"DESCRIBE HISTORY {sql_path(path)} LIMIT 1").select("version").first()[0]
-    return WriteResult(path=path, version=int(version), row_count=read_table(spark, path).count())
+    return WriteResult(path=path, version=latest_version(spark, path), row_count=read_table(spark, path).count())
 
 
 def ensure_table(spark: SparkSession, path: str, schema) -> None:

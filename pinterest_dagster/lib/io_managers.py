@@ -32,11 +32,14 @@ def markdown_preview(df: DataFrame, max_rows: int = PREVIEW_MAX_ROWS) -> str:
 
 def write_metadata(spark, df: DataFrame, result: delta.WriteResult, preview: bool) -> dict:
     metadata = {
-        "dagster/row_count": result.row_count,
         "dagster/column_schema": table_schema(df),
         "path": dg.MetadataValue.path(result.path),
         "delta_version": result.version,
     }
+    if result.row_count is not None:
+        metadata["dagster/row_count"] = result.row_count
+    if result.rows_inserted is not None:
+        metadata.update(rows_inserted=result.rows_inserted, rows_updated=result.rows_updated)
     if preview:
         # Sampled from the table just written: `df` itself may be a whole computation to run again.
         metadata["preview"] = dg.MetadataValue.md(markdown_preview(delta.read_table(spark, result.path)))
@@ -48,6 +51,9 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
 
     The asset's metadata picks the write: `write_mode` = `overwrite` (default, full refresh) or
     `merge` with `merge_keys` (upsert); `preview: True` adds a Markdown sample (small tables).
+    Every write records the table's path, schema and Delta version; an overwrite also its row count,
+    a merge the rows it inserted and updated. A merge is a micro-batch's hot path: counting the whole
+    table after each one cost about 0.3 s per table, five times per run.
     """
 
     lake: dg.ResourceDependency[LakeResource]

@@ -56,9 +56,9 @@ def test_default_mode_is_overwrite_and_the_path_is_layer_slash_name(io_manager, 
     assert (tmp_path / "layer" / "table" / "_delta_log").is_dir()
 
 
-def test_every_write_records_row_count_schema_path_and_version(io_manager, spark, tmp_path):
-    write(io_manager, spark, ROWS_V1, write_mode_metadata("merge", ("id",)))
-    context = write(io_manager, spark, ROWS_V2, write_mode_metadata("merge", ("id",)))
+def test_an_overwrite_records_row_count_schema_path_and_version(io_manager, spark, tmp_path):
+    write(io_manager, spark, ROWS_V1, write_mode_metadata("overwrite"))
+    context = write(io_manager, spark, ROWS_V2 + [(4, "d")], write_mode_metadata("overwrite"))
     metadata = context.get_logged_metadata()
     assert metadata["dagster/row_count"].value == 3
     schema = metadata["dagster/column_schema"].value
@@ -66,6 +66,15 @@ def test_every_write_records_row_count_schema_path_and_version(io_manager, spark
     assert metadata["path"] == dg.MetadataValue.path(str(tmp_path / "layer" / "table"))
     assert metadata["delta_version"].value == 1
     assert "preview" not in metadata
+
+
+def test_a_merge_records_what_it_changed_instead_of_counting_the_table(io_manager, spark, tmp_path):
+    write(io_manager, spark, ROWS_V1, write_mode_metadata("merge", ("id",)))
+    context = write(io_manager, spark, ROWS_V2, write_mode_metadata("merge", ("id",)))
+    metadata = context.get_logged_metadata()
+    assert (metadata["rows_inserted"].value, metadata["rows_updated"].value) == (1, 1)  # id 3 new, id 2 changed
+    assert metadata["delta_version"].value == 1
+    assert "dagster/row_count" not in metadata
 
 
 def test_small_tables_get_a_markdown_preview(io_manager, spark):

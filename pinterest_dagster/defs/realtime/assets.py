@@ -25,7 +25,7 @@ def pin_events(raw_pin: DataFrame) -> DataFrame:
     deps=[dg.AssetKey(["cleaned", "pin"])],
     group_name="realtime",
     kinds={"spark", "delta"},
-    metadata={**write_mode_metadata("merge", ("poster_name",)), "preview": True},
+    metadata=write_mode_metadata("merge", ("poster_name",)),
 )
 def poster_popularity_asset(
     context: dg.AssetExecutionContext, config: IncrementalConfig, raw_pin: DataFrame,
@@ -44,7 +44,7 @@ def poster_popularity_asset(
     ins={"raw_pin": dg.AssetIn(["raw", "pin"])},
     group_name="realtime",
     kinds={"spark", "delta"},
-    metadata={**write_mode_metadata("merge", ("window_start", "category")), "preview": True},
+    metadata=write_mode_metadata("merge", ("window_start", "category")),
 )
 def category_trends_asset(
     context: dg.AssetExecutionContext, config: IncrementalConfig, raw_pin: DataFrame,
