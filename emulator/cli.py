@@ -9,7 +9,7 @@ import time
 from emulator import generator, source_db
 from emulator.posting import ConsoleSink, KafkaSink, PostingStats, load_posts, post_events
 from pinterest_dagster.lib import kafka as kafka_lib
-from pinterest_dagster.settings import Settings, mask_url
+from pinterest_dagster.settings import Settings, SettingsError, mask_url
 
 
 class UsageError(Exception):
@@ -128,9 +128,8 @@ COMMANDS = {"seed": seed_command, "post": post_command, "topics": topics_command
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings.from_env()
     try:
-        return COMMANDS[args.command](args, settings)
-    except (source_db.SourceDatabaseError, kafka_lib.KafkaUnavailableError, UsageError) as exc:
+        return COMMANDS[args.command](args, Settings.from_env())
+    except (source_db.SourceDatabaseError, kafka_lib.KafkaUnavailableError, SettingsError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

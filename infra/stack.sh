@@ -4,6 +4,7 @@
 #
 #   infra/stack.sh up|down|status [kafka|mariadb|spark-connect ...]
 #
+# Kafka: PLAINTEXT 9092, controller 9093, SASL_PLAINTEXT 9094, SASL_SSL 9095 (LOCAL_KAFKA_*_PORT move them).
 # Idempotent: `up` starts what is not running, `down` stops what is. Logs in .local/logs/<service>.log,
 # pid files in .local/run/<service>.pid. Jars come from `make jars` (infra/pom.xml), never at run time.
 # Services run in sessions of their own (setsid), so stopping the shell or test that started them does not.
@@ -14,7 +15,17 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCAL="$ROOT/.local"
 RUN="$LOCAL/run"
 LOGS="$LOCAL/logs"
-KAFKA_PORT=9092
+# Kafka's ports can be moved (e.g. to run a second stack from another checkout beside the first).
+KAFKA_PORT="${LOCAL_KAFKA_PORT:-9092}"                      # PLAINTEXT
+KAFKA_CONTROLLER_PORT="${LOCAL_KAFKA_CONTROLLER_PORT:-9093}"  # KRaft controller
+KAFKA_SASL_PORT="${LOCAL_KAFKA_SASL_PORT:-9094}"            # SASL_PLAINTEXT: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+KAFKA_SASL_SSL_PORT="${LOCAL_KAFKA_SASL_SSL_PORT:-9095}"    # SASL_SSL: the same mechanisms over TLS
+KAFKA_USER=pinterest
+KAFKA_SASL_MECHANISMS=(PLAIN SCRAM-SHA-256 SCRAM-SHA-512)
+# Generated on first start like the MariaDB password; the CA that signs the broker's certificate too.
+KAFKA_PASSWORD_FILE="$LOCAL/secrets/kafka_password"
+KAFKA_KEYSTORE_PASSWORD_FILE="$LOCAL/secrets/kafka_keystore_password"
+KAFKA_TLS="$LOCAL/kafka/tls"
 MYSQL_PORT=3306
 MYSQL_DB=pinterest_data
 MYSQL_USER=pinterest
@@ -51,15 +62,87 @@ stop_pid() { # service
   echo "$1: stopped"
 }
 
+# A secret generated on first start and kept out of git (.local/ is ignored); prints it.
+generated_secret() { # file
+  if [ ! -s "$1" ]; then
+    mkdir -p "$(dirname "$1")"
+    (umask 077; od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$1")
+  fi
+  cat "$1"
+}
+
 # --- Kafka ---------------------------------------------------------------------------------------
+# A self-signed CA and a broker certificate for 127.0.0.1/localhost, made once: clients trust ca.pem.
+kafka_tls() {
+  [ -s "$KAFKA_TLS/broker.p12" ] && return 0
+  need openssl "openssl is required to make the local Kafka broker's TLS certificate: apt-get install openssl."
+  local keystore_password
+  keystore_password="$(generated_secret "$KAFKA_KEYSTORE_PASSWORD_FILE")"
+  mkdir -p "$KAFKA_TLS"
+  (
+    cd "$KAFKA_TLS" && umask 077 \
+      && openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=pinterest-data-pipeline local CA" \
+        -keyout ca.key -out ca.pem \
+      && openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout broker.key -out broker.csr \
+      && openssl x509 -req -days 3650 -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out broker.pem \
+        -extfile <(printf 'subjectAltName=DNS:localhost,IP:127.0.0.1') \
+      && openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
+        -out broker.p12 -passout "pass:$keystore_password" \
+      && chmod 644 ca.pem
+  ) >>"$LOGS/kafka.log" 2>&1 || die "making the Kafka TLS certificate failed (log: $LOGS/kafka.log)"
+}
+
+# Listeners, users and TLS settings, after infra/kafka/server.properties: they depend on ports and secrets.
+kafka_listener_properties() { # password keystore_password
+  echo "controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT"
+  echo "listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT"
+  echo "advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT"
+  echo "sasl.enabled.mechanisms=$(IFS=,; echo "${KAFKA_SASL_MECHANISMS[*]}")"
+  local listener
+  for listener in sasl_plaintext sasl_ssl; do
+    # PLAIN checks users listed here; SCRAM checks the credentials stored in the cluster metadata.
+    echo "listener.name.$listener.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_USER=\"$1\";"
+    echo "listener.name.$listener.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    echo "listener.name.$listener.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+  done
+  echo "ssl.keystore.type=PKCS12"
+  echo "ssl.keystore.location=$KAFKA_TLS/broker.p12"
+  echo "ssl.keystore.password=$2"
+  echo "ssl.key.password=$2"
+}
+
+# SCRAM credentials live in the cluster metadata: set after every start, so a data directory formatted
+# before the SASL listeners existed (or a regenerated password) works too. One mechanism per call: Kafka
+# 4.1 rejects two in one request ("A user credential cannot be altered twice in the same request").
+kafka_scram_users() { # java command...
+  local config="$LOCAL/kafka/scram-user.properties" password mechanism ok=1
+  password="$(cat "$KAFKA_PASSWORD_FILE")"
+  for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+    # From a file, not the command line, so the password shows in no process list.
+    (umask 077; echo "$mechanism=password=$password" >"$config")
+    "$@" kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --alter --entity-type users \
+      --entity-name "$KAFKA_USER" --add-config-file "$config" >>"$LOGS/kafka.log" 2>&1 || ok=0
+  done
+  rm -f "$config"
+  [ $ok = 1 ] || die "creating the Kafka SCRAM user $KAFKA_USER failed (log: $LOGS/kafka.log)"
+}
+
 kafka_up() {
   need java "Java 17 is required to run Kafka: install it (apt-get install openjdk-17-jre-headless)."
   if pid_alive kafka; then echo "kafka: already running on 127.0.0.1:$KAFKA_PORT"; return 0; fi
   ls "$LOCAL/jars/kafka/"kafka_2.13-*.jar >/dev/null 2>&1 || die "Kafka jars missing in $LOCAL/jars/kafka: run 'make jars'."
-  port_open "$KAFKA_PORT" && die "127.0.0.1:$KAFKA_PORT is taken by another process; stop it or free the port."
-  local conf="$LOCAL/kafka/server.properties" data="$LOCAL/kafka/data"
+  local port
+  for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_SASL_PORT" "$KAFKA_SASL_SSL_PORT"; do
+    port_open "$port" && die "127.0.0.1:$port is taken by another process; stop it or free the port (ports: LOCAL_KAFKA_*_PORT)."
+  done
+  kafka_tls
+  local conf="$LOCAL/kafka/server.properties" data="$LOCAL/kafka/data" password keystore_password
+  password="$(generated_secret "$KAFKA_PASSWORD_FILE")"
+  keystore_password="$(generated_secret "$KAFKA_KEYSTORE_PASSWORD_FILE")"
   mkdir -p "$data"
-  { cat "$ROOT/infra/kafka/server.properties"; echo "log.dirs=$data"; } >"$conf"
+  # The file holds the passwords: readable by this user only.
+  (umask 077; { cat "$ROOT/infra/kafka/server.properties"; kafka_listener_properties "$password" "$keystore_password"
+    echo "log.dirs=$data"; } >"$conf")
   local cp="$LOCAL/jars/kafka/*"
   local jvm=(java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true
     "-Dlog4j2.configurationFile=$ROOT/infra/kafka/log4j2.properties" -cp "$cp")
@@ -72,18 +155,13 @@ kafka_up() {
   setsid nohup "${jvm[@]}" kafka.Kafka "$conf" >>"$LOGS/kafka.log" 2>&1 &
   echo $! >"$RUN/kafka.pid"
   wait_for_port kafka "$KAFKA_PORT" 60
-  echo "kafka: running on 127.0.0.1:$KAFKA_PORT (pid $(cat "$RUN/kafka.pid"))"
+  kafka_scram_users "${jvm[@]}"
+  echo "kafka: running on 127.0.0.1:$KAFKA_PORT (pid $(cat "$RUN/kafka.pid")); SASL_PLAINTEXT on $KAFKA_SASL_PORT and" \
+    "SASL_SSL on $KAFKA_SASL_SSL_PORT (${KAFKA_SASL_MECHANISMS[*]}): user $KAFKA_USER, password in $KAFKA_PASSWORD_FILE," \
+    "CA $KAFKA_TLS/ca.pem"
 }
 
 # --- MariaDB -------------------------------------------------------------------------------------
-mariadb_password() {
-  if [ ! -s "$MYSQL_PASSWORD_FILE" ]; then
-    mkdir -p "$(dirname "$MYSQL_PASSWORD_FILE")"
-    (umask 077; od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$MYSQL_PASSWORD_FILE")
-  fi
-  cat "$MYSQL_PASSWORD_FILE"
-}
-
 mariadb_up() {
   if pid_alive mariadb; then echo "mariadb: already running on 127.0.0.1:$MYSQL_PORT"; return 0; fi
   if ! command -v mariadbd >/dev/null 2>&1; then
@@ -104,7 +182,7 @@ mariadb_up() {
   echo $! >"$RUN/mariadb.pid"
   wait_for_port mariadb "$MYSQL_PORT" 60
   local password
-  password="$(mariadb_password)"
+  password="$(generated_secret "$MYSQL_PASSWORD_FILE")"
   mariadb --socket="$sock" -uroot <<SQL || die "creating the $MYSQL_DB database failed"
 CREATE DATABASE IF NOT EXISTS $MYSQL_DB CHARACTER SET utf8mb4;
 CREATE USER IF NOT EXISTS '$MYSQL_USER'@'127.0.0.1' IDENTIFIED BY '$password';

@@ -7,7 +7,7 @@ building a different `Settings`, never by patching globals.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -15,8 +15,114 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DIR = REPO_ROOT / ".local"
 TOPIC_KINDS = ("pin", "geo", "user")
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+PASSWORD_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+SASL_MECHANISMS = (*PASSWORD_MECHANISMS, "AWS_MSK_IAM")
+# Both need code, not a variable: a token provider object (kafka-python) and a login callback class (Java).
+UNSUPPORTED_SASL_MECHANISMS = ("OAUTHBEARER", "GSSAPI")
+
+
+class SettingsError(ValueError):
+    """Settings that cannot work together; the message names the environment variables to change."""
+
 
 @dataclass(frozen=True)
+class Secret:
+    """A password: `repr` and `str` never show it, so no log line, f-string or traceback prints it.
+
+    `env_var` names the variable it was read from, so a Dagster resource can take it as `dg.EnvVar`
+    and the UI shows that name instead of the value.
+    """
+
+    value: str = field(repr=False)
+    env_var: str | None = None
+
+    def __str__(self) -> str:
+        return "***"
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How every Kafka client (emulator, sensor, Spark's Kafka source) authenticates and checks the broker."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: Secret | None = None
+    ssl_cafile: str | None = None
+
+    def __post_init__(self) -> None:
+        error = _protocol_error(self) or _sasl_error(self) or _tls_error(self)
+        if error:
+            raise SettingsError(error)
+
+    @classmethod
+    def from_env(cls, env) -> "KafkaSecurity":
+        password = env.get("KAFKA_SASL_PASSWORD")
+        return cls(
+            protocol=(env.get("KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT").strip().upper(),
+            sasl_mechanism=(env.get("KAFKA_SASL_MECHANISM") or "").strip().upper() or None,
+            sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
+            sasl_password=Secret(password, "KAFKA_SASL_PASSWORD") if password else None,
+            ssl_cafile=env.get("KAFKA_SSL_CAFILE") or None,
+        )
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_password(self) -> bool:
+        return self.sasl_mechanism in PASSWORD_MECHANISMS
+
+
+def _protocol_error(security: KafkaSecurity) -> str | None:
+    if security.protocol not in SECURITY_PROTOCOLS:
+        return f"KAFKA_SECURITY_PROTOCOL={security.protocol} is not one of {', '.join(SECURITY_PROTOCOLS)}"
+    if security.uses_sasl and not security.sasl_mechanism:
+        return f"KAFKA_SECURITY_PROTOCOL={security.protocol} needs KAFKA_SASL_MECHANISM ({', '.join(SASL_MECHANISMS)})"
+    if security.sasl_mechanism and not security.uses_sasl:
+        return (
+            f"KAFKA_SASL_MECHANISM={security.sasl_mechanism} needs KAFKA_SECURITY_PROTOCOL=SASL_SSL "
+            f"(or SASL_PLAINTEXT), not {security.protocol}"
+        )
+    return None
+
+
+def _sasl_error(security: KafkaSecurity) -> str | None:
+    mechanism = security.sasl_mechanism
+    if mechanism in UNSUPPORTED_SASL_MECHANISMS:
+        return f"KAFKA_SASL_MECHANISM={mechanism} is not supported (README, 'Secure Kafka / MSK')"
+    if mechanism and mechanism not in SASL_MECHANISMS:
+        return f"KAFKA_SASL_MECHANISM={mechanism} is not one of {', '.join(SASL_MECHANISMS)}"
+    if security.uses_password and not (security.sasl_username and security.sasl_password):
+        return f"KAFKA_SASL_MECHANISM={mechanism} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+    if not security.uses_password and (security.sasl_username or security.sasl_password):
+        # Credentials that would be silently ignored usually mean a forgotten mechanism.
+        return (
+            f"KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD are set but KAFKA_SASL_MECHANISM={mechanism or '(unset)'} "
+            f"does not use them; they need one of {', '.join(PASSWORD_MECHANISMS)}"
+        )
+    if mechanism == "AWS_MSK_IAM" and security.protocol != "SASL_SSL":
+        return "KAFKA_SASL_MECHANISM=AWS_MSK_IAM needs KAFKA_SECURITY_PROTOCOL=SASL_SSL"
+    return None
+
+
+def _tls_error(security: KafkaSecurity) -> str | None:
+    if not security.ssl_cafile:
+        return None
+    if not security.uses_tls:
+        return f"KAFKA_SSL_CAFILE is set but KAFKA_SECURITY_PROTOCOL={security.protocol} does not use TLS (SSL or SASL_SSL)"
+    if not Path(security.ssl_cafile).is_file():
+        return f"KAFKA_SSL_CAFILE={security.ssl_cafile} is not a file (a PEM file of the CA certificates to trust)"
+    return None
+
+
+@dataclass(frozen=True, repr=False)
 class Settings:
     lake_root: str = str(LOCAL_DIR / "lake")
     kafka_bootstrap_servers: str = "localhost:9092"
@@ -26,6 +132,7 @@ class Settings:
     spark_master: str = "local[*]"
     jars_dir: Path = field(default=LOCAL_DIR / "jars")
     max_records_per_run: int = 1_000_000
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -40,7 +147,14 @@ class Settings:
             spark_master=env.get("SPARK_MASTER") or defaults.spark_master,
             jars_dir=Path(env["PINTEREST_JARS_DIR"]) if env.get("PINTEREST_JARS_DIR") else defaults.jars_dir,
             max_records_per_run=int(env.get("PINTEREST_MAX_RECORDS_PER_RUN") or defaults.max_records_per_run),
+            kafka_security=KafkaSecurity.from_env(env),
         )
+
+    def __repr__(self) -> str:
+        # The source URL may hold the database password; the Kafka password is a Secret already.
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["source_db_url"] = mask_url(self.source_db_url)
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in values.items())})"
 
     def topic(self, kind: str) -> str:
         """Topic name for one event kind (`pin`, `geo` or `user`)."""

@@ -6,12 +6,19 @@ import os
 import shutil
 import socket
 import uuid
+from dataclasses import replace
 
 import pytest
 
-from pinterest_dagster.settings import LOCAL_DIR, Settings
+from pinterest_dagster.settings import LOCAL_DIR, KafkaSecurity, Secret, Settings
 
 MYSQL_PASSWORD_FILE = LOCAL_DIR / "secrets" / "mysql_password"
+# The SASL listeners, user and CA of the local broker (infra/stack.sh; the same variables move its ports).
+KAFKA_SASL_PORT = int(os.environ.get("LOCAL_KAFKA_SASL_PORT") or 9094)
+KAFKA_SASL_SSL_PORT = int(os.environ.get("LOCAL_KAFKA_SASL_SSL_PORT") or 9095)
+KAFKA_USER = "pinterest"
+KAFKA_PASSWORD_FILE = LOCAL_DIR / "secrets" / "kafka_password"
+KAFKA_CA_FILE = LOCAL_DIR / "kafka" / "tls" / "ca.pem"
 
 
 def port_open(host: str, port: int) -> bool:
@@ -24,6 +31,29 @@ def require_kafka(settings: Settings) -> None:
     host, _, port = settings.kafka_bootstrap_servers.split(",")[0].rpartition(":")
     if not port_open(host or "localhost", int(port)):
         pytest.fail(f"Kafka is not running at {settings.kafka_bootstrap_servers}: start it with `make up`")
+
+
+def secure_kafka_env(protocol: str, mechanism: str, password: str | None = None) -> dict[str, str]:
+    """The environment of a client of the local broker's SASL_PLAINTEXT or SASL_SSL listener."""
+    port = KAFKA_SASL_SSL_PORT if protocol == "SASL_SSL" else KAFKA_SASL_PORT
+    if not port_open("127.0.0.1", port) or not KAFKA_PASSWORD_FILE.exists():
+        pytest.fail(f"the local Kafka broker has no {protocol} listener on 127.0.0.1:{port}: start it with `make up`")
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
+        "KAFKA_SECURITY_PROTOCOL": protocol,
+        "KAFKA_SASL_MECHANISM": mechanism,
+        "KAFKA_SASL_USERNAME": KAFKA_USER,
+        "KAFKA_SASL_PASSWORD": password or KAFKA_PASSWORD_FILE.read_text().strip(),
+    }
+    return {**env, "KAFKA_SSL_CAFILE": str(KAFKA_CA_FILE)} if protocol == "SASL_SSL" else env
+
+
+def secure_kafka_settings(protocol: str, mechanism: str, password: str | None = None) -> Settings:
+    """Isolated settings (own topics) for the local broker's SASL listener."""
+    env = secure_kafka_env(protocol, mechanism, password)
+    # The password comes from this dict, not os.environ: a resource must take its value, not a dg.EnvVar.
+    security = replace(KafkaSecurity.from_env(env), sasl_password=Secret(env["KAFKA_SASL_PASSWORD"]))
+    return isolated_settings(kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], kafka_security=security)
 
 
 LOCAL_SPARK_REMOTE = "sc://127.0.0.1:15002"  # the Spark Connect server `make up` starts

@@ -1,8 +1,18 @@
-"""The settings object reads DESIGN.md section 6 from the environment, and masks secrets."""
+"""The settings object reads DESIGN.md section 6 from the environment, refuses Kafka security settings
+that cannot work, and never prints secrets."""
 
 from __future__ import annotations
 
-from pinterest_dagster.settings import LOCAL_DIR, Settings, mask_url
+import re
+from dataclasses import replace
+
+import pytest
+from dagster._core.remote_representation.external_data import ResourceConfigEnvVarSnap, RepositorySnap
+from dagster._serdes import serialize_value
+
+from pinterest_dagster.definitions import build_definitions
+from pinterest_dagster.lib.resources import KafkaResource
+from pinterest_dagster.settings import LOCAL_DIR, KafkaSecurity, Secret, Settings, SettingsError, mask_url
 
 
 def test_defaults_are_the_embedded_local_stack():
@@ -33,3 +43,71 @@ def test_every_variable_overrides_its_default():
 def test_mask_url_hides_only_the_password():
     assert mask_url("mysql+pymysql://user:s3cret@db:3306/x") == "mysql+pymysql://user:***@db:3306/x"
     assert mask_url("sqlite:///tmp/a.db") == "sqlite:///tmp/a.db"
+
+
+SCRAM_ENV = {
+    "KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+    "KAFKA_SASL_MECHANISM": "scram-sha-512",
+    "KAFKA_SASL_USERNAME": "pinterest",
+    "KAFKA_SASL_PASSWORD": "pa55-word",
+}
+
+
+def test_kafka_is_plaintext_without_credentials_by_default():
+    assert Settings.from_env({}).kafka_security == KafkaSecurity()
+    assert KafkaSecurity().protocol == "PLAINTEXT" and KafkaSecurity().sasl_mechanism is None
+
+
+def test_kafka_security_variables_are_read_case_insensitively(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    security = Settings.from_env({**SCRAM_ENV, "KAFKA_SSL_CAFILE": str(ca)}).kafka_security
+    assert (security.protocol, security.sasl_mechanism, security.sasl_username) == ("SASL_SSL", "SCRAM-SHA-512", "pinterest")
+    assert security.sasl_password == Secret("pa55-word", "KAFKA_SASL_PASSWORD")
+    assert security.ssl_cafile == str(ca)
+
+
+@pytest.mark.parametrize(
+    "env, phrase",
+    [
+        ({"KAFKA_SECURITY_PROTOCOL": "TLS"}, "KAFKA_SECURITY_PROTOCOL=TLS is not one of PLAINTEXT, SSL"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "SASL_SSL needs KAFKA_SASL_MECHANISM"),
+        ({"KAFKA_SASL_MECHANISM": "PLAIN"}, "KAFKA_SASL_MECHANISM=PLAIN needs KAFKA_SECURITY_PROTOCOL=SASL_SSL"),
+        ({**SCRAM_ENV, "KAFKA_SASL_USERNAME": ""}, "SCRAM-SHA-512 needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"),
+        ({**SCRAM_ENV, "KAFKA_SASL_PASSWORD": ""}, "SCRAM-SHA-512 needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"),
+        ({**SCRAM_ENV, "KAFKA_SASL_MECHANISM": "SCRAM-SHA-1"}, "SCRAM-SHA-1 is not one of PLAIN"),
+        ({**SCRAM_ENV, "KAFKA_SASL_MECHANISM": "OAUTHBEARER"}, "OAUTHBEARER is not supported"),
+        ({**SCRAM_ENV, "KAFKA_SASL_MECHANISM": "AWS_MSK_IAM"}, "AWS_MSK_IAM does not use them"),
+        ({"KAFKA_SASL_USERNAME": "pinterest", "KAFKA_SASL_PASSWORD": "x"}, "KAFKA_SASL_MECHANISM=(unset) does not use them"),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": "AWS_MSK_IAM"},
+            "AWS_MSK_IAM needs KAFKA_SECURITY_PROTOCOL=SASL_SSL",
+        ),
+        ({"KAFKA_SSL_CAFILE": "/etc/hosts"}, "KAFKA_SECURITY_PROTOCOL=PLAINTEXT does not use TLS"),
+        ({**SCRAM_ENV, "KAFKA_SSL_CAFILE": "/nowhere/ca.pem"}, "KAFKA_SSL_CAFILE=/nowhere/ca.pem is not a file"),
+    ],
+)
+def test_kafka_security_combinations_that_cannot_work_are_refused(env, phrase):
+    with pytest.raises(SettingsError, match=re.escape(phrase)) as refused:
+        Settings.from_env(env)
+    assert "pa55-word" not in str(refused.value)
+
+
+def test_passwords_never_show_in_repr_str_or_the_dagster_resource():
+    settings = Settings.from_env({**SCRAM_ENV, "SOURCE_DB_URL": "mysql+pymysql://u:db-pa55@db:3306/x"})
+    secret = settings.kafka_security.sasl_password
+    assert secret.value == "pa55-word"
+    printed = [repr(settings), str(settings), repr(secret), str(secret), f"{secret}", repr(settings.kafka_security)]
+    assert not any("pa55-word" in text or "db-pa55" in text for text in printed), printed
+    assert "u:***@db" in repr(settings)
+
+    # The UI shows each resource's configuration from the code location's snapshot: the password is there
+    # only as its variable's name.
+    snapshot = RepositorySnap.from_def(build_definitions(settings).get_repository_def())
+    kafka = next(resource for resource in snapshot.resources if resource.name == "kafka")
+    assert kafka.configured_values["sasl_password"] == ResourceConfigEnvVarSnap(name="KAFKA_SASL_PASSWORD")
+    assert "pa55-word" not in serialize_value(snapshot)
+    direct = KafkaResource.from_settings(
+        Settings(kafka_security=replace(settings.kafka_security, sasl_password=Secret("pa55-word")))
+    )
+    assert "pa55-word" not in repr(direct) + str(direct)

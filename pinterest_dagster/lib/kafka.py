@@ -1,18 +1,22 @@
 """Kafka clients built from the settings: topic creation, producers, end offsets.
 
-Every Kafka client of the project (emulator, ingestion, sensors) is configured here, so security
-settings added for a cluster apply to all of them at once.
+Every Kafka client of the project (emulator, ingestion, sensors) is configured here, and Spark's Kafka
+source from `java_security_config`, so the security settings of a cluster apply to all of them at once.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from contextlib import contextmanager
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.errors import (
+    KafkaConnectionError, KafkaError, KafkaTimeoutError, SaslAuthenticationFailedError, TopicAlreadyExistsError,
+)
 
-from pinterest_dagster.settings import Settings
+from pinterest_dagster.settings import KafkaSecurity, Settings
 
 DEFAULT_PARTITIONS = 3
 
@@ -21,26 +25,139 @@ class KafkaUnavailableError(RuntimeError):
     """No broker answered at the configured bootstrap servers."""
 
 
+class KafkaAuthenticationError(KafkaUnavailableError):
+    """A broker answered but rejected the SASL credentials: retrying cannot help."""
+
+
+JAVA_LOGIN_MODULES = {
+    "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+    "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+    "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
+}
+# From aws-msk-iam-auth, a jar Spark needs on its classpath for AWS_MSK_IAM (README, "Secure Kafka / MSK").
+MSK_IAM_JAVA_CONFIG = {
+    "sasl.jaas.config": "software.amazon.msk.auth.iam.IAMLoginModule required;",
+    "sasl.client.callback.handler.class": "software.amazon.msk.auth.iam.IAMClientCallbackHandler",
+}
+
+
 def client_config(settings: Settings) -> dict:
     return {
         "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
         # Fail fast when no broker answers; connect_with_retry decides how long to keep trying.
         "bootstrap_timeout_ms": 5_000,
+        **security_config(settings.kafka_security),
     }
 
 
+def security_config(security: KafkaSecurity) -> dict:
+    """kafka-python's settings for the protocol, SASL mechanism and CA file (AWS_MSK_IAM signs with botocore)."""
+    config = {"security_protocol": security.protocol}
+    if security.sasl_mechanism:
+        config["sasl_mechanism"] = security.sasl_mechanism
+    if security.uses_password:
+        config["sasl_plain_username"] = security.sasl_username
+        config["sasl_plain_password"] = _UnprintedPassword(security.sasl_password.value)
+    if security.ssl_cafile:
+        config["ssl_cafile"] = security.ssl_cafile
+    return config
+
+
+class _UnprintedPassword(str):
+    """The password, with `***` as its repr: KafkaAdminClient logs its whole configuration at DEBUG level."""
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+def java_security_config(security: KafkaSecurity) -> dict[str, str]:
+    """The same settings for Kafka's Java client, which Spark's Kafka source runs (options `kafka.<name>`).
+
+    The JAAS line holds the password: never log the result.
+    """
+    config = {"security.protocol": security.protocol}
+    if security.sasl_mechanism:
+        config["sasl.mechanism"] = security.sasl_mechanism
+    if security.uses_password:
+        config["sasl.jaas.config"] = (
+            f"{JAVA_LOGIN_MODULES[security.sasl_mechanism]} required "
+            f"username={_jaas_quoted(security.sasl_username)} password={_jaas_quoted(security.sasl_password.value)};"
+        )
+    if security.sasl_mechanism == "AWS_MSK_IAM":
+        config.update(MSK_IAM_JAVA_CONFIG)
+    if security.ssl_cafile:
+        # The Java client reads a PEM file of CA certificates directly, no JKS truststore needed.
+        config["ssl.truststore.type"] = "PEM"
+        config["ssl.truststore.location"] = security.ssl_cafile
+    return config
+
+
+def _jaas_quoted(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+class _ConnectionErrors(logging.Handler):
+    """kafka-python logs why each bootstrap connection failed, then raises only a timeout: keep the why."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.last: Exception | None = None
+        self.rejected: SaslAuthenticationFailedError | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for arg in record.args if isinstance(record.args, tuple) else ():
+            if isinstance(arg, SaslAuthenticationFailedError):
+                self.rejected = arg
+            if isinstance(arg, Exception) and not isinstance(arg, KafkaTimeoutError):
+                self.last = arg
+
+
+@contextmanager
+def _watching_connection_errors():
+    handler = _ConnectionErrors()
+    logger = logging.getLogger("kafka.net.manager")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
 def connect_with_retry(factory, settings: Settings, attempts: int = 3, delay_s: float = 2.0):
-    """Build a client, retrying while no broker answers; then fail with one readable sentence."""
+    """Build a client, retrying while no broker answers; then fail with one readable sentence.
+
+    Rejected credentials fail at once: a retry would only be rejected again.
+    """
     for attempt in range(1, attempts + 1):
-        try:
-            return factory()
-        except (KafkaTimeoutError, KafkaConnectionError):
-            if attempt == attempts:
-                raise KafkaUnavailableError(
-                    f"no Kafka broker reachable at {settings.kafka_bootstrap_servers} after {attempts} attempts "
-                    "(is it running? `make up` starts a local one; KAFKA_BOOTSTRAP_SERVERS points elsewhere)"
-                ) from None
-            time.sleep(delay_s)
+        with _watching_connection_errors() as errors:
+            try:
+                return factory()
+            except (KafkaTimeoutError, KafkaConnectionError):
+                pass
+        if errors.rejected or attempt == attempts:
+            raise _connection_error(settings, errors, attempts) from None
+        time.sleep(delay_s)
+
+
+def _connection_error(settings: Settings, errors: _ConnectionErrors, attempts: int) -> KafkaUnavailableError:
+    where, security = settings.kafka_bootstrap_servers, settings.kafka_security
+    if errors.rejected:
+        user = f"user {security.sasl_username!r} " if security.sasl_username else ""
+        return KafkaAuthenticationError(
+            f"Kafka at {where} rejected {user}({security.sasl_mechanism}): {errors.rejected}. "
+            "Check KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISM"
+        )
+    last = f"; last error: {errors.last}" if errors.last else ""
+    # A broker may also drop a connection with wrong credentials without saying why (a race in its delayed close).
+    sasl = (
+        "; with SASL, check KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_SASL_MECHANISM and that "
+        "KAFKA_SECURITY_PROTOCOL matches the broker's listener" if security.uses_sasl else ""
+    )
+    return KafkaUnavailableError(
+        f"no Kafka broker reachable at {where} after {attempts} attempts{last} "
+        f"(is it running? `make up` starts a local one; KAFKA_BOOTSTRAP_SERVERS points elsewhere){sasl}"
+    )
 
 
 def ensure_topics(settings: Settings, partitions: int = DEFAULT_PARTITIONS) -> list[str]:
