@@ -205,6 +205,9 @@ spark_connect_up() {
     || die "PySpark is not installed in .venv: run 'make install'."
   jars="$(ls "$LOCAL/jars/spark/"*.jar 2>/dev/null | paste -sd, -)"
   [ -n "$jars" ] || die "Spark jars missing in $LOCAL/jars/spark: run 'make jars'."
+  if [[ "${PINTEREST_LAKE_ROOT:-}" == s3a://* ]]; then  # hadoop-aws and the AWS SDK, for an S3 lake
+    jars="$jars,$(ls "$LOCAL/jars/s3/"*.jar 2>/dev/null | paste -sd, -)"
+  fi
   # The same Delta and small-machine settings as an in-process session (pinterest_dagster/lib/spark.py).
   # SPARK_CONNECT_EXTRA_CONF adds spark-submit arguments, e.g. "--conf spark.eventLog.enabled=true
   # --conf spark.eventLog.dir=/tmp/spark-events" to see where a micro-batch's Spark time goes.

@@ -24,7 +24,7 @@ from pinterest_dagster.settings import Settings
 def build_resources(settings: Settings) -> dict:
     """Every resource, from one settings object: local and production differ only in settings."""
     pyspark = PySparkResource(spark_config=spark_config(settings))
-    lake = LakeResource(root=settings.lake_root)
+    lake = LakeResource.from_settings(settings)
     return {
         "pyspark": pyspark,
         "lake": lake,

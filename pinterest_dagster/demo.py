@@ -82,7 +82,7 @@ def stream(settings: Settings, seconds: int, rate: int) -> bool:
         deadline = time.monotonic() + seconds + 300
         while time.monotonic() < deadline:
             time.sleep(15)
-            behind = lag(spark, LakeResource(root=settings.lake_root), KafkaResource.from_settings(settings))
+            behind = lag(spark, LakeResource.from_settings(settings), KafkaResource.from_settings(settings))
             print(f"\n[{time.strftime('%H:%M:%S')}] events not yet in the lake: {behind:,}")
             print_realtime(spark, settings)
             if emulator.poll() is not None and behind == 0:

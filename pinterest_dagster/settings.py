@@ -133,6 +133,15 @@ class Settings:
     jars_dir: Path = field(default=LOCAL_DIR / "jars")
     max_records_per_run: int = 1_000_000
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    s3_endpoint_url: str | None = None  # an S3-compatible server (MinIO, moto); unset = AWS S3
+    aws_region: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.lake_root.startswith(("s3://", "s3n://")):
+            raise SettingsError(
+                f"PINTEREST_LAKE_ROOT={self.lake_root} uses a scheme Spark's hadoop-aws does not serve: "
+                f"write s3a://{self.lake_root.split('://', 1)[1]}"
+            )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -148,6 +157,9 @@ class Settings:
             jars_dir=Path(env["PINTEREST_JARS_DIR"]) if env.get("PINTEREST_JARS_DIR") else defaults.jars_dir,
             max_records_per_run=int(env.get("PINTEREST_MAX_RECORDS_PER_RUN") or defaults.max_records_per_run),
             kafka_security=KafkaSecurity.from_env(env),
+            # The variables boto3 itself reads, so one setting serves boto3 and Spark's s3a.
+            s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
+            aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
         )
 
     def __repr__(self) -> str:
@@ -165,6 +177,10 @@ class Settings:
     @property
     def topics(self) -> dict[str, str]:
         return {kind: self.topic(kind) for kind in TOPIC_KINDS}
+
+    @property
+    def lake_on_s3(self) -> bool:
+        return self.lake_root.startswith("s3a://")
 
     def table_path(self, layer: str, name: str) -> str:
         return f"{self.lake_root.rstrip('/')}/{layer}/{name}"

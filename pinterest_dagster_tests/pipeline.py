@@ -29,7 +29,10 @@ def execute_job_cli(name: str, run_config: dict, env: dict, workdir: Path, timeo
          "-j", name, "-c", str(config)],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout_s,
     )
-    assert done.returncode == 0, f"{name} failed:\n{done.stderr[-4000:]}"
+    if done.returncode != 0:
+        # Dagster prints the cause among long tracebacks: show its error lines first, then the end.
+        errors = dict.fromkeys(line for line in done.stderr.splitlines() if "Error:" in line and not line.startswith(" "))
+        raise AssertionError(f"{name} failed: " + "\n".join(list(errors)[:8]) + "\n...\n" + done.stderr[-2000:])
 
 
 @dataclass

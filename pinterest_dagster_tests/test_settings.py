@@ -11,7 +11,8 @@ from dagster._core.remote_representation.external_data import ResourceConfigEnvV
 from dagster._serdes import serialize_value
 
 from pinterest_dagster.definitions import build_definitions
-from pinterest_dagster.lib.resources import KafkaResource
+from pinterest_dagster.lib.resources import KafkaResource, LakeResource
+from pinterest_dagster.lib.spark import spark_config
 from pinterest_dagster.settings import LOCAL_DIR, KafkaSecurity, Secret, Settings, SettingsError, mask_url
 
 
@@ -111,3 +112,40 @@ def test_passwords_never_show_in_repr_str_or_the_dagster_resource():
         Settings(kafka_security=replace(settings.kafka_security, sasl_password=Secret("pa55-word")))
     )
     assert "pa55-word" not in repr(direct) + str(direct)
+
+
+def test_the_s3_endpoint_and_region_are_the_variables_boto3_reads():
+    env = {"PINTEREST_LAKE_ROOT": "s3a://lake-bucket/prod", "AWS_ENDPOINT_URL": "http://minio:9000",
+           "AWS_DEFAULT_REGION": "eu-west-1"}
+    settings = Settings.from_env(env)
+    assert (settings.lake_on_s3, settings.s3_endpoint_url, settings.aws_region) == (True, "http://minio:9000", "eu-west-1")
+    # The S3-specific and newer names win, as in boto3.
+    env.update(AWS_ENDPOINT_URL_S3="http://s3.local:9000", AWS_REGION="us-east-2")
+    assert (Settings.from_env(env).s3_endpoint_url, Settings.from_env(env).aws_region) == ("http://s3.local:9000", "us-east-2")
+
+
+def test_spark_and_boto3_get_the_same_s3_endpoint_and_region_but_never_credentials():
+    env = {"PINTEREST_LAKE_ROOT": "s3a://lake-bucket/prod", "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9000",
+           "AWS_REGION": "us-east-1", "AWS_SECRET_ACCESS_KEY": "s3cr3t"}
+    settings = Settings.from_env(env)
+    lake = LakeResource.from_settings(settings)
+    assert (lake.s3.endpoint_url, lake.s3.region_name) == ("http://127.0.0.1:9000", "us-east-1")
+    in_process = spark_config(replace(settings, jars_dir=LOCAL_DIR / "jars"))
+    assert in_process["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
+    assert in_process["spark.hadoop.fs.s3a.endpoint.region"] == "us-east-1"
+    assert in_process["spark.hadoop.fs.s3a.path.style.access"] == "true"
+    assert any("hadoop-aws" in jar for jar in in_process["spark.jars"].split(","))
+    connect = spark_config(replace(settings, spark_remote="sc://spark:15002"))
+    assert connect["fs.s3a.endpoint"] == "http://127.0.0.1:9000"
+    assert "s3cr3t" not in repr(in_process) + repr(connect)
+
+
+def test_a_local_lake_has_no_s3_resource_or_s3a_settings():
+    settings = Settings.from_env({})
+    assert LakeResource.from_settings(settings).s3 is None
+    assert not [key for key in spark_config(settings) if "s3a" in key]
+
+
+def test_an_s3_scheme_hadoop_aws_does_not_serve_is_refused_with_the_fix():
+    with pytest.raises(SettingsError, match="write s3a://bucket/lake"):
+        Settings.from_env({"PINTEREST_LAKE_ROOT": "s3://bucket/lake"})

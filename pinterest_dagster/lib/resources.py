@@ -1,16 +1,32 @@
 """Dagster resources: where the lake is and how to reach Kafka. Built from `Settings` in definitions.py."""
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from pinterest_dagster.lib.kafka import java_security_config
+from pinterest_dagster.lib.s3 import check_bucket, s3_resource
 from pinterest_dagster.settings import KafkaSecurity, Secret, Settings
 
 
 class LakeResource(dg.ConfigurableResource):
-    """The lakehouse root: a local folder or `s3a://bucket/prefix`. Tables live at `<root>/<layer>/<name>`."""
+    """The lakehouse root: a local folder or `s3a://bucket/prefix`. Tables live at `<root>/<layer>/<name>`.
+
+    On S3, `s3` is the S3Resource whose endpoint and region Spark's s3a also uses (`lib/spark.py`); each
+    run first checks through it that the bucket answers, so a wrong endpoint or credentials fail in
+    one sentence instead of deep in a Spark write.
+    """
 
     root: str
+    s3: S3Resource | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "LakeResource":
+        return cls(root=settings.lake_root, s3=s3_resource(settings) if settings.lake_on_s3 else None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if self.s3 is not None:
+            check_bucket(self.s3, self.root)
 
     def path(self, layer: str, name: str) -> str:
         return f"{self.root.rstrip('/')}/{layer}/{name}"

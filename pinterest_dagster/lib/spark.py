@@ -35,7 +35,7 @@ class MissingJarsError(RuntimeError):
 
 def spark_jars(settings: Settings) -> list[str]:
     """Jars for an in-process session: Delta and Spark's Kafka source, plus S3 support for s3a lakes."""
-    groups = ["spark"] + (["s3"] if settings.lake_root.startswith("s3a://") else [])
+    groups = ["spark"] + (["s3"] if settings.lake_on_s3 else [])
     jars: list[str] = []
     for group in groups:
         folder = Path(settings.jars_dir) / group
@@ -53,16 +53,24 @@ SESSION_CONFIG_PREFIXES = ("spark.sql.", "spark.databricks.delta.")
 
 
 def spark_config(settings: Settings) -> dict[str, str]:
-    """The Spark configuration for these settings, as given to dagster-pyspark's resource."""
+    """The Spark configuration for these settings, as given to dagster-pyspark's resource.
+
+    An S3 lake adds the s3a options of the lake's S3Resource (endpoint, region; never credentials).
+    """
+    from pinterest_dagster.lib.s3 import s3_resource, s3a_options
+
+    s3a = s3a_options(s3_resource(settings)) if settings.lake_on_s3 else {}
     if settings.spark_remote:
         session = {k: v for k, v in LOCAL_CONFIG.items() if k.startswith(SESSION_CONFIG_PREFIXES)}
-        return {"spark.remote": settings.spark_remote, **session}
+        # A session's settings reach the Hadoop configuration its reads and writes use.
+        return {"spark.remote": settings.spark_remote, **session, **s3a}
     return {
         "spark.master": settings.spark_master,
         "spark.app.name": "pinterest-data-pipeline",
         "spark.jars": ",".join(spark_jars(settings)),
         **DELTA_CONFIG,
         **LOCAL_CONFIG,
+        **{f"spark.hadoop.{key}": value for key, value in s3a.items()},
     }
 
 
