@@ -70,7 +70,10 @@ demo: up ## seed, post, stream with the daemon (realtime tables), then batch_job
 dev: up ## run the Dagster UI (http://127.0.0.1:3000) on the workspace
 	SPARK_REMOTE=$${SPARK_REMOTE:-$(LOCAL_SPARK_REMOTE)} $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
+screenshot: install ## save the UI's asset lineage to docs/images/asset-lineage.png (needs chromium, chromium-driver)
+	$(PY) -m pinterest_dagster_tests.ui.screenshot docs/images/asset-lineage.png
+
 clean: down ## stop services and delete .local (data, logs, jars) and .venv
 	rm -rf .local $(VENV)
 
-.PHONY: help check-tools install lock jars up down status lint test demo dev clean
+.PHONY: help check-tools install lock jars up down status lint test demo dev screenshot clean
