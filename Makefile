@@ -12,6 +12,8 @@ JARS := .local/jars
 PYTEST_ARGS ?=
 # Runs started by `make demo` and `make dev` share one Dagster instance, so the UI shows them all.
 export DAGSTER_HOME ?= $(CURDIR)/.local/dagster
+# The instance `make up` puts there: infra/dagster/dagster-postgres.yaml keeps it in PostgreSQL (README).
+DAGSTER_YAML ?= infra/dagster/dagster.yaml
 # `make dev` and `make demo` run Spark work on the Spark Connect server `make up` starts: a run then
 # connects in 0.4 s to a warm JVM instead of starting a cold one (measured in the README).
 LOCAL_SPARK_REMOTE := sc://127.0.0.1:15002
@@ -46,15 +48,16 @@ $(JARS)/%/.copied: infra/pom.xml
 jars: check-tools $(JARS)/kafka/.copied $(JARS)/spark/.copied $(JARS)/s3/.copied ## copy Kafka, Spark and S3 jars into .local/jars
 
 up: install jars ## start Kafka, MariaDB and Spark Connect on 127.0.0.1 and create the topics
-	@mkdir -p $(DAGSTER_HOME) && cp infra/dagster/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@mkdir -p $(DAGSTER_HOME) && cp $(DAGSTER_YAML) $(DAGSTER_HOME)/dagster.yaml
 	@infra/stack.sh up kafka mariadb spark-connect
 	@$(PY) -m emulator topics
 
+# PostgreSQL is not in `up`: only the Postgres instance tests need it, and they start it themselves.
 down: ## stop the local services
-	@infra/stack.sh down kafka mariadb spark-connect
+	@infra/stack.sh down kafka mariadb spark-connect postgres
 
 status: ## show which local services run
-	@infra/stack.sh status kafka mariadb spark-connect
+	@infra/stack.sh status kafka mariadb spark-connect postgres
 
 lint: install ## static checks (ruff)
 	$(VENV)/bin/ruff check .

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The local stack: Apache Kafka (KRaft), MariaDB and a Spark Connect server, bound to 127.0.0.1, state
-# under .local/.
+# The local stack: Apache Kafka (KRaft), MariaDB, a Spark Connect server and PostgreSQL (Dagster's
+# instance storage, infra/dagster/dagster-postgres.yaml), bound to 127.0.0.1, state under .local/.
 #
-#   infra/stack.sh up|down|status [kafka|mariadb|spark-connect ...]
+#   infra/stack.sh up|down|status [kafka|mariadb|spark-connect|postgres ...]
 #
 # Kafka: PLAINTEXT 9092, controller 9093, SASL_PLAINTEXT 9094, SASL_SSL 9095 (LOCAL_KAFKA_*_PORT move them).
 # Idempotent: `up` starts what is not running, `down` stops what is. Logs in .local/logs/<service>.log,
@@ -51,11 +51,11 @@ wait_for_port() { # service port seconds
   die "$1 did not open 127.0.0.1:$2 within $3 s (log: $LOGS/$1.log)"
 }
 
-stop_pid() { # service
+stop_pid() { # service [signal]
   pid_alive "$1" || { rm -f "$RUN/$1.pid"; echo "$1: not running"; return 0; }
   local pid i
   pid="$(cat "$RUN/$1.pid")"
-  kill "$pid"
+  kill "-${2:-TERM}" "$pid"
   for ((i = 0; i < 150; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
   kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
   rm -f "$RUN/$1.pid"
@@ -224,6 +224,77 @@ spark_connect_up() {
   echo "spark-connect: running on 127.0.0.1:$SPARK_CONNECT_PORT (pid $(cat "$RUN/spark-connect.pid")); use SPARK_REMOTE=sc://127.0.0.1:$SPARK_CONNECT_PORT"
 }
 
+# --- PostgreSQL ----------------------------------------------------------------------------------
+# Dagster's runs, events and schedules when DAGSTER_HOME holds infra/dagster/dagster-postgres.yaml.
+# DAGSTER_PG_PORT moves the server and the instance's client together.
+PG_PORT="${DAGSTER_PG_PORT:-5432}"
+PG_DB=dagster
+PG_USER=dagster
+PG_PASSWORD_FILE="$LOCAL/secrets/postgres_password"
+PG_HOME="$LOCAL/postgres"
+
+pg_bin() { # the newest Debian server binaries (not on PATH), or the ones PATH has
+  local dir
+  dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+  if [ -n "$dir" ]; then echo "$dir"; elif command -v postgres >/dev/null 2>&1; then dirname "$(command -v postgres)"; fi
+}
+
+# initdb and postgres refuse to run as root: as root they run as Debian's `postgres` user, which owns
+# the data directory; any other user runs them as itself.
+AS_PG_USER=(); [ "$(id -u)" != 0 ] || AS_PG_USER=(setpriv --reuid=postgres --regid=postgres --init-groups)
+pg_os_user() { if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi; }
+
+pg_password() {
+  if [ ! -s "$PG_PASSWORD_FILE" ]; then
+    mkdir -p "$(dirname "$PG_PASSWORD_FILE")"
+    (umask 077; od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$PG_PASSWORD_FILE")
+  fi
+  cat "$PG_PASSWORD_FILE"
+}
+
+postgres_up() {
+  if pid_alive postgres; then echo "postgres: already running on 127.0.0.1:$PG_PORT"; return 0; fi
+  local bin; bin="$(pg_bin)"
+  if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
+    echo "postgres: not installed; install it with 'apt-get install postgresql' (Postgres tests are skipped without it)" >&2
+    return 0
+  fi
+  [ "$(id -u)" != 0 ] || id postgres >/dev/null 2>&1 || die "the 'postgres' OS user is missing; reinstall the postgresql package"
+  port_open "$PG_PORT" && die "127.0.0.1:$PG_PORT is taken by another process; stop it or set DAGSTER_PG_PORT."
+  local data="$PG_HOME/data" sockets="$PG_HOME/sockets"
+  mkdir -p "$sockets"
+  [ "$(id -u)" != 0 ] || chown postgres:postgres "$PG_HOME" "$sockets"
+  chmod 700 "$PG_HOME" "$sockets"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    # Socket connections are trusted: only the server's OS user can reach the 0700 socket directory.
+    "${AS_PG_USER[@]}" "$bin/initdb" -D "$data" -E UTF8 --locale=C.UTF-8 --auth-local=trust --auth-host=scram-sha-256 \
+      >>"$LOGS/postgres.log" 2>&1 || die "initdb failed (log: $LOGS/postgres.log)"
+  fi
+  # Local data that tests recreate: a commit need not wait for the disk (as MariaDB's flush setting above).
+  setsid nohup "${AS_PG_USER[@]}" "$bin/postgres" -D "$data" -p "$PG_PORT" -c listen_addresses=127.0.0.1 \
+    -c unix_socket_directories="$sockets" -c shared_buffers=128MB -c synchronous_commit=off \
+    >>"$LOGS/postgres.log" 2>&1 &
+  echo $! >"$RUN/postgres.pid"
+  wait_for_port postgres "$PG_PORT" 60
+  # The port opens before recovery ends; until then connections are refused as "starting up".
+  local i
+  for ((i = 0; i < 150; i++)); do "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break; sleep 0.2; done
+  pg_create_database "$bin" "$sockets"
+  echo "postgres: running on 127.0.0.1:$PG_PORT (pid $(cat "$RUN/postgres.pid")), user $PG_USER, database $PG_DB, password in $PG_PASSWORD_FILE"
+}
+
+pg_create_database() { # bin sockets
+  local password; password="$(pg_password)"
+  # The SQL goes through stdin, so the password never shows in a process list. CREATEDB: the tests
+  # create a database per run.
+  "${AS_PG_USER[@]}" "$1/psql" -X -q -v ON_ERROR_STOP=1 -h "$2" -p "$PG_PORT" -U "$(pg_os_user)" -d postgres <<SQL \
+    >>"$LOGS/postgres.log" 2>&1 || die "creating the $PG_DB database failed (log: $LOGS/postgres.log)"
+SELECT 'CREATE ROLE $PG_USER LOGIN CREATEDB' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_USER')\gexec
+ALTER ROLE $PG_USER PASSWORD '$password';
+SELECT 'CREATE DATABASE $PG_DB OWNER $PG_USER' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$PG_DB')\gexec
+SQL
+}
+
 # --- dispatch ------------------------------------------------------------------------------------
 status_of() { # service port
   if pid_alive "$1"; then
@@ -241,10 +312,14 @@ for svc in "${services[@]}"; do
     up:kafka) kafka_up ;;
     up:mariadb) mariadb_up ;;
     up:spark-connect) spark_connect_up ;;
+    up:postgres) postgres_up ;;
     down:kafka | down:mariadb | down:spark-connect) stop_pid "$svc" ;;
+    # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for every client to disconnect.
+    down:postgres) stop_pid postgres INT ;;
     status:kafka) status_of kafka "$KAFKA_PORT" ;;
     status:mariadb) status_of mariadb "$MYSQL_PORT" ;;
     status:spark-connect) status_of spark-connect "$SPARK_CONNECT_PORT" ;;
-    *) die "usage: infra/stack.sh up|down|status [kafka|mariadb|spark-connect ...]" ;;
+    status:postgres) status_of postgres "$PG_PORT" ;;
+    *) die "usage: infra/stack.sh up|down|status [kafka|mariadb|spark-connect|postgres ...]" ;;
   esac
 done
