@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: one Spark session per test process, and isolated pipelines."""
+"""Fixtures shared by the whole suite: one Spark session per test process, isolated pipelines, and a
+temporary Dagster database on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from emulator.cli import main as emulator_main
 from pinterest_dagster.lib.spark import build_spark_session
 from pinterest_dagster.settings import Settings
 from pinterest_dagster_tests.pipeline import Pipeline, make_pipeline
+from pinterest_dagster_tests.services import temporary_postgres_database
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +33,13 @@ def source_url(tmp_path_factory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('source') / 'source.db'}"
     assert emulator_main(["seed", "--rows", "800", "--seed", "3", "--db-url", url]) == 0
     return url
+
+
+@pytest.fixture(scope="module")
+def dagster_pg_env():
+    """DAGSTER_PG_* variables of a database of the module's own on the local PostgreSQL, also set in
+    this process: an instance of infra/dagster/dagster-postgres.yaml reads them when it loads."""
+    with temporary_postgres_database() as env, pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        yield env
