@@ -68,6 +68,11 @@ class Daemon:
         self.log.close()
 
 
+# The scenario (set up by the first test that uses it) takes 4-5 min on a quiet machine: more room
+# than the suite's default 600 s, for a busy CI machine.
+pytestmark = pytest.mark.timeout(1200)
+
+
 @pytest.fixture(scope="module", params=list(INSTANCE_YAML))
 def stream(request, spark, source_url, tmp_path_factory):
     storage = request.param
