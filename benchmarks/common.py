@@ -67,22 +67,22 @@ class Comparison:
 
     `ratio` is Dagster's side over the other, oriented so that higher is better for Dagster (a
     throughput over a throughput, or the other side's time over Dagster's); `target` is the lowest
-    ratio that meets the goal.
+    ratio that meets the goal, None where the issue sets none (the figures are reported only).
     """
 
     name: str
     question: str
     figures: dict
     ratio: float
-    target: float
+    target: float | None
     target_text: str
     unit: str
     parameters: dict = field(default_factory=dict)
     checked: str = ""
 
     @property
-    def met(self) -> bool:
-        return self.ratio >= self.target
+    def met(self) -> bool | None:
+        return None if self.target is None else self.ratio >= self.target
 
     def as_dict(self) -> dict:
         return {**asdict(self), "met": self.met}

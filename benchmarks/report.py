@@ -46,17 +46,22 @@ def markdown_table(comparisons: list[Comparison], mode: str, when: datetime, hos
     for c in comparisons:
         figures = ", ".join(f"{k} {format_figure(v)}" for k, v in c.figures.items() if not isinstance(v, list))
         parameters = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in c.parameters.items())
-        lines.append(f"| {c.question} | {figures} | {parameters} | {c.ratio:.2f} | {c.target_text} (≥ {c.target:.2f}) "
-                     f"| {'met' if c.met else '**not met**'} |")
+        target = c.target_text if c.target is None else f"{c.target_text} (≥ {c.target:.2f})"
+        met = {True: "met", False: "**not met**", None: "-"}[c.met]
+        lines.append(f"| {c.question} | {figures} | {parameters} | {c.ratio:.2f} | {target} | {met} |")
     return "\n".join(lines) + "\n"
 
 
-def write_results(comparisons: list[Comparison], mode: str, parameters: dict, readme: Path | None) -> Path:
-    """benchmarks/results/<UTC date>.json and .md; the README's marked block too when `readme` is given."""
+def write_results(comparisons: list[Comparison], mode: str, parameters: dict, readme: Path | None,
+                  label: str = "") -> Path:
+    """benchmarks/results/<UTC date><label>.json and .md; the README's marked block too when `readme` is given.
+
+    `label` tells a quick or partial run's files from the full run's (e.g. "-quick", "-batch").
+    """
     when = datetime.now(timezone.utc)
     host = machine()
     RESULTS_DIR.mkdir(exist_ok=True)
-    stem = RESULTS_DIR / f"{when:%Y-%m-%d}{'' if mode == 'full' else '-' + mode}"
+    stem = RESULTS_DIR / f"{when:%Y-%m-%d}{label}"
     document = {"when": when.isoformat(), "mode": mode, "machine": host, "parameters": parameters,
                 "benchmarks": [c.as_dict() for c in comparisons]}
     stem.with_suffix(".json").write_text(json.dumps(document, indent=2) + "\n")

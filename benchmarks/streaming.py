@@ -93,14 +93,14 @@ def throughput(args) -> None:
           f"into cleaned (max {args.max_records_per_run:,} records per run)")
 
 
-def structured_streaming(settings: Settings, max_records_per_run: int) -> dict:
-    """`benchmarks.structured_streaming` on the same topics, into a lake of its own, in its own process."""
+def structured_streaming(command: str, settings: Settings, max_records_per_run: int, *args: str) -> dict:
+    """`benchmarks.structured_streaming <command>` on these topics, into a lake of its own, in its own process."""
     lake = str(BENCH_DIR / settings.topic_prefix / "structured_streaming_lake")
     # This process's Connect session marks the environment as Connect mode (SPARK_CONNECT_MODE_ENABLED).
     env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_LOCAL_REMOTE")}
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.structured_streaming", "--prefix", settings.topic_prefix, "--lake", lake,
-         "--max-offsets", str(max_records_per_run)],
+        [sys.executable, "-m", "benchmarks.structured_streaming", command, "--prefix", settings.topic_prefix,
+         "--lake", lake, "--max-offsets", str(max_records_per_run), *args],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True, check=True,
     )
     return {**json.loads(done.stdout.strip().splitlines()[-1]), "lake": lake}
@@ -138,7 +138,7 @@ def compare_throughput(posts: int, max_records_per_run: int, timeout_s: float = 
     progress(f"streaming: draining {events:,} events with the Dagster daemon")
     dagster_s, _, runs = drain_with_daemon(spark, settings, env, timeout_s)
     progress(f"streaming: daemon {dagster_s:.1f} s ({runs} runs); now Structured Streaming and the Spark count")
-    other = structured_streaming(settings, max_records_per_run)
+    other = structured_streaming("drain", settings, max_records_per_run)
     progress(f"streaming: Structured Streaming {other['structured_streaming_s']:.1f} s; now a kafka-python consumer")
     consumer_s, consumer_count = count_with_kafka_python(settings)
     for layer in ("raw", "cleaned"):
@@ -148,27 +148,30 @@ def compare_throughput(posts: int, max_records_per_run: int, timeout_s: float = 
     require_same("messages counted (Spark source, kafka-python)", (other["spark_count"], consumer_count), (events, events))
     rates = {"daemon": events / dagster_s, "structured_streaming": events / other["structured_streaming_s"],
              "spark_source_count": events / other["spark_count_s"], "kafka_python_count": events / consumer_s}
-    figures = {f"{name}_events_per_s": rate for name, rate in rates.items()}
+    def figures(*names: str) -> dict[str, float]:
+        return {f"{name}_events_per_s": rates[name] for name in ("daemon", *names)}
+
     parameters = {"events": events, "max_records_per_run": max_records_per_run, "daemon_runs": runs}
     checked = "same raw and cleaned row counts; every event counted by both ceilings"
     return [
         Comparison("streaming_vs_structured_streaming",
-                   "streaming backlog: Dagster daemon vs Structured Streaming (events/s into cleaned)", figures,
-                   rates["daemon"] / rates["structured_streaming"], 1.0, "daemon ≥ Structured Streaming",
-                   "events/s", parameters, checked),
-        Comparison("streaming_vs_ceiling", "streaming backlog: Dagster daemon vs Spark Kafka source count (events/s)",
-                   figures, rates["daemon"] / rates["spark_source_count"], 0.5, "daemon ≥ half the Spark-source ceiling",
-                   "events/s", parameters, checked),
+                   "streaming backlog: Dagster daemon vs Structured Streaming (events/s into cleaned)",
+                   figures("structured_streaming"), rates["daemon"] / rates["structured_streaming"], 1.0,
+                   "daemon ≥ Structured Streaming", "events/s", parameters, checked),
+        Comparison("streaming_vs_ceiling", "streaming backlog: Dagster daemon vs reading the offsets (events/s)",
+                   figures("spark_source_count", "kafka_python_count"), rates["daemon"] / rates["spark_source_count"],
+                   0.5, "daemon ≥ half the Spark-source count", "events/s", parameters, checked),
     ]
 
 
-def latency(args) -> None:
-    settings, env = fresh_workspace(args.max_records_per_run)
+def daemon_latencies(rate: float, seconds: int, max_records_per_run: int, timeout_s: float) -> list[float]:
+    """Per pin event posted at `rate` posts/s for `seconds` under the daemon: produce -> cleaned/pin, seconds."""
+    settings, env = fresh_workspace(max_records_per_run)
     spark = build_spark_session(settings)
     daemon = start_daemon(env)
     try:
-        post(env, "--duration", str(args.seconds), "--rate", str(args.rate))
-        wait_caught_up(spark, settings, args.timeout)
+        post(env, "--duration", str(seconds), "--rate", str(rate))
+        wait_caught_up(spark, settings, timeout_s)
         wait_runs_finished(env["DAGSTER_HOME"])
     finally:
         daemon.terminate()
@@ -181,9 +184,44 @@ def latency(args) -> None:
     joined = raw.join(log, (raw._partition == log.partition) & (raw._offset >= log.start_offset)
                       & (raw._offset < log.end_offset)).select("run_id", F.col("_kafka_timestamp").cast("double").alias("tsd"))
     latencies = sorted(queryable[r["run_id"]] - r["tsd"] for r in joined.collect() if r["run_id"] in queryable)
+    require_same("pin events visible in cleaned/pin (daemon) vs produced",
+                 len(latencies), events_per_topic(settings)[settings.topic("pin")])
+    return latencies
+
+
+def percentiles(latencies: list[float]) -> dict[str, float]:
     q = statistics.quantiles(latencies, n=100)
+    return {"p50": q[49], "p95": q[94], "p99": q[98]}
+
+
+def latency(args) -> None:
+    latencies = daemon_latencies(args.rate, args.seconds, args.max_records_per_run, args.timeout)
+    q = percentiles(latencies)
     print(f"{len(latencies):,} pin events at {args.rate * 3:,} events/s for {args.seconds} s: produce -> cleaned/pin "
-          f"latency p50 {q[49]:.1f} s, p95 {q[94]:.1f} s, p99 {q[98]:.1f} s")
+          f"latency p50 {q['p50']:.1f} s, p95 {q['p95']:.1f} s, p99 {q['p99']:.1f} s")
+
+
+def compare_latency(events_per_s: list[int], seconds: int, max_records_per_run: int,
+                    timeout_s: float = 1800) -> list[Comparison]:
+    """Produce -> cleaned/pin latency at fixed rates: the daemon vs Structured Streaming with a 1 s trigger."""
+    comparisons = []
+    for rate in events_per_s:
+        posts_per_s = rate / 3
+        progress(f"latency: daemon at {rate:,} events/s for {seconds} s")
+        dagster = percentiles(daemon_latencies(posts_per_s, seconds, max_records_per_run, timeout_s))
+        progress(f"latency: daemon p50 {dagster['p50']:.1f} s; now Structured Streaming (1 s trigger)")
+        settings, _ = fresh_workspace(max_records_per_run)
+        other = structured_streaming("latency", settings, max_records_per_run, "--rate", str(posts_per_s),
+                                     "--seconds", str(seconds))
+        progress(f"latency: Structured Streaming p50 {other['p50']:.1f} s")
+        figures = {**{f"daemon_{k}_s": v for k, v in dagster.items()},
+                   **{f"structured_streaming_{k}_s": other[k] for k in dagster}}
+        comparisons.append(Comparison(
+            f"latency_{rate}", f"latency produce -> cleaned/pin at {rate:,} events/s: daemon vs Structured Streaming "
+            "(p50, s)", figures, other["p50"] / dagster["p50"], None, "none set (reported only)", "s",
+            {"events_per_s": rate, "seconds": seconds, "max_records_per_run": max_records_per_run},
+            "every pin event produced became visible in cleaned/pin on both sides"))
+    return comparisons
 
 
 def cleaned_pin_commit_times(instance: dg.DagsterInstance) -> dict[str, float]:
