@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from benchmarks import batch, emulator, streaming
-from benchmarks.common import progress
+from benchmarks.common import discard_workspaces, progress
 from benchmarks.report import write_results
 from pinterest_dagster.settings import REPO_ROOT
 
@@ -44,6 +44,7 @@ def main() -> None:
             met = {True: "met", False: "NOT MET", None: "reported only"}[c.met]
             progress(f"{c.name}: ratio {c.ratio:.2f}, target {c.target_text}: {met}")
             comparisons.append(c)
+        discard_workspaces()
     # Only a full run of every benchmark speaks for the project in its README.
     readme = REPO_ROOT / "README.md" if mode == "full" and not args.only else None
     label = "".join(f"-{part}" for part in ([] if mode == "full" else [mode]) + (args.only or []))

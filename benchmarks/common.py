@@ -14,8 +14,11 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 
+from kafka import KafkaAdminClient
+
 from benchmarks.duckdb_reference import same_row
-from pinterest_dagster.lib.kafka import ensure_topics
+
+from pinterest_dagster.lib.kafka import client_config, connect_with_retry, ensure_topics
 from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT, Settings
 
 BENCH_DIR = LOCAL_DIR / "bench"
@@ -43,7 +46,28 @@ def fresh_workspace(max_records_per_run: int | None = None) -> tuple[Settings, d
     if max_records_per_run:
         env["PINTEREST_MAX_RECORDS_PER_RUN"] = str(max_records_per_run)
     ensure_topics(settings)
+    _workspaces.append(settings)
     return settings, env
+
+
+_workspaces: list[Settings] = []
+
+
+def discard_workspaces() -> None:
+    """Delete the topics and folders of every workspace so far. Called after a benchmark succeeded only:
+    a failed one leaves its topics and lakes for a look at what differed."""
+    if not _workspaces:
+        return
+    admin = connect_with_retry(lambda: KafkaAdminClient(**client_config(_workspaces[0])), _workspaces[0])
+    try:
+        existing = admin.list_topics()
+        while _workspaces:
+            prefix = _workspaces.pop().topic_prefix
+            # The workspace's topics and those named after it (the warm-up topics of Structured Streaming).
+            admin.delete_topics([t for t in existing if t.startswith(prefix + ".") or t.startswith(prefix + "-")])
+            shutil.rmtree(BENCH_DIR / prefix, ignore_errors=True)
+    finally:
+        admin.close()
 
 
 def require_same(what: str, actual, expected) -> None:
