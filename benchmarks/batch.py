@@ -9,21 +9,19 @@ The nine tables must be equal, and the cleaned tables the same size, before a ti
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import dagster as dg
 import duckdb
 
-from benchmarks.common import Comparison, fresh_workspace, progress, require_same, require_same_rows
+from benchmarks.common import Comparison, fresh_workspace, post, progress, require_same, require_same_rows
 from benchmarks.duckdb_reference import clean_raw, duckdb_answers
 from pinterest_dagster.definitions import build_definitions
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import ingest_ranges, plan_catch_up
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import build_spark_session
-from pinterest_dagster.settings import REPO_ROOT, TOPIC_KINDS, Settings
+from pinterest_dagster.settings import TOPIC_KINDS, Settings
 from pinterest_dagster.transforms.aggregate import AGGREGATES
 
 TARGET = 1 / 3  # batch_job no slower than 3x DuckDB
@@ -32,8 +30,7 @@ QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 def build_raw(settings: Settings, env: dict, posts: int, spark) -> None:
     """Post `posts` random posts (one event per topic each) and ingest them into raw/*."""
-    subprocess.run([sys.executable, "-m", "emulator", "post", "--quiet", "--posts", str(posts), "--rate", "0",
-                    "--seed", "11"], cwd=REPO_ROOT, env=env, check=True)
+    post(env, "--posts", str(posts), "--rate", "0", "--seed", "11")
     kafka, lake = KafkaResource.from_settings(settings), LakeResource(root=settings.lake_root)
     ingest_ranges(spark, lake, kafka, plan_catch_up(spark, lake, kafka))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import time
 import uuid
@@ -68,6 +69,11 @@ def discard_workspaces() -> None:
             shutil.rmtree(BENCH_DIR / prefix, ignore_errors=True)
     finally:
         admin.close()
+
+
+def post(env: dict, *args: str) -> None:
+    """`python -m emulator post --quiet ARGS` with this environment (its topics), to success."""
+    subprocess.run([sys.executable, "-m", "emulator", "post", "--quiet", *args], cwd=REPO_ROOT, env=env, check=True)
 
 
 def require_same(what: str, actual, expected) -> None:

@@ -6,8 +6,10 @@
 `throughput` drains a backlog (3 events per post) from Kafka into the cleaned tables and reports
 events/s; `compare_throughput` (run by `python -m benchmarks`) drains the same backlog with Spark
 Structured Streaming too (`benchmarks.structured_streaming`) and measures the ceilings: a plain count
-of the same offsets through Spark's Kafka source and through a kafka-python consumer. `latency` posts at a fixed rate while the daemon runs and reports, per pin event, the time
-from its Kafka timestamp to the commit that made it queryable in cleaned/pin (p50/p95/p99).
+of the same offsets through Spark's Kafka source and through a kafka-python consumer. `latency` posts
+at a fixed rate while the daemon runs and reports, per pin event, the time from its Kafka timestamp to
+the commit that made it queryable in cleaned/pin (p50/p95/p99); `compare_latency` does the same for
+Structured Streaming with a 1 s trigger.
 Each run uses fresh topics, a fresh lake and a fresh DAGSTER_HOME under .local/bench/.
 """
 
@@ -25,7 +27,7 @@ import dagster as dg
 from kafka import KafkaConsumer
 from pyspark.sql import functions as F
 
-from benchmarks.common import BENCH_DIR, Comparison, fresh_workspace, progress, require_same
+from benchmarks.common import BENCH_DIR, Comparison, fresh_workspace, post, progress, require_same
 from pinterest_dagster.defs.streaming.sensors import streaming_runs_in_flight
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import lag, log_path
@@ -36,10 +38,6 @@ from pinterest_dagster.settings import REPO_ROOT, TOPIC_KINDS, Settings
 
 
 CLEANED_PIN = dg.AssetKey(["cleaned", "pin"])
-
-
-def post(env: dict, *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "emulator", "post", "--quiet", *args], cwd=REPO_ROOT, env=env, check=True)
 
 
 def start_daemon(env: dict) -> subprocess.Popen:

@@ -28,20 +28,19 @@ import dataclasses
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from benchmarks.common import post
 from pinterest_dagster.defs.clean.assets import latest_cleaned
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.kafka import ensure_topics, events_per_topic
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import build_spark_session
-from pinterest_dagster.settings import REPO_ROOT, TOPIC_KINDS, Settings
+from pinterest_dagster.settings import TOPIC_KINDS, Settings
 from pinterest_dagster.transforms.incremental import rows_sharing
 from pinterest_dagster.transforms.parse import KEY_COLUMN, accepted_rows, classify_events, parse_key, rejected_rows
 
@@ -103,9 +102,8 @@ def drain(spark, kafka: KafkaResource, lake: LakeResource, max_offsets: int) -> 
     return time.perf_counter() - started
 
 
-def post(settings: Settings, *args: str) -> None:
-    env = {**os.environ, "PINTEREST_TOPIC_PREFIX": settings.topic_prefix}
-    subprocess.run([sys.executable, "-m", "emulator", "post", "--quiet", *args], cwd=REPO_ROOT, env=env, check=True)
+def post_to(settings: Settings, *args: str) -> None:
+    post({**os.environ, "PINTEREST_TOPIC_PREFIX": settings.topic_prefix}, *args)
 
 
 def latencies_while_posting(spark, settings: Settings, lake: LakeResource, args) -> list[float]:
@@ -118,7 +116,7 @@ def latencies_while_posting(spark, settings: Settings, lake: LakeResource, args)
         latencies.extend(visible - r[0] for r in pin_rows.select(F.col("_kafka_timestamp").cast("double")).collect())
 
     query = start_query(spark, kafka, lake, args.max_offsets, {"processingTime": "1 second"}, pin_visible)
-    post(settings, "--duration", str(args.seconds), "--rate", str(args.rate))
+    post_to(settings, "--duration", str(args.seconds), "--rate", str(args.rate))
     produced = events_per_topic(settings)[settings.topic("pin")]
     deadline = time.monotonic() + args.timeout
     while len(latencies) < produced and time.monotonic() < deadline and query.isActive:
@@ -157,7 +155,7 @@ def latency_command(spark, settings: Settings, args) -> dict:
     # The topics are empty until the emulator posts: the JVM warms up on a small backlog of topics of its own.
     warm_up = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-warm-up")
     ensure_topics(warm_up)
-    post(warm_up, "--posts", "1000", "--rate", "0")
+    post_to(warm_up, "--posts", "1000", "--rate", "0")
     drain(spark, KafkaResource.from_settings(warm_up), LakeResource(root=f"{args.lake}_warm_up"), args.max_offsets)
     latencies = latencies_while_posting(spark, settings, LakeResource(root=settings.lake_root), args)
     q = statistics.quantiles(latencies, n=100)
