@@ -2,6 +2,7 @@
 #   make demo   set everything up and run the pipeline end to end on embedded defaults
 #   make test   the whole test suite against the real local stack
 #   make dev    the Dagster UI on http://127.0.0.1:3000
+#   make bench  the side-by-side benchmarks (Dagster vs the tools one would otherwise use)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -76,7 +77,17 @@ dev: up ## run the Dagster UI (http://127.0.0.1:3000) on the workspace
 screenshot: install ## save the UI's asset lineage to docs/images/asset-lineage.png (needs chromium, chromium-driver)
 	$(PY) -m pinterest_dagster_tests.ui.screenshot docs/images/asset-lineage.png
 
+# The benchmarks use the running stack (`make up`) with their own topics, lakes and DAGSTER_HOMEs, and
+# the default source database (seeded here if missing).
+bench: install ## side-by-side benchmarks at full size (stack from make up); rewrites the README block
+	@test -f .local/pinterest.db || $(PY) -m emulator seed
+	SPARK_REMOTE=$${SPARK_REMOTE:-$(LOCAL_SPARK_REMOTE)} $(PY) -m benchmarks
+
+bench-quick: install ## the same benchmarks at small sizes, a few minutes: checks the harness, not the figures
+	@test -f .local/pinterest.db || $(PY) -m emulator seed
+	SPARK_REMOTE=$${SPARK_REMOTE:-$(LOCAL_SPARK_REMOTE)} $(PY) -m benchmarks --quick
+
 clean: down ## stop services and delete .local (data, logs, jars) and .venv
 	rm -rf .local $(VENV)
 
-.PHONY: help check-tools install lock jars up down status lint test demo dev screenshot clean
+.PHONY: help check-tools install lock jars up down status lint test demo dev screenshot bench bench-quick clean

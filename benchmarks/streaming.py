@@ -4,52 +4,40 @@
     .venv/bin/python -m benchmarks.streaming latency --rate 333 --seconds 60
 
 `throughput` drains a backlog (3 events per post) from Kafka into the cleaned tables and reports
-events/s. `latency` posts at a fixed rate while the daemon runs and reports, per pin event, the time
-from its Kafka timestamp to the commit that made it queryable in cleaned/pin (p50/p95/p99).
+events/s; `compare_throughput` (run by `python -m benchmarks`) drains the same backlog with Spark
+Structured Streaming too (`benchmarks.structured_streaming`) and measures the ceilings: a plain count
+of the same offsets through Spark's Kafka source and through a kafka-python consumer. `latency` posts
+at a fixed rate while the daemon runs and reports, per pin event, the time from its Kafka timestamp to
+the commit that made it queryable in cleaned/pin (p50/p95/p99); `compare_latency` does the same for
+Structured Streaming with a 1 s trigger.
 Each run uses fresh topics, a fresh lake and a fresh DAGSTER_HOME under .local/bench/.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import time
-import uuid
 
 import dagster as dg
+from kafka import KafkaConsumer
 from pyspark.sql import functions as F
 
+from benchmarks.common import BENCH_DIR, Comparison, fresh_workspace, post, progress, require_same
 from pinterest_dagster.defs.streaming.sensors import streaming_runs_in_flight
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import lag, log_path
-from pinterest_dagster.lib.kafka import ensure_topics, events_per_topic
+from pinterest_dagster.lib.kafka import client_config, end_offsets, events_per_topic
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import build_spark_session
-from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT, Settings
+from pinterest_dagster.settings import REPO_ROOT, TOPIC_KINDS, Settings
 
 
 CLEANED_PIN = dg.AssetKey(["cleaned", "pin"])
-
-
-def prepare(max_records_per_run: int) -> tuple[Settings, dict]:
-    name = f"bench-{uuid.uuid4().hex[:8]}"
-    base = LOCAL_DIR / "bench" / name
-    home = base / "dagster_home"
-    home.mkdir(parents=True)
-    shutil.copy(REPO_ROOT / "infra/dagster/dagster.yaml", home / "dagster.yaml")
-    settings = Settings(**{**Settings.from_env().__dict__, "topic_prefix": name, "lake_root": str(base / "lake")})
-    env = {**os.environ, "DAGSTER_HOME": str(home), "PINTEREST_TOPIC_PREFIX": name,
-           "PINTEREST_LAKE_ROOT": settings.lake_root, "PINTEREST_MAX_RECORDS_PER_RUN": str(max_records_per_run)}
-    ensure_topics(settings)
-    return settings, env
-
-
-def post(env: dict, *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "emulator", "post", "--quiet", *args], cwd=REPO_ROOT, env=env, check=True)
 
 
 def start_daemon(env: dict) -> subprocess.Popen:
@@ -76,33 +64,112 @@ def wait_runs_finished(home: str, timeout_s: float = 600) -> None:
         time.sleep(2)
 
 
-def throughput(args) -> None:
-    settings, env = prepare(args.max_records_per_run)
-    post(env, "--posts", str(args.posts), "--rate", "0")
-    events = sum(events_per_topic(settings).values())
-    spark = build_spark_session(settings)
+def drain_with_daemon(spark, settings: Settings, env: dict, timeout_s: float) -> tuple[float, float, int]:
+    """Run the daemon until the backlog is in raw and no micro-batch is left in flight:
+    (seconds to drained into cleaned, seconds to raw caught up, runs)."""
     started = time.monotonic()
     daemon = start_daemon(env)
     try:
-        caught_up = wait_caught_up(spark, settings, args.timeout)
+        caught_up = wait_caught_up(spark, settings, timeout_s)
         wait_runs_finished(env["DAGSTER_HOME"])
         finished = time.monotonic()
     finally:
         daemon.terminate()
         daemon.wait()
-    runs = dg.DagsterInstance.from_config(env["DAGSTER_HOME"]).get_runs()
-    print(f"drained {events:,} events (3 topics) in {finished - started:.1f} s with {len(runs)} runs "
-          f"(raw caught up after {caught_up - started:.1f} s): {events / (finished - started):,.0f} events/s "
+    runs = len(dg.DagsterInstance.from_config(env["DAGSTER_HOME"]).get_runs())
+    return finished - started, caught_up - started, runs
+
+
+def throughput(args) -> None:
+    settings, env = fresh_workspace(args.max_records_per_run)
+    post(env, "--posts", str(args.posts), "--rate", "0")
+    events = sum(events_per_topic(settings).values())
+    spark = build_spark_session(settings)
+    drained, caught_up, runs = drain_with_daemon(spark, settings, env, args.timeout)
+    print(f"drained {events:,} events (3 topics) in {drained:.1f} s with {runs} runs "
+          f"(raw caught up after {caught_up:.1f} s): {events / drained:,.0f} events/s "
           f"into cleaned (max {args.max_records_per_run:,} records per run)")
 
 
-def latency(args) -> None:
-    settings, env = prepare(args.max_records_per_run)
+def structured_streaming(command: str, settings: Settings, max_records_per_run: int, *args: str) -> dict:
+    """`benchmarks.structured_streaming <command>` on these topics, into a lake of its own, in its own process."""
+    lake = str(BENCH_DIR / settings.topic_prefix / "structured_streaming_lake")
+    # This process's Connect session marks the environment as Connect mode (SPARK_CONNECT_MODE_ENABLED).
+    env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_LOCAL_REMOTE")}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.structured_streaming", command, "--prefix", settings.topic_prefix,
+         "--lake", lake, "--max-offsets", str(max_records_per_run), *args],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True, check=True,
+    )
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "lake": lake}
+
+
+def count_with_kafka_python(settings: Settings) -> tuple[float, int]:
+    """Seconds to read every message of the topics with a kafka-python consumer loop, and the count."""
+    ends = {tp: end for tp, end in end_offsets(settings, list(settings.topics.values())).items() if end}
+    consumer = KafkaConsumer(**client_config(settings), enable_auto_commit=False, fetch_max_wait_ms=10)
+    consumer.assign(list(ends))
+    consumer.seek_to_beginning()
+    count, remaining = 0, set(ends)
+    started = time.perf_counter()
+    while remaining:
+        for tp, records in consumer.poll(timeout_ms=1000).items():
+            count += len(records)
+            if records[-1].offset + 1 >= ends[tp]:
+                remaining.discard(tp)
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return elapsed, count
+
+
+def table_counts(spark, lake_root: str, layer: str) -> dict[str, int]:
+    return {kind: delta.read_table(spark, f"{lake_root}/{layer}/{kind}").count() for kind in TOPIC_KINDS}
+
+
+def compare_throughput(posts: int, max_records_per_run: int, timeout_s: float = 3600) -> list[Comparison]:
+    """The daemon, Structured Streaming and the two ceilings, each draining the same backlog."""
+    settings, env = fresh_workspace(max_records_per_run)
+    progress(f"streaming: posting a backlog of {posts:,} posts to {settings.topic_prefix}.*")
+    post(env, "--posts", str(posts), "--rate", "0", "--seed", "13")
+    events = sum(events_per_topic(settings).values())
+    spark = build_spark_session(settings)
+    progress(f"streaming: draining {events:,} events with the Dagster daemon")
+    dagster_s, _, runs = drain_with_daemon(spark, settings, env, timeout_s)
+    progress(f"streaming: daemon {dagster_s:.1f} s ({runs} runs); now Structured Streaming and the Spark count")
+    other = structured_streaming("drain", settings, max_records_per_run)
+    progress(f"streaming: Structured Streaming {other['structured_streaming_s']:.1f} s; now a kafka-python consumer")
+    consumer_s, consumer_count = count_with_kafka_python(settings)
+    for layer in ("raw", "cleaned"):
+        require_same(f"{layer} rows (daemon, Structured Streaming)",
+                     table_counts(spark, settings.lake_root, layer), table_counts(spark, other["lake"], layer))
+    require_same("raw rows (daemon) vs events", sum(table_counts(spark, settings.lake_root, "raw").values()), events)
+    require_same("messages counted (Spark source, kafka-python)", (other["spark_count"], consumer_count), (events, events))
+    rates = {"daemon": events / dagster_s, "structured_streaming": events / other["structured_streaming_s"],
+             "spark_source_count": events / other["spark_count_s"], "kafka_python_count": events / consumer_s}
+    def figures(*names: str) -> dict[str, float]:
+        return {f"{name}_events_per_s": rates[name] for name in ("daemon", *names)}
+
+    parameters = {"events": events, "max_records_per_run": max_records_per_run, "daemon_runs": runs}
+    checked = "same raw and cleaned row counts; every event counted by both ceilings"
+    return [
+        Comparison("streaming_vs_structured_streaming",
+                   "streaming backlog: Dagster daemon vs Structured Streaming (events/s into cleaned)",
+                   figures("structured_streaming"), rates["daemon"] / rates["structured_streaming"], 1.0,
+                   "daemon ≥ Structured Streaming", "events/s", parameters, checked),
+        Comparison("streaming_vs_ceiling", "streaming backlog: Dagster daemon vs reading the offsets (events/s)",
+                   figures("spark_source_count", "kafka_python_count"), rates["daemon"] / rates["spark_source_count"],
+                   0.5, "daemon ≥ half the Spark-source count", "events/s", parameters, checked),
+    ]
+
+
+def daemon_latencies(rate: float, seconds: int, max_records_per_run: int, timeout_s: float) -> list[float]:
+    """Per pin event posted at `rate` posts/s for `seconds` under the daemon: produce -> cleaned/pin, seconds."""
+    settings, env = fresh_workspace(max_records_per_run)
     spark = build_spark_session(settings)
     daemon = start_daemon(env)
     try:
-        post(env, "--duration", str(args.seconds), "--rate", str(args.rate))
-        wait_caught_up(spark, settings, args.timeout)
+        post(env, "--duration", str(seconds), "--rate", str(rate))
+        wait_caught_up(spark, settings, timeout_s)
         wait_runs_finished(env["DAGSTER_HOME"])
     finally:
         daemon.terminate()
@@ -115,9 +182,44 @@ def latency(args) -> None:
     joined = raw.join(log, (raw._partition == log.partition) & (raw._offset >= log.start_offset)
                       & (raw._offset < log.end_offset)).select("run_id", F.col("_kafka_timestamp").cast("double").alias("tsd"))
     latencies = sorted(queryable[r["run_id"]] - r["tsd"] for r in joined.collect() if r["run_id"] in queryable)
+    require_same("pin events visible in cleaned/pin (daemon) vs produced",
+                 len(latencies), events_per_topic(settings)[settings.topic("pin")])
+    return latencies
+
+
+def percentiles(latencies: list[float]) -> dict[str, float]:
     q = statistics.quantiles(latencies, n=100)
+    return {"p50": q[49], "p95": q[94], "p99": q[98]}
+
+
+def latency(args) -> None:
+    latencies = daemon_latencies(args.rate, args.seconds, args.max_records_per_run, args.timeout)
+    q = percentiles(latencies)
     print(f"{len(latencies):,} pin events at {args.rate * 3:,} events/s for {args.seconds} s: produce -> cleaned/pin "
-          f"latency p50 {q[49]:.1f} s, p95 {q[94]:.1f} s, p99 {q[98]:.1f} s")
+          f"latency p50 {q['p50']:.1f} s, p95 {q['p95']:.1f} s, p99 {q['p99']:.1f} s")
+
+
+def compare_latency(events_per_s: list[int], seconds: int, max_records_per_run: int,
+                    timeout_s: float = 1800) -> list[Comparison]:
+    """Produce -> cleaned/pin latency at fixed rates: the daemon vs Structured Streaming with a 1 s trigger."""
+    comparisons = []
+    for rate in events_per_s:
+        posts_per_s = rate / 3
+        progress(f"latency: daemon at {rate:,} events/s for {seconds} s")
+        dagster = percentiles(daemon_latencies(posts_per_s, seconds, max_records_per_run, timeout_s))
+        progress(f"latency: daemon p50 {dagster['p50']:.1f} s; now Structured Streaming (1 s trigger)")
+        settings, _ = fresh_workspace(max_records_per_run)
+        other = structured_streaming("latency", settings, max_records_per_run, "--rate", str(posts_per_s),
+                                     "--seconds", str(seconds))
+        progress(f"latency: Structured Streaming p50 {other['p50']:.1f} s")
+        figures = {**{f"daemon_{k}_s": v for k, v in dagster.items()},
+                   **{f"structured_streaming_{k}_s": other[k] for k in dagster}}
+        comparisons.append(Comparison(
+            f"latency_{rate}", f"latency produce -> cleaned/pin at {rate:,} events/s: daemon vs Structured Streaming "
+            "(p50, s)", figures, other["p50"] / dagster["p50"], None, "none set (reported only)", "s",
+            {"events_per_s": rate, "seconds": seconds, "max_records_per_run": max_records_per_run},
+            "every pin event produced became visible in cleaned/pin on both sides"))
+    return comparisons
 
 
 def cleaned_pin_commit_times(instance: dg.DagsterInstance) -> dict[str, float]:

@@ -11,7 +11,7 @@ import pytest
 from deltalake import DeltaTable
 
 from pinterest_dagster.transforms.aggregate import AGGREGATES
-from pinterest_dagster_tests.duckdb_reference import duckdb_answers, same_row
+from benchmarks.duckdb_reference import duckdb_answers, same_row
 
 
 @pytest.fixture(scope="module")

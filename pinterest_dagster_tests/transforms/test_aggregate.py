@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from pinterest_dagster.transforms.aggregate import AGGREGATES, age_group
-from pinterest_dagster_tests.duckdb_reference import duckdb_answers, same_row
+from benchmarks.duckdb_reference import duckdb_answers, same_row
 
 pytestmark = pytest.mark.spark
 

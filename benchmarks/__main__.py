@@ -1,0 +1,56 @@
+"""`python -m benchmarks [--quick] [--only NAME ...]`: the side-by-side benchmarks, one run, one report.
+
+Each benchmark compares a part of the Dagster project with the tool a data engineer would otherwise
+use, on the same data in the same run, and fails loudly if the two produced different results.
+Results go to benchmarks/results/<UTC date>.json and .md (`<date>-quick...` for a quick run, with the
+names for a partial one); a full run of every benchmark also rewrites the README's "Benchmarks" block.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from benchmarks import batch, emulator, streaming
+from benchmarks.common import discard_workspaces, progress
+from benchmarks.report import write_results
+from pinterest_dagster.settings import REPO_ROOT
+
+# Sizes: full is what the README reports; quick checks the whole harness in a few minutes.
+PARAMETERS = {
+    "full": {"emulator": {"posts": 200_000, "repeats": 3}, "batch": {"posts": 1_000_000},
+             "streaming": {"posts": 333_334, "max_records_per_run": 1_000_000},
+             "latency": {"events_per_s": [1_000, 10_000], "seconds": 60, "max_records_per_run": 1_000_000}},
+    "quick": {"emulator": {"posts": 10_000, "repeats": 1}, "batch": {"posts": 20_000},
+              "streaming": {"posts": 10_000, "max_records_per_run": 1_000_000},
+              "latency": {"events_per_s": [1_000], "seconds": 20, "max_records_per_run": 1_000_000}},
+}
+BENCHMARKS = {"emulator": emulator.run, "batch": batch.run, "streaming": streaming.compare_throughput,
+              "latency": streaming.compare_latency}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes, for checking the harness")
+    parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), help="run only these benchmarks")
+    args = parser.parse_args()
+    mode = "quick" if args.quick else "full"
+    names = args.only or list(BENCHMARKS)
+    parameters = {name: PARAMETERS[mode][name] for name in names}
+    comparisons = []
+    for name in names:
+        progress(f"{name}: starting ({mode}: {parameters[name]})")
+        for c in BENCHMARKS[name](**parameters[name]):
+            met = {True: "met", False: "NOT MET", None: "reported only"}[c.met]
+            progress(f"{c.name}: ratio {c.ratio:.2f}, target {c.target_text}: {met}")
+            comparisons.append(c)
+        discard_workspaces()
+    # Only a full run of every benchmark speaks for the project in its README.
+    readme = REPO_ROOT / "README.md" if mode == "full" and not args.only else None
+    label = "".join(f"-{part}" for part in ([] if mode == "full" else [mode]) + (args.only or []))
+    path = write_results(comparisons, mode, parameters, readme, label)
+    progress(f"results in {path} and {path.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""What every side-by-side benchmark shares: a fresh workspace, progress lines, result checks, results.
+
+A benchmark answers "what does Dagster orchestration cost compared with the tool I would otherwise
+use?" with a ratio of two throughputs (or times) measured in the same run on the same data, and
+checks that both sides produced the same result before it reports anything.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from kafka import KafkaAdminClient
+
+from benchmarks.duckdb_reference import same_row
+
+from pinterest_dagster.lib.kafka import client_config, connect_with_retry, ensure_topics
+from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT, Settings
+
+BENCH_DIR = LOCAL_DIR / "bench"
+_STARTED = time.monotonic()
+
+
+class ResultMismatch(AssertionError):
+    """The compared systems did not produce the same result: no time is reported for them."""
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.monotonic() - _STARTED:6.0f} s] {message}", file=sys.stderr, flush=True)
+
+
+def fresh_workspace(max_records_per_run: int | None = None) -> tuple[Settings, dict]:
+    """Own topics (created), own lake and own DAGSTER_HOME under .local/bench/, and the environment
+    a subprocess (emulator, daemon, job) needs to use them."""
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    base = BENCH_DIR / name
+    home = base / "dagster_home"
+    home.mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "infra/dagster/dagster.yaml", home / "dagster.yaml")
+    settings = Settings(**{**Settings.from_env().__dict__, "topic_prefix": name, "lake_root": str(base / "lake")})
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PINTEREST_TOPIC_PREFIX": name, "PINTEREST_LAKE_ROOT": settings.lake_root}
+    if max_records_per_run:
+        env["PINTEREST_MAX_RECORDS_PER_RUN"] = str(max_records_per_run)
+    ensure_topics(settings)
+    _workspaces.append(settings)
+    return settings, env
+
+
+_workspaces: list[Settings] = []
+
+
+def discard_workspaces() -> None:
+    """Delete the topics and folders of every workspace so far. Called after a benchmark succeeded only:
+    a failed one leaves its topics and lakes for a look at what differed."""
+    if not _workspaces:
+        return
+    admin = connect_with_retry(lambda: KafkaAdminClient(**client_config(_workspaces[0])), _workspaces[0])
+    try:
+        existing = admin.list_topics()
+        while _workspaces:
+            prefix = _workspaces.pop().topic_prefix
+            # The workspace's topics and those named after it (the warm-up topics of Structured Streaming).
+            admin.delete_topics([t for t in existing if t.startswith(prefix + ".") or t.startswith(prefix + "-")])
+            shutil.rmtree(BENCH_DIR / prefix, ignore_errors=True)
+    finally:
+        admin.close()
+
+
+def post(env: dict, *args: str) -> None:
+    """`python -m emulator post --quiet ARGS` with this environment (its topics), to success."""
+    subprocess.run([sys.executable, "-m", "emulator", "post", "--quiet", *args], cwd=REPO_ROOT, env=env, check=True)
+
+
+def require_same(what: str, actual, expected) -> None:
+    if actual != expected:
+        raise ResultMismatch(f"{what} differ: {actual!r} != {expected!r}")
+
+
+def require_same_rows(what: str, actual: list[tuple], expected: list[tuple]) -> None:
+    """The same rows in any order; `what` names the table in the failure."""
+    actual, expected = sorted(actual), sorted(expected)
+    if len(actual) != len(expected):
+        raise ResultMismatch(f"{what}: {len(actual)} rows != {len(expected)} rows")
+    for a, e in zip(actual, expected):
+        if not same_row(a, e):
+            raise ResultMismatch(f"{what}: row {a!r} != {e!r}")
+
+
+@dataclass
+class Comparison:
+    """One benchmark's outcome: the figures of both sides, their ratio and whether the target is met.
+
+    `ratio` is Dagster's side over the other, oriented so that higher is better for Dagster (a
+    throughput over a throughput, or the other side's time over Dagster's); `target` is the lowest
+    ratio that meets the goal, None where the issue sets none (the figures are reported only).
+    """
+
+    name: str
+    question: str
+    figures: dict
+    ratio: float
+    target: float | None
+    target_text: str
+    unit: str
+    parameters: dict = field(default_factory=dict)
+    checked: str = ""
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.target is None else self.ratio >= self.target
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "met": self.met}
+
+
+def timed(function, *args, **kwargs) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return time.perf_counter() - started, result

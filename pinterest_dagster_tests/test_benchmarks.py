@@ -1,0 +1,99 @@
+"""The pure parts of the benchmarks: result comparison, the Markdown report, and DuckDB's cleaning SQL
+giving what the Spark cleaning gives (the batch benchmark times the two against each other)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import duckdb
+import pytest
+from pyspark.sql import functions as F
+
+from benchmarks.common import Comparison, ResultMismatch, require_same_rows
+from benchmarks.duckdb_reference import clean_raw
+from benchmarks.report import markdown_table, replace_readme_block
+from pinterest_dagster.defs.clean.assets import latest_cleaned
+from pinterest_dagster.transforms.parse import SOURCE_COLUMNS
+
+
+def test_same_rows_in_any_order_with_floats_within_rounding():
+    require_same_rows("t", [("b", 2), ("a", 1.0000000000000002)], [("a", 1.0), ("b", 2)])
+
+
+@pytest.mark.parametrize("actual", [[("a", 1.0)], [("a", 1.1), ("b", 2)], [("a", 1.0), ("c", 2)]])
+def test_different_rows_fail_loudly(actual):
+    with pytest.raises(ResultMismatch, match="t:"):
+        require_same_rows("t", actual, [("a", 1.0), ("b", 2)])
+
+
+def comparison(ratio: float) -> Comparison:
+    return Comparison("x", "x vs y", {"x_s": 12.5, "y_s": 1234.0}, ratio, 0.5, "x ≥ half of y", "s", {"events": 30000})
+
+
+def test_markdown_table_says_met_or_not_met_with_the_ratio():
+    host = {"cores": 2, "memory_gib": 23.4, "load_average_at_start": (1.0, 1.0, 1.0)}
+    table = markdown_table([comparison(0.75), comparison(0.25)], "quick", datetime(2026, 1, 2, tzinfo=timezone.utc), host)
+    rows = [line for line in table.splitlines() if line.startswith("| x vs y")]
+    assert "| 0.75 |" in rows[0] and rows[0].endswith("| met |")
+    assert "| 0.25 |" in rows[1] and rows[1].endswith("| **not met** |")
+    assert "x_s 12.50, y_s 1,234" in rows[0] and "events 30,000" in rows[0]
+
+
+def test_readme_block_is_the_only_part_rewritten(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- bench:start -->\nold\n<!-- bench:end -->\nrest\n")
+    replace_readme_block(readme, "new table\n")
+    assert readme.read_text() == "intro\n<!-- bench:start -->\nnew table\n<!-- bench:end -->\nrest\n"
+
+
+def raw(kind: str, rows: list[tuple]) -> list[dict]:
+    """Raw events: source columns as strings, then the Kafka timestamp (s) and offset."""
+    return [dict(zip(SOURCE_COLUMNS[kind] + ["ts", "_offset"], row)) for row in rows]
+
+
+RAW_EVENTS = {
+    "pin": raw("pin", [
+        ("1", "u1", "No Title Data Available", "Untitled", "User Info Error", "306k", "a,b", "image", "Image src error.",
+         "1", "Local save in /data/travel", "travel", 10, 0),
+        ("1", "u1", "newer", "d", "Ann", "1.5k", "a", "video", "src", "0", "Local save in /data/art", "art", 20, 1),
+        ("2", "u2", "  ", "\u00a0", "Bob", "3M", "", "image", "s", "2", "/already/a/path", "diy-and-crafts", 5, 2),
+        ("3", "u3", "t", "d", "Cy", "437", "x", "image", "s", "1", "Local save in ", "quotes", 5, 3),
+        ("4", "u4", "t", "d", "Di", "1.1k", "x", "image", "s", "1", "Local save in /data/finance", "finance", 5, 4),
+        ("5", "u5", "t", "d", "Ed", "lots", "x", "image", "s", "x", None, "finance", 5, 5),
+        ("5", "u5", "t", "d", "Ed", "2m", "x", "image", "s", "0", None, "finance", 5, 6),
+    ]),
+    "geo": raw("geo", [
+        ("1", "2020-08-28T03:52:47", "10.5", "20.25", "France", 1, 0),
+        ("2", "2020-08-28 03:52:47", "95", "20", "  ", 1, 1),
+        ("3", "2020-08-28T03:52:47.123", "-10", "200", "Chad", 1, 2),
+        ("4", "2020-08-28T03:52:47+02:00", "1", "2", "Peru", 1, 3),
+        ("4", "garbage", "1", "2", "Peru", 1, 2),
+    ]),
+    "user": raw("user", [
+        ("1", "Ann", "Lee", "25", "2016-01-02T03:04:05", 1, 0),
+        ("2", None, " Bo ", "51", "2019-12-31 23:59:59", 1, 1),
+        ("3", "User Info Error", "", "x", "nope", 1, 2),
+    ]),
+}
+
+
+@pytest.mark.spark
+def test_duckdb_cleaning_sql_gives_the_cleaned_tables_spark_gives(spark, tmp_path):
+    files, expected = {}, {}
+    for kind, events in RAW_EVENTS.items():
+        df = spark.createDataFrame(events).withColumn("_kafka_timestamp", F.col("ts").cast("timestamp")).drop("ts")
+        df.write.parquet(str(tmp_path / kind))
+        files[kind] = [str(p) for p in (tmp_path / kind).glob("*.parquet")]
+        cleaned = latest_cleaned(kind, df)
+        timestamps = [f.name for f in cleaned.schema.fields if f.dataType.simpleString() == "timestamp"]
+        expected[kind] = [tuple(r) for r in cleaned.select(
+            *[F.col(c).cast("string").alias(c) if c in timestamps else c for c in cleaned.columns]).collect()]
+    connection = duckdb.connect()
+    counts = clean_raw(connection, files)
+    for kind, rows in expected.items():
+        table = "users" if kind == "user" else kind
+        columns = ", ".join(f"CAST({c} AS VARCHAR)" if c in ("timestamp", "date_joined") else c
+                            for c in connection.sql(f"SELECT * FROM {table}").columns)
+        actual = connection.sql(f"SELECT {columns} FROM {table}").fetchall()
+        assert counts[kind] == len(rows)
+        assert sorted(actual, key=str) == sorted(rows, key=str), kind
