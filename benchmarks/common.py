@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -116,6 +117,11 @@ class Comparison:
 
     def as_dict(self) -> dict:
         return {**asdict(self), "met": self.met}
+
+
+def percentiles(latencies: list[float]) -> dict[str, float]:
+    q = statistics.quantiles(latencies, n=100)
+    return {"p50": q[49], "p95": q[94], "p99": q[98]}
 
 
 def timed(function, *args, **kwargs) -> tuple[float, object]:

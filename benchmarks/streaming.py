@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ import dagster as dg
 from kafka import KafkaConsumer
 from pyspark.sql import functions as F
 
-from benchmarks.common import BENCH_DIR, Comparison, fresh_workspace, post, progress, require_same
+from benchmarks.common import BENCH_DIR, Comparison, fresh_workspace, percentiles, post, progress, require_same
 from pinterest_dagster.defs.streaming.sensors import streaming_runs_in_flight
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import lag, log_path
@@ -47,7 +46,7 @@ def start_daemon(env: dict) -> subprocess.Popen:
 
 
 def wait_caught_up(spark, settings: Settings, timeout_s: float) -> float:
-    lake = LakeResource(root=settings.lake_root)
+    lake = LakeResource.from_settings(settings)
     kafka = KafkaResource.from_settings(settings)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -176,7 +175,7 @@ def daemon_latencies(rate: float, seconds: int, max_records_per_run: int, timeou
         daemon.wait()
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
     queryable = cleaned_pin_commit_times(instance)
-    log = delta.read_table(spark, log_path(LakeResource(root=settings.lake_root))).where(
+    log = delta.read_table(spark, log_path(LakeResource.from_settings(settings))).where(
         F.col("topic") == settings.topic("pin"))
     raw = delta.read_table(spark, settings.table_path("raw", "pin")).select("_partition", "_offset", "_kafka_timestamp")
     joined = raw.join(log, (raw._partition == log.partition) & (raw._offset >= log.start_offset)
@@ -185,11 +184,6 @@ def daemon_latencies(rate: float, seconds: int, max_records_per_run: int, timeou
     require_same("pin events visible in cleaned/pin (daemon) vs produced",
                  len(latencies), events_per_topic(settings)[settings.topic("pin")])
     return latencies
-
-
-def percentiles(latencies: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(latencies, n=100)
-    return {"p50": q[49], "p95": q[94], "p99": q[98]}
 
 
 def latency(args) -> None:

@@ -27,14 +27,13 @@ import argparse
 import dataclasses
 import json
 import os
-import statistics
 import time
 from collections.abc import Callable
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from benchmarks.common import post
+from benchmarks.common import percentiles, post
 from pinterest_dagster.defs.clean.assets import latest_cleaned
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.kafka import ensure_topics, events_per_topic
@@ -143,7 +142,7 @@ def stop_between_batches(query, timeout_s: float = 60) -> None:
 
 
 def drain_command(spark, settings: Settings, args) -> dict:
-    kafka, lake = KafkaResource.from_settings(settings), LakeResource(root=settings.lake_root)
+    kafka, lake = KafkaResource.from_settings(settings), LakeResource.from_settings(settings)
     count_through_kafka_source(spark, kafka)
     drain(spark, kafka, LakeResource(root=f"{args.lake}_warm_up"), args.max_offsets)
     streaming_s = drain(spark, kafka, lake, args.max_offsets)
@@ -157,9 +156,8 @@ def latency_command(spark, settings: Settings, args) -> dict:
     ensure_topics(warm_up)
     post_to(warm_up, "--posts", "1000", "--rate", "0")
     drain(spark, KafkaResource.from_settings(warm_up), LakeResource(root=f"{args.lake}_warm_up"), args.max_offsets)
-    latencies = latencies_while_posting(spark, settings, LakeResource(root=settings.lake_root), args)
-    q = statistics.quantiles(latencies, n=100)
-    return {"pin_events": len(latencies), "p50": q[49], "p95": q[94], "p99": q[98]}
+    latencies = latencies_while_posting(spark, settings, LakeResource.from_settings(settings), args)
+    return {"pin_events": len(latencies), **percentiles(latencies)}
 
 
 def main() -> None:

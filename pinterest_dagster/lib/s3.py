@@ -36,9 +36,10 @@ def s3a_options(s3: S3Resource) -> dict[str, str]:
 
 
 def bucket_of(root: str) -> str:
-    if not root.startswith(S3A_SCHEME) or not root[len(S3A_SCHEME):].split("/")[0]:
+    bucket = root.removeprefix(S3A_SCHEME).split("/")[0]
+    if not root.startswith(S3A_SCHEME) or not bucket:
         raise ValueError(f"{root!r} is not an s3a://bucket/prefix lake root")
-    return root[len(S3A_SCHEME):].split("/")[0]
+    return bucket
 
 
 def check_bucket(s3: S3Resource, root: str) -> None:

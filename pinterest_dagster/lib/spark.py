@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pinterest_dagster.lib.s3 import s3_resource, s3a_options
 from pinterest_dagster.settings import Settings
 
 DELTA_CONFIG = {
@@ -57,8 +58,6 @@ def spark_config(settings: Settings) -> dict[str, str]:
 
     An S3 lake adds the s3a options of the lake's S3Resource (endpoint, region; never credentials).
     """
-    from pinterest_dagster.lib.s3 import s3_resource, s3a_options
-
     s3a = s3a_options(s3_resource(settings)) if settings.lake_on_s3 else {}
     if settings.spark_remote:
         session = {k: v for k, v in LOCAL_CONFIG.items() if k.startswith(SESSION_CONFIG_PREFIXES)}
