@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import dagster as dg
 import pytest
 
 from pinterest_dagster.definitions import build_definitions
@@ -133,9 +134,10 @@ def test_raw_cleaned_realtime_and_aggregated_tables_are_written_to_s3(lake_after
 
 
 def test_a_missing_bucket_fails_in_one_sentence_naming_bucket_and_endpoint(s3_pipeline, s3_endpoint):
+    """Checked where every run checks it: when the lake resource is set up."""
     lake = LakeResource(root="s3a://no-such-bucket/lake", s3=s3_resource(s3_pipeline.settings))
     with pytest.raises(LakeUnavailableError, match=f"'no-such-bucket' does not exist at {s3_endpoint}"):
-        check_bucket(lake.s3, lake.root)
+        lake.setup_for_execution(dg.build_init_resource_context())
 
 
 def test_an_unreachable_endpoint_fails_in_one_sentence(s3_pipeline):
