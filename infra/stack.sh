@@ -216,6 +216,7 @@ spark_connect_up() {
   SPARK_LOCAL_IP=127.0.0.1 setsid nohup "$spark_home/bin/spark-submit" \
     --class org.apache.spark.sql.connect.service.SparkConnectServer --name pinterest-spark-connect \
     --master "${SPARK_MASTER:-local[*]}" --driver-memory "${SPARK_CONNECT_MEMORY:-6g}" --jars "$jars" \
+    --driver-java-options "-Dlog4j2.configurationFile=$ROOT/infra/spark/log4j2.properties ${SPARK_CONNECT_JAVA_OPTIONS:-}" \
     --conf spark.connect.grpc.binding.address=127.0.0.1 --conf spark.connect.grpc.binding.port=$SPARK_CONNECT_PORT \
     "${conf[@]}" ${SPARK_CONNECT_EXTRA_CONF:-} \
     >>"$LOGS/spark-connect.log" 2>&1 &

@@ -8,6 +8,7 @@ from pyspark.sql import functions as F
 from pinterest_dagster.lib.ingestion import OffsetRange, events_in, ranges_ingested_by, run_group_id
 from pinterest_dagster.lib.io_managers import write_mode_metadata
 from pinterest_dagster.lib.resources import LakeResource
+from pinterest_dagster.lib.spark import COMPILED_CODE_FROM_ROWS, fit_code_generation
 from pinterest_dagster.transforms import clean_geo, clean_pin, clean_user
 from pinterest_dagster.transforms.dedupe import EVENT_ORDER_COLUMNS, latest_per_key
 from pinterest_dagster.transforms.incremental import rows_sharing
@@ -39,10 +40,16 @@ def run_ranges(context: dg.AssetExecutionContext, spark, lake: LakeResource) -> 
 
 
 def batch_scope(context: dg.AssetExecutionContext, spark, lake: LakeResource, raw: DataFrame, config) -> DataFrame:
-    """The raw rows of this run's micro-batch, or all of raw for a full refresh."""
+    """The raw rows of this run's micro-batch, or all of raw for a full refresh.
+
+    Sets the session's code generation for the step's size: a full refresh reads all of raw.
+    """
     if config.full_refresh:
+        fit_code_generation(spark, COMPILED_CODE_FROM_ROWS)
         return raw
-    return events_in(raw, run_ranges(context, spark, lake))
+    ranges = run_ranges(context, spark, lake)
+    fit_code_generation(spark, sum(r.size for r in ranges))
+    return events_in(raw, ranges)
 
 
 def latest_cleaned(kind: str, raw: DataFrame) -> DataFrame:

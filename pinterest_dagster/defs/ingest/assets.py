@@ -7,6 +7,7 @@ from pinterest_dagster.lib.ingestion import (
     OffsetRange, ingest_ranges, plan_catch_up, run_group_id,
 )
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
+from pinterest_dagster.lib.spark import fit_code_generation
 from pinterest_dagster.settings import TOPIC_KINDS
 
 RAW_DESCRIPTIONS = {
@@ -55,7 +56,9 @@ def ingest_kafka_events(
         ranges = [OffsetRange(r.topic, r.partition, r.start, r.end) for r in config.ranges]
     else:
         ranges = plan_catch_up(spark, lake, kafka, config.max_records_per_partition)
-    context.log.info(f"ingesting {sum(r.size for r in ranges):,} offsets in {len(ranges)} ranges")
+    offsets = sum(r.size for r in ranges)
+    context.log.info(f"ingesting {offsets:,} offsets in {len(ranges)} ranges")
+    fit_code_generation(spark, offsets)
     counts = ingest_ranges(spark, lake, kafka, ranges, run_id=run_group_id(context.run))
     ranges_text = ", ".join(f"{r.topic}[{r.partition}] {r.start}-{r.end}" for r in ranges) or "none (up to date)"
     for kind in TOPIC_KINDS:
