@@ -210,7 +210,8 @@ spark_connect_up() {
   fi
   # The same Delta and small-machine settings as an in-process session (pinterest_dagster/lib/spark.py).
   # SPARK_CONNECT_EXTRA_CONF adds spark-submit arguments, e.g. "--conf spark.eventLog.enabled=true
-  # --conf spark.eventLog.dir=/tmp/spark-events" to see where a micro-batch's Spark time goes.
+  # --conf spark.eventLog.dir=/tmp/spark-events" to see where a micro-batch's Spark time goes;
+  # SPARK_CONNECT_JAVA_OPTIONS adds JVM options (the log configuration is infra/spark/log4j2.properties).
   local conf; mapfile -t conf < <(cd "$ROOT" && .venv/bin/python -m pinterest_dagster.lib.spark)
   port_open "$SPARK_CONNECT_PORT" && die "127.0.0.1:$SPARK_CONNECT_PORT is taken by another process; stop it or free the port."
   SPARK_LOCAL_IP=127.0.0.1 setsid nohup "$spark_home/bin/spark-submit" \
