@@ -142,6 +142,11 @@ class Settings:
                 f"PINTEREST_LAKE_ROOT={self.lake_root} uses a scheme Spark's hadoop-aws does not serve: "
                 f"write s3a://{self.lake_root.split('://', 1)[1]}"
             )
+        if ":" not in self.lake_root and not Path(self.lake_root).is_absolute():
+            # Delta SQL names a table by path only when the path is absolute (delta.`/abs/path`), and a
+            # Spark Connect server resolves a relative one against its own working directory: both would
+            # silently miss the tables this process means, so a local root is made absolute here.
+            object.__setattr__(self, "lake_root", str(Path(self.lake_root).expanduser().resolve()))
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":

@@ -25,6 +25,14 @@ def test_defaults_are_the_embedded_local_stack():
     assert settings.spark_remote is None and settings.spark_master == "local[*]"
 
 
+def test_a_relative_lake_root_is_made_absolute(tmp_path, monkeypatch):
+    # Delta SQL (delta.`path`) does not take a relative path, and a Spark Connect server would resolve
+    # one against its own working directory: the root is resolved where the user gave it.
+    monkeypatch.chdir(tmp_path)
+    assert Settings.from_env({"PINTEREST_LAKE_ROOT": "lake"}).lake_root == str(tmp_path / "lake")
+    assert Settings.from_env({"PINTEREST_LAKE_ROOT": "s3a://bucket/lake"}).lake_root == "s3a://bucket/lake"
+
+
 def test_every_variable_overrides_its_default():
     settings = Settings.from_env({
         "PINTEREST_LAKE_ROOT": "s3a://bucket/lake",

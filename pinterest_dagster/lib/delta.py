@@ -29,11 +29,19 @@ def sql_path(path: str) -> str:
     return "delta.`" + path.replace("`", "``") + "`"
 
 
+# What Delta answers for a path that holds no table. Any other error (a relative path, which Delta SQL
+# does not take, or storage that cannot be reached) is raised: taken for "no table", it would make a
+# catch-up re-read every topic from offset 0.
+MISSING_TABLE_ERRORS = {"DELTA_MISSING_DELTA_TABLE", "DELTA_PATH_DOES_NOT_EXIST", "PATH_NOT_FOUND"}
+
+
 def table_exists(spark: SparkSession, path: str) -> bool:
     try:
         spark.sql(f"DESCRIBE DETAIL {sql_path(path)}").select("format").first()
-    except AnalysisException:
-        return False
+    except AnalysisException as error:
+        if error.getCondition() in MISSING_TABLE_ERRORS:
+            return False
+        raise
     return True
 
 

@@ -6,6 +6,7 @@ import dagster as dg
 import pytest
 from dagster_pyspark import PySparkResource
 from deltalake import DeltaTable
+from pyspark.errors import AnalysisException
 
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.io_managers import SparkDeltaIOManager, write_mode_metadata
@@ -94,6 +95,18 @@ def test_replace_where_is_idempotent(spark, tmp_path):
     for _ in range(2):
         delta.write_table(spark, df, path, "replace_where", replace_where="_offset >= 1 AND _offset < 4")
     assert delta.read_table(spark, path).count() == 3
+
+
+def test_table_exists_answers_for_missing_tables_and_raises_for_paths_delta_cannot_name(spark, tmp_path):
+    path = str(tmp_path / "t")
+    assert not delta.table_exists(spark, path)
+    (tmp_path / "empty").mkdir()
+    assert not delta.table_exists(spark, str(tmp_path / "empty"))
+    delta.write_table(spark, spark.range(1), path, "append")
+    assert delta.table_exists(spark, path)
+    # Taken for "no table", a relative path would make a catch-up re-read every topic from offset 0.
+    with pytest.raises(AnalysisException, match="TABLE_OR_VIEW_NOT_FOUND"):
+        delta.table_exists(spark, "relative/t")
 
 
 def test_unknown_write_mode_is_refused(spark, tmp_path):
