@@ -77,6 +77,7 @@ def write_table(
     if mode == "replace_where" and not replace_where:
         raise ValueError(f"replace_where into {path} needs a predicate")
 
+    whole_table = mode == "overwrite"  # afterwards the table holds exactly the rows written
     if mode == "merge":
         try:
             changes = _merge(spark, df, path, merge_keys)
@@ -85,10 +86,11 @@ def write_table(
             if table_exists(spark, path):
                 raise
             df.write.format("delta").mode("append").save(path)
+            whole_table = True
         else:
             if not describe:
                 return None
-            return WriteResult(path=path, version=latest_version(spark, path),
+            return WriteResult(path=path, version=latest_commit(spark, path).version,
                                rows_inserted=changes["num_inserted_rows"], rows_updated=changes["num_updated_rows"])
     elif mode == "replace_where":
         # On a missing table this creates it.
@@ -97,7 +99,13 @@ def write_table(
         df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
     else:
         df.write.format("delta").mode("append").save(path)
-    return describe_table(spark, path) if describe else None
+    if not describe:
+        return None
+    commit = latest_commit(spark, path)
+    if whole_table and commit.operation == "WRITE" and "numOutputRows" in commit.metrics:
+        # The rows this write wrote are the table's rows: no count of the table is needed.
+        return WriteResult(path=path, version=commit.version, row_count=int(commit.metrics["numOutputRows"]))
+    return describe_table(spark, path)
 
 
 def _merge(spark: SparkSession, df: DataFrame, path: str, keys: tuple[str, ...]):
@@ -114,13 +122,21 @@ def _merge(spark: SparkSession, df: DataFrame, path: str, keys: tuple[str, ...])
         spark.catalog.dropTempView(view)
 
 
-def latest_version(spark: SparkSession, path: str) -> int:
-    return int(spark.sql(f"DESCRIBE HISTORY {sql_path(path)} LIMIT 1").select("version").first()[0])
+@dataclass(frozen=True)
+class Commit:
+    version: int
+    operation: str  # WRITE, MERGE...
+    metrics: dict[str, str]  # Delta's operationMetrics: numOutputRows, numTargetRowsInserted...
+
+
+def latest_commit(spark: SparkSession, path: str) -> Commit:
+    row = spark.sql(f"DESCRIBE HISTORY {sql_path(path)} LIMIT 1").select("version", "operation", "operationMetrics").first()
+    return Commit(version=int(row["version"]), operation=row["operation"], metrics=dict(row["operationMetrics"] or {}))
 
 
 def describe_table(spark: SparkSession, path: str) -> WriteResult:
     """The table's current version and row count (answered from the Delta log statistics)."""
-    return WriteResult(path=path, version=latest_version(spark, path), row_count=read_table(spark, path).count())
+    return WriteResult(path=path, version=latest_commit(spark, path).version, row_count=read_table(spark, path).count())
 
 
 def ensure_table(spark: SparkSession, path: str, schema) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from pinterest_dagster.lib.s3 import s3_resource, s3a_options
 from pinterest_dagster.settings import Settings
@@ -46,6 +50,13 @@ def fit_code_generation(spark, rows: int) -> None:
     """
     mode = "FALLBACK" if rows >= COMPILED_CODE_FROM_ROWS else "NO_CODEGEN"  # FALLBACK is Spark's default
     spark.conf.set("spark.sql.codegen.factoryMode", mode)
+
+
+def fit_code_generation_to(tables: list[DataFrame]) -> None:
+    """fit_code_generation for a step that reads these whole Delta tables, counted in one query (a count
+    of a Delta table is answered from its log: no data is read)."""
+    counts = functools.reduce(DataFrame.unionAll, [table.select(F.count(F.lit(1)).alias("rows")) for table in tables])
+    fit_code_generation(tables[0].sparkSession, counts.agg(F.sum("rows")).first()[0] or 0)
 
 
 class MissingJarsError(RuntimeError):

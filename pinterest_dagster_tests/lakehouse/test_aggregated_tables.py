@@ -6,6 +6,7 @@ readable by a Delta reader other than Spark.
 
 from __future__ import annotations
 
+import dagster as dg
 import duckdb
 import pytest
 from deltalake import DeltaTable
@@ -52,3 +53,14 @@ def test_aggregated_materializations_carry_a_preview(batch_result):
         metadata = materializations[f"aggregated/{name}"]
         assert metadata["dagster/row_count"].value > 0
         assert metadata["preview"].value.startswith("| ")
+
+
+def test_materializing_one_aggregated_table_computes_that_one_only(batch_result, pipeline):
+    versions = {name: DeltaTable(pipeline.settings.table_path("aggregated", name)).version() for name in AGGREGATES}
+    one = dg.AssetKey(["aggregated", "users_joined_by_year"])
+    result = pipeline.defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), asset_selection=[one])
+    assert result.success
+    assert [e.asset_key for e in result.get_asset_materialization_events()] == [one]
+    after = {name: DeltaTable(pipeline.settings.table_path("aggregated", name)).version() for name in AGGREGATES}
+    assert after == {**versions, "users_joined_by_year": versions["users_joined_by_year"] + 1}

@@ -7,8 +7,9 @@ from datetime import datetime
 import pytest
 
 from emulator import generator
-from pinterest_dagster.defs.ingest.checks import covered_offsets
+from pinterest_dagster.defs.ingest.checks import covered_offsets, offsets_stored
 from pinterest_dagster.lib import delta
+from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.transforms.clean import CLEANED_COLUMNS
 
 PIN = {
@@ -152,3 +153,17 @@ def test_overlapping_logged_ranges_count_each_offset_once():
     assert covered_offsets([(100, 300), (100, 250), (250, 500), (600, 610)]) == 410
     assert covered_offsets([(0, 10), (0, 10)]) == 10
     assert covered_offsets([]) == 0
+
+
+def test_an_offset_stored_twice_is_a_duplicate_even_across_raw_and_rejects(spark, tmp_path):
+    lake = LakeResource(root=str(tmp_path))
+    schema = "_topic string, _partition int, _offset long"
+    stored = {
+        "pin": [("t.pin", 0, 0), ("t.pin", 0, 1), ("t.pin", 1, 0), ("t.pin", 1, 0), ("other.pin", 0, 5)],
+        "rejects": [("t.pin", 0, 1), ("t.pin", 0, 2), ("t.geo", 0, 0)],
+    }
+    for table, rows in stored.items():
+        delta.write_table(spark, spark.createDataFrame(rows, schema), lake.path("raw", table), "append", describe=False)
+    counts = offsets_stored(spark, lake, "pin", "t.pin")
+    # 4 + 2 rows of t.pin hold 4 distinct offsets: (1, 0) twice in raw, (0, 1) in raw and in rejects.
+    assert (counts["raw"], counts["rejects"], counts["offsets"]) == (4, 2, 4)

@@ -7,6 +7,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from pinterest_dagster.lib.spark import fit_code_generation_to
 from pinterest_dagster.transforms.clean import ALL_PLACEHOLDERS, BLANK_PATTERN
 
 MIN_AGE, MAX_AGE = 13, 120  # Pinterest's minimum age; anything above 120 is a data error
@@ -68,6 +69,7 @@ def cleaned_table_checks(kind: str) -> dg.AssetChecksDefinition:
         ins={"table": dg.AssetIn(key)},
     )
     def _checks(table: DataFrame):
+        fit_code_generation_to([table])
         metrics = table.agg(
             F.count(F.lit(1)).alias("rows"),
             F.count_distinct("ind").alias("distinct_ind"),
