@@ -11,6 +11,7 @@ import duckdb
 import pytest
 from deltalake import DeltaTable
 
+from pinterest_dagster.lib import delta
 from pinterest_dagster.transforms.aggregate import AGGREGATES
 from benchmarks.duckdb_reference import duckdb_answers, same_row
 
@@ -64,3 +65,26 @@ def test_materializing_one_aggregated_table_computes_that_one_only(batch_result,
     assert [e.asset_key for e in result.get_asset_materialization_events()] == [one]
     after = {name: DeltaTable(pipeline.settings.table_path("aggregated", name)).version() for name in AGGREGATES}
     assert after == {**versions, "users_joined_by_year": versions["users_joined_by_year"] + 1}
+
+
+def test_a_failed_blocking_check_of_a_cleaned_table_stops_the_aggregated_tables(batch_result, pipeline, spark):
+    pin = pipeline.settings.table_path("cleaned", "pin")
+    before = {name: DeltaTable(pipeline.settings.table_path("aggregated", name)).version() for name in AGGREGATES}
+    version = DeltaTable(pin).version()
+    delta.read_table(spark, pin).limit(1).write.format("delta").mode("append").save(pin)  # an ind twice
+    try:
+        job = dg.define_asset_job(
+            "check_then_aggregate",
+            selection=dg.AssetSelection.checks_for_assets(*(["cleaned", kind] for kind in ("pin", "geo", "user")))
+            | dg.AssetSelection.groups("aggregated"),
+        )
+        defs = dg.Definitions.merge(pipeline.defs, dg.Definitions(jobs=[job]))
+        result = defs.resolve_job_def("check_then_aggregate").execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+        failed = {(e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations() if not e.passed}
+        assert failed == {("cleaned/pin", "ind_unique")}
+        assert not result.get_asset_materialization_events()
+        after = {name: DeltaTable(pipeline.settings.table_path("aggregated", name)).version() for name in AGGREGATES}
+        assert after == before
+    finally:
+        spark.sql(f"RESTORE TABLE delta.`{pin}` TO VERSION AS OF {version}")
