@@ -121,8 +121,12 @@ def count_with_kafka_python(settings: Settings) -> tuple[float, int]:
     return elapsed, count
 
 
+REALTIME_TABLES = ("poster_popularity", "category_trends")
+
+
 def table_counts(spark, lake_root: str, layer: str) -> dict[str, int]:
-    return {kind: delta.read_table(spark, f"{lake_root}/{layer}/{kind}").count() for kind in TOPIC_KINDS}
+    names = REALTIME_TABLES if layer == "realtime" else TOPIC_KINDS
+    return {name: delta.read_table(spark, f"{lake_root}/{layer}/{name}").count() for name in names}
 
 
 def compare_throughput(posts: int, max_records_per_run: int, timeout_s: float = 3600) -> list[Comparison]:
@@ -138,7 +142,7 @@ def compare_throughput(posts: int, max_records_per_run: int, timeout_s: float = 
     other = structured_streaming("drain", settings, max_records_per_run)
     progress(f"streaming: Structured Streaming {other['structured_streaming_s']:.1f} s; now a kafka-python consumer")
     consumer_s, consumer_count = count_with_kafka_python(settings)
-    for layer in ("raw", "cleaned"):
+    for layer in ("raw", "cleaned", "realtime"):
         require_same(f"{layer} rows (daemon, Structured Streaming)",
                      table_counts(spark, settings.lake_root, layer), table_counts(spark, other["lake"], layer))
     require_same("raw rows (daemon) vs events", sum(table_counts(spark, settings.lake_root, "raw").values()), events)
@@ -149,7 +153,7 @@ def compare_throughput(posts: int, max_records_per_run: int, timeout_s: float = 
         return {f"{name}_events_per_s": rates[name] for name in ("daemon", *names)}
 
     parameters = {"events": events, "max_records_per_run": max_records_per_run, "daemon_runs": runs}
-    checked = "same raw and cleaned row counts; every event counted by both ceilings"
+    checked = "same raw, cleaned and realtime row counts; every event counted by both ceilings"
     return [
         Comparison("streaming_vs_structured_streaming",
                    "streaming backlog: Dagster daemon vs Structured Streaming (events/s into cleaned)",
