@@ -9,7 +9,17 @@ from emulator.cli import main as emulator_main
 from pinterest_dagster.lib.spark import build_spark_session
 from pinterest_dagster.settings import Settings
 from pinterest_dagster_tests.pipeline import Pipeline, make_pipeline
-from pinterest_dagster_tests.services import temporary_postgres_database
+from pinterest_dagster_tests.services import delete_test_topics, temporary_postgres_database
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_topics_deleted(request):
+    """The session's own topics are deleted once it passed; a failed session leaves them to look at."""
+    yield
+    if request.session.testsfailed == 0:
+        deleted = delete_test_topics()
+        if deleted:
+            print(f"\ndeleted the {deleted} Kafka topics of this test session")
 
 
 @pytest.fixture(scope="session")

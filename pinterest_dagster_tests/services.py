@@ -15,7 +15,10 @@ from dataclasses import replace
 
 import psycopg2
 import pytest
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
 
+from pinterest_dagster.lib.kafka import client_config
 from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT, KafkaSecurity, Secret, Settings
 
 MYSQL_PASSWORD_FILE = LOCAL_DIR / "secrets" / "mysql_password"
@@ -73,11 +76,38 @@ def require_spark_connect(remote: str = LOCAL_SPARK_REMOTE) -> str:
     return remote
 
 
+# The topic prefixes the tests of this session used: their topics are deleted when the session passes.
+TEST_TOPIC_PREFIXES: list[str] = []
+
+
 def isolated_settings(**overrides) -> Settings:
     """Settings whose topics no other test uses, so each test sees only its own events."""
     base = Settings.from_env()
     values = {**base.__dict__, "topic_prefix": f"test-{uuid.uuid4().hex[:10]}", **overrides}
+    TEST_TOPIC_PREFIXES.append(values["topic_prefix"])
     return Settings(**values)
+
+
+def delete_test_topics() -> int:
+    """Delete the topics of TEST_TOPIC_PREFIXES from the local broker; returns how many.
+
+    A broker that keeps the topics of every test session grows by hundreds of partitions a run, and
+    with some 1,800 of them a producer sending as fast as it could had batches expire here.
+    """
+    prefixes = tuple(f"{prefix}." for prefix in TEST_TOPIC_PREFIXES)
+    if not prefixes:
+        return 0
+    try:
+        admin = KafkaAdminClient(**client_config(Settings.from_env()))
+    except KafkaError:  # no broker left to clean (a test stopped it, or it never ran)
+        return 0
+    try:
+        topics = [topic for topic in admin.list_topics() if topic.startswith(prefixes)]
+        for start in range(0, len(topics), 100):
+            admin.delete_topics(topics[start:start + 100], timeout_ms=60_000)
+        return len(topics)
+    finally:
+        admin.close()
 
 
 def mysql_url(database: str = "pinterest_data") -> str:
