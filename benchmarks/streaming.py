@@ -27,6 +27,7 @@ from kafka import KafkaConsumer
 from pyspark.sql import functions as F
 
 from benchmarks.common import BENCH_DIR, Comparison, fresh_workspace, percentiles, post, progress, require_same
+from pinterest_dagster.defs.realtime.assets import REALTIME_TABLES
 from pinterest_dagster.defs.streaming.sensors import streaming_runs_in_flight
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import lag, log_path
@@ -119,9 +120,6 @@ def count_with_kafka_python(settings: Settings) -> tuple[float, int]:
     elapsed = time.perf_counter() - started
     consumer.close()
     return elapsed, count
-
-
-REALTIME_TABLES = ("poster_popularity", "category_trends")
 
 
 def table_counts(spark, lake_root: str, layer: str) -> dict[str, int]:

@@ -35,7 +35,7 @@ from pyspark.sql import functions as F
 
 from benchmarks.common import percentiles, post
 from pinterest_dagster.defs.clean.assets import latest_cleaned
-from pinterest_dagster.defs.realtime.assets import pin_events
+from pinterest_dagster.defs.realtime.assets import REALTIME_TABLES, realtime_rows
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.kafka import ensure_topics, events_per_topic
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
@@ -43,14 +43,8 @@ from pinterest_dagster.lib.spark import build_spark_session
 from pinterest_dagster.settings import TOPIC_KINDS, Settings
 from pinterest_dagster.transforms.incremental import rows_sharing
 from pinterest_dagster.transforms.parse import KEY_COLUMN, accepted_rows, classify_events, parse_key, rejected_rows
-from pinterest_dagster.transforms.realtime import category_trends, poster_popularity, trend_window_start
 
 APP_ID = "benchmarks.structured_streaming"
-# The realtime tables: what computes each, the scope a batch recomputes, the merge keys.
-REALTIME = {
-    "poster_popularity": (poster_popularity, lambda: F.col("poster_name"), ("poster_name",)),
-    "category_trends": (category_trends, lambda: trend_window_start("_kafka_timestamp"), ("window_start", "category")),
-}
 
 
 def kafka_source(reader, kafka: KafkaResource):
@@ -88,9 +82,9 @@ def write_batch(kafka: KafkaResource, lake: LakeResource, pin_visible: Callable[
                 pin_visible(accepted_rows(events, kind))
         # As the realtime assets do: recompute the posters and the trend windows the batch touched.
         raw_pin, batch_pin = delta.read_table(spark, lake.path("raw", "pin")), accepted_rows(classified["pin"], "pin")
-        for name, (compute, scope, keys) in REALTIME.items():
-            delta.write_table(spark, compute(pin_events(rows_sharing(raw_pin, batch_pin, scope()))),
-                              lake.path("realtime", name), "merge", keys, describe=False)
+        for name, (_, _, keys) in REALTIME_TABLES.items():
+            delta.write_table(spark, realtime_rows(name, raw_pin, batch_pin), lake.path("realtime", name), "merge", keys,
+                              describe=False)
         batch.unpersist()
 
     return process

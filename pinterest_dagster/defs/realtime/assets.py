@@ -19,13 +19,28 @@ def pin_events(raw_pin: DataFrame) -> DataFrame:
     return clean_pin(raw_pin, keep=EVENT_ORDER_COLUMNS)
 
 
+# Each realtime table: what computes it from pin events, the scope a micro-batch recomputes (every
+# event of a touched poster or window), and its merge keys.
+REALTIME_TABLES = {
+    "poster_popularity": (poster_popularity, lambda: F.col("poster_name"), ("poster_name",)),
+    "category_trends": (category_trends, lambda: trend_window_start("_kafka_timestamp"), ("window_start", "category")),
+}
+
+
+def realtime_rows(name: str, raw_pin: DataFrame, batch: DataFrame | None) -> DataFrame:
+    """The rows of realtime/<name> that `batch` touched, recomputed from all their raw pin events;
+    with no batch, the whole table."""
+    compute, scope, _ = REALTIME_TABLES[name]
+    return compute(pin_events(raw_pin if batch is None else rows_sharing(raw_pin, batch, scope())))
+
+
 @dg.asset(
     key=["realtime", "poster_popularity"],
     ins={"raw_pin": dg.AssetIn(["raw", "pin"])},
     deps=[dg.AssetKey(["cleaned", "pin"])],
     group_name="realtime",
     kinds={"spark", "delta"},
-    metadata=write_mode_metadata("merge", ("poster_name",)),
+    metadata=write_mode_metadata("merge", REALTIME_TABLES["poster_popularity"][2]),
 )
 def poster_popularity_asset(
     context: dg.AssetExecutionContext, config: IncrementalConfig, raw_pin: DataFrame,
@@ -35,8 +50,7 @@ def poster_popularity_asset(
     their pins (top_category) and the Kafka time of their last pin (last_seen_at). Each micro-batch
     recomputes the posters it saw from all their events, so a replayed batch changes nothing."""
     batch = batch_scope(context, pyspark.spark_session, lake, raw_pin, config)
-    events = raw_pin if config.full_refresh else rows_sharing(raw_pin, batch, F.col("poster_name"))
-    return poster_popularity(pin_events(events))
+    return realtime_rows("poster_popularity", raw_pin, None if config.full_refresh else batch)
 
 
 @dg.asset(
@@ -44,7 +58,7 @@ def poster_popularity_asset(
     ins={"raw_pin": dg.AssetIn(["raw", "pin"])},
     group_name="realtime",
     kinds={"spark", "delta"},
-    metadata=write_mode_metadata("merge", ("window_start", "category")),
+    metadata=write_mode_metadata("merge", REALTIME_TABLES["category_trends"][2]),
 )
 def category_trends_asset(
     context: dg.AssetExecutionContext, config: IncrementalConfig, raw_pin: DataFrame,
@@ -53,10 +67,7 @@ def category_trends_asset(
     """Pin events per category in 1-minute tumbling windows of Kafka timestamp (window_start, category,
     pin_count). Each micro-batch recounts the windows it touched from all their events."""
     batch = batch_scope(context, pyspark.spark_session, lake, raw_pin, config)
-    events = (
-        raw_pin if config.full_refresh else rows_sharing(raw_pin, batch, trend_window_start("_kafka_timestamp"))
-    )
-    return category_trends(pin_events(events))
+    return realtime_rows("category_trends", raw_pin, None if config.full_refresh else batch)
 
 
 realtime_assets = [poster_popularity_asset, category_trends_asset]
