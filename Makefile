@@ -87,7 +87,10 @@ bench-quick: install ## the same benchmarks at small sizes, a few minutes: check
 	@test -f .local/pinterest.db || $(PY) -m emulator seed
 	SPARK_REMOTE=$${SPARK_REMOTE:-$(LOCAL_SPARK_REMOTE)} $(PY) -m benchmarks --quick
 
+migrate: install jars ## bring a lake written by an earlier version up to date (stop the daemon first)
+	$(PY) -m pinterest_dagster.migrate
+
 clean: down ## stop services and delete .local (data, logs, jars) and .venv
 	rm -rf .local $(VENV)
 
-.PHONY: help check-tools install lock jars up down status lint test demo dev screenshot bench bench-quick clean
+.PHONY: help check-tools install lock jars up down status lint test demo dev screenshot bench bench-quick migrate clean

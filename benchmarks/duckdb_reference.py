@@ -53,7 +53,7 @@ def latest_sql(select: str, raw: str) -> str:
 
 PIN_TEXT = ("unique_id", "title", "description", "poster_name", "tag_list", "is_image_or_video", "image_src", "category")
 CLEANED_SQL = {
-    "pin": latest_sql(f"""TRY_CAST("index" AS INTEGER) AS ind, {text_sql("unique_id")} AS unique_id,
+    "pin": latest_sql(f"""TRY_CAST("index" AS BIGINT) AS ind, {text_sql("unique_id")} AS unique_id,
         {text_sql("title")} AS title, {text_sql("description")} AS description,
         {follower_count_sql(text_sql("follower_count"))} AS follower_count,
         {", ".join(f"{text_sql(c)} AS {c}" for c in PIN_TEXT[3:7])},
@@ -61,11 +61,11 @@ CLEANED_SQL = {
         {text_sql("category")} AS category,
         CASE WHEN TRY_CAST(downloaded AS INTEGER) IN (0, 1) THEN TRY_CAST(downloaded AS INTEGER) END AS downloaded""",
         "raw_pin"),
-    "geo": latest_sql(f"""TRY_CAST(ind AS INTEGER) AS ind, {text_sql("country")} AS country,
+    "geo": latest_sql(f"""TRY_CAST(ind AS BIGINT) AS ind, {text_sql("country")} AS country,
         CASE WHEN TRY_CAST(latitude AS DOUBLE) BETWEEN -90 AND 90 AND TRY_CAST(longitude AS DOUBLE) BETWEEN -180 AND 180
             THEN [TRY_CAST(latitude AS DOUBLE), TRY_CAST(longitude AS DOUBLE)] END AS coordinates,
         {timestamp_sql('"timestamp"')} AS timestamp""", "raw_geo"),
-    "user": latest_sql(f"""TRY_CAST(ind AS INTEGER) AS ind,
+    "user": latest_sql(f"""TRY_CAST(ind AS BIGINT) AS ind,
         nullif(concat_ws(' ', trim({text_sql("first_name")}, ' '), trim({text_sql("last_name")}, ' ')), '') AS user_name,
         TRY_CAST(age AS INTEGER) AS age, {timestamp_sql("date_joined")} AS date_joined""", "raw_user"),
 }

@@ -17,21 +17,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
 import time
+from typing import NamedTuple
 
 import dagster as dg
 from kafka import KafkaConsumer
 from pyspark.sql import functions as F
 
 from benchmarks.common import BENCH_DIR, Comparison, fresh_workspace, percentiles, post, progress, require_same
-from pinterest_dagster.defs.realtime.assets import REALTIME_TABLES
 from pinterest_dagster.defs.streaming.sensors import streaming_runs_in_flight
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import lag, log_path
 from pinterest_dagster.lib.kafka import client_config, end_offsets, events_per_topic
+from pinterest_dagster.lib.realtime_state import REALTIME_TABLES
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import build_spark_session
 from pinterest_dagster.settings import REPO_ROOT, TOPIC_KINDS, Settings
@@ -60,7 +62,9 @@ def wait_caught_up(spark, settings: Settings, timeout_s: float) -> float:
 def wait_runs_finished(home: str, timeout_s: float = 600) -> None:
     instance = dg.DagsterInstance.from_config(home)
     deadline = time.monotonic() + timeout_s
-    while streaming_runs_in_flight(instance) and time.monotonic() < deadline:
+    while streaming_runs_in_flight(instance):
+        if time.monotonic() >= deadline:
+            raise SystemExit(f"streaming runs still in flight after {timeout_s:.0f} s")
         time.sleep(2)
 
 
@@ -163,33 +167,51 @@ def compare_throughput(posts: int, max_records_per_run: int, timeout_s: float = 
     ]
 
 
-def daemon_latencies(rate: float, seconds: int, max_records_per_run: int, timeout_s: float) -> list[float]:
-    """Per pin event posted at `rate` posts/s for `seconds` under the daemon: produce -> cleaned/pin, seconds."""
-    settings, env = fresh_workspace(max_records_per_run)
-    spark = build_spark_session(settings)
+class WindowLatencies(NamedTuple):
+    """Produce -> cleaned/pin seconds of the pin events posted in a window, and when posting began (epoch s)."""
+
+    latencies: list[float]
+    since: float
+
+
+def daemon_latencies(spark, settings: Settings, env: dict, rate: float, seconds: int, timeout_s: float) -> WindowLatencies:
+    """Per pin event posted at `rate` posts/s for `seconds` under the daemon into this workspace: produce ->
+    cleaned/pin, seconds. The lake may already hold history: only the events produced since posting began
+    count (raw/pin rows of that Kafka time on), checked against the pin offsets the topic gained meanwhile."""
+    pin = settings.topic("pin")
+    before = events_per_topic(settings)[pin]
     daemon = start_daemon(env)
     try:
+        # Whole milliseconds, as Kafka timestamps are: an event produced from this instant on counts.
+        since = math.floor(time.time() * 1000) / 1000
         post(env, "--duration", str(seconds), "--rate", str(rate))
         wait_caught_up(spark, settings, timeout_s)
-        wait_runs_finished(env["DAGSTER_HOME"])
+        wait_runs_finished(env["DAGSTER_HOME"], timeout_s)
     finally:
         daemon.terminate()
         daemon.wait()
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
     queryable = cleaned_pin_commit_times(instance)
-    log = delta.read_table(spark, log_path(LakeResource.from_settings(settings))).where(
-        F.col("topic") == settings.topic("pin"))
-    raw = delta.read_table(spark, settings.table_path("raw", "pin")).select("_partition", "_offset", "_kafka_timestamp")
+    log = delta.read_table(spark, log_path(LakeResource.from_settings(settings))).where(F.col("topic") == pin)
+    raw = (delta.read_table(spark, settings.table_path("raw", "pin"))
+           .select("_partition", "_offset", F.col("_kafka_timestamp").cast("double").alias("tsd"))
+           .where(F.col("tsd") >= since))
     joined = raw.join(log, (raw._partition == log.partition) & (raw._offset >= log.start_offset)
-                      & (raw._offset < log.end_offset)).select("run_id", F.col("_kafka_timestamp").cast("double").alias("tsd"))
+                      & (raw._offset < log.end_offset)).select("run_id", "tsd")
     latencies = sorted(queryable[r["run_id"]] - r["tsd"] for r in joined.collect() if r["run_id"] in queryable)
-    require_same("pin events visible in cleaned/pin (daemon) vs produced",
-                 len(latencies), events_per_topic(settings)[settings.topic("pin")])
-    return latencies
+    require_same("pin events of the window visible in cleaned/pin (daemon) vs produced in it",
+                 len(latencies), events_per_topic(settings)[pin] - before)
+    return WindowLatencies(latencies, since)
+
+
+def fresh_daemon_latencies(rate: float, seconds: int, max_records_per_run: int, timeout_s: float) -> list[float]:
+    """daemon_latencies on a fresh workspace (topics, lake, DAGSTER_HOME) with this process's session."""
+    settings, env = fresh_workspace(max_records_per_run)
+    return daemon_latencies(build_spark_session(settings), settings, env, rate, seconds, timeout_s).latencies
 
 
 def latency(args) -> None:
-    latencies = daemon_latencies(args.rate, args.seconds, args.max_records_per_run, args.timeout)
+    latencies = fresh_daemon_latencies(args.rate, args.seconds, args.max_records_per_run, args.timeout)
     q = percentiles(latencies)
     print(f"{len(latencies):,} pin events at {args.rate * 3:,} events/s for {args.seconds} s: produce -> cleaned/pin "
           f"latency p50 {q['p50']:.1f} s, p95 {q['p95']:.1f} s, p99 {q['p99']:.1f} s")
@@ -207,7 +229,7 @@ def compare_latency(events_per_s: list[int], seconds: int, max_records_per_run: 
     for rate in events_per_s:
         posts_per_s = rate / 3
         progress(f"latency: daemon at {rate:,} events/s for {seconds} s")
-        dagster = percentiles(daemon_latencies(posts_per_s, seconds, max_records_per_run, timeout_s))
+        dagster = percentiles(fresh_daemon_latencies(posts_per_s, seconds, max_records_per_run, timeout_s))
         progress(f"latency: daemon p50 {dagster['p50']:.1f} s; now Structured Streaming (1 s trigger)")
         settings, _ = fresh_workspace(max_records_per_run)
         other = structured_streaming("latency", settings, max_records_per_run, "--rate", str(posts_per_s),

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.structured_streaming drain --prefix bench-xxxx --lake DIR --max-offsets N
     .venv/bin/python -m benchmarks.structured_streaming latency --prefix bench-xxxx --lake DIR --max-offsets N \
-        --rate POSTS_PER_S --seconds S
+        --rate POSTS_PER_S --seconds S [--history]
 
 `drain` drains the backlog of the `<prefix>.*` topics with a Structured Streaming query that does what a
 micro-batch run does, with the project's own functions: Kafka source -> foreachBatch: write the raw
@@ -13,7 +13,9 @@ the ingestion log (its exactly-once record; here the checkpoint plays that part)
 ceiling: a plain count of the same offsets through Spark's Kafka source. `latency` runs the same query
 with a 1 s processing-time trigger while the emulator posts at a fixed rate, and takes each pin event's
 latency as benchmarks/streaming.py does for the daemon: from its Kafka timestamp to the moment the
-merge that made it visible in cleaned/pin committed. Each prints one JSON line.
+merge that made it visible in cleaned/pin committed, for the events posted while it runs only. With
+`--history` the topics already hold events (benchmarks/history.py): the query first drains them into its
+lake (`availableNow`), then measures on that lake. Each prints one JSON line.
 
 It runs in a process of its own with an in-process Spark session: a foreachBatch function on Spark
 Connect would run in the server's Python, which does not have this checkout. Session start-up is not
@@ -35,14 +37,15 @@ from pyspark.sql import functions as F
 
 from benchmarks.common import percentiles, post
 from pinterest_dagster.defs.clean.assets import latest_cleaned
-from pinterest_dagster.defs.realtime.assets import REALTIME_TABLES, realtime_rows
 from pinterest_dagster.lib import delta
+from pinterest_dagster.lib.ingestion import raw_layout
 from pinterest_dagster.lib.kafka import ensure_topics, events_per_topic
+from pinterest_dagster.lib.realtime_state import REALTIME_TABLES
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import build_spark_session
 from pinterest_dagster.settings import TOPIC_KINDS, Settings
-from pinterest_dagster.transforms.incremental import rows_sharing
-from pinterest_dagster.transforms.parse import KEY_COLUMN, accepted_rows, classify_events, parse_key, rejected_rows
+from pinterest_dagster.transforms.dedupe import newer_event_condition
+from pinterest_dagster.transforms.parse import accepted_rows, classify_events, rejected_rows
 
 APP_ID = "benchmarks.structured_streaming"
 
@@ -53,9 +56,11 @@ def kafka_source(reader, kafka: KafkaResource):
         "startingOffsets", "earliest")
 
 
-def idempotent_append(df: DataFrame, path: str, batch_id: int) -> None:
-    """Delta skips a (txnAppId, txnVersion) it has committed: a batch replayed after a failure adds nothing."""
-    df.write.format("delta").mode("append").option("txnAppId", APP_ID).option("txnVersion", batch_id).save(path)
+def idempotent_append(df: DataFrame, lake: LakeResource, table: str, batch_id: int) -> None:
+    """Delta skips a (txnAppId, txnVersion) it has committed: a batch replayed after a failure adds nothing.
+    The tables have the layout of the daemon's raw tables (partitions, file statistics)."""
+    writer = delta.writer(df, "append", **raw_layout(table))
+    writer.option("txnAppId", APP_ID).option("txnVersion", batch_id).save(lake.path("raw", table))
 
 
 def write_batch(kafka: KafkaResource, lake: LakeResource, pin_visible: Callable[[DataFrame], None] | None = None):
@@ -66,25 +71,22 @@ def write_batch(kafka: KafkaResource, lake: LakeResource, pin_visible: Callable[
         batch = batch.persist()
         classified = {kind: classify_events(batch.where(F.col("topic") == kafka.topic(kind)), kind) for kind in TOPIC_KINDS}
         for kind, events in classified.items():
-            idempotent_append(accepted_rows(events, kind), lake.path("raw", kind), batch_id)
+            idempotent_append(accepted_rows(events, kind), lake, kind, batch_id)
         rejects = rejected_rows(classified["pin"])
         for kind in TOPIC_KINDS[1:]:
             rejects = rejects.unionByName(rejected_rows(classified[kind]))
-        idempotent_append(rejects, lake.path("raw", "rejects"), batch_id)
+        idempotent_append(rejects, lake, "rejects", batch_id)
         for kind, events in classified.items():
-            # As a micro-batch run does: every raw event of a touched key, so the latest wins across batches.
-            key = parse_key(F.col(KEY_COLUMN[kind]))
-            raw = delta.read_table(spark, lake.path("raw", kind))
-            touched = rows_sharing(raw, accepted_rows(events, kind), key)
-            delta.write_table(spark, latest_cleaned(kind, touched), lake.path("cleaned", kind), "merge", ("ind",),
-                              describe=False)
+            # As a micro-batch run does: the batch's latest event per key replaces an older stored one.
+            delta.write_table(spark, latest_cleaned(kind, accepted_rows(events, kind)), lake.path("cleaned", kind),
+                              "merge", ("ind",), matched_condition=newer_event_condition(), describe=False)
             if kind == "pin" and pin_visible is not None:
                 pin_visible(accepted_rows(events, kind))
-        # As the realtime assets do: recompute the posters and the trend windows the batch touched.
+        # As the realtime assets do: the poster state and the trend windows the batch touched.
         raw_pin, batch_pin = delta.read_table(spark, lake.path("raw", "pin")), accepted_rows(classified["pin"], "pin")
-        for name, (_, _, keys) in REALTIME_TABLES.items():
-            delta.write_table(spark, realtime_rows(name, raw_pin, batch_pin), lake.path("realtime", name), "merge", keys,
-                              describe=False)
+        for table in REALTIME_TABLES.values():
+            delta.write_table(spark, table.of_batch(spark, lake, raw_pin, batch_pin), lake.path("realtime", table.name),
+                              "merge", table.merge_keys, describe=False)
         batch.unpersist()
 
     return process
@@ -120,9 +122,12 @@ def latencies_while_posting(spark, settings: Settings, lake: LakeResource, args)
         visible = time.time()
         latencies.extend(visible - r[0] for r in pin_rows.select(F.col("_kafka_timestamp").cast("double")).collect())
 
+    pin = settings.topic("pin")
+    before = events_per_topic(settings)[pin]
+    # The query starts from its checkpoint: after whatever an earlier drain into this lake read.
     query = start_query(spark, kafka, lake, args.max_offsets, {"processingTime": "1 second"}, pin_visible)
     post_to(settings, "--duration", str(args.seconds), "--rate", str(args.rate))
-    produced = events_per_topic(settings)[settings.topic("pin")]
+    produced = events_per_topic(settings)[pin] - before
     deadline = time.monotonic() + args.timeout
     while len(latencies) < produced and time.monotonic() < deadline and query.isActive:
         time.sleep(0.5)
@@ -157,13 +162,30 @@ def drain_command(spark, settings: Settings, args) -> dict:
 
 
 def latency_command(spark, settings: Settings, args) -> dict:
-    # The topics are empty until the emulator posts: the JVM warms up on a small backlog of topics of its own.
-    warm_up = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-warm-up")
-    ensure_topics(warm_up)
-    post_to(warm_up, "--posts", "1000", "--rate", "0")
-    drain(spark, KafkaResource.from_settings(warm_up), LakeResource(root=f"{args.lake}_warm_up"), args.max_offsets)
-    latencies = latencies_while_posting(spark, settings, LakeResource.from_settings(settings), args)
-    return {"pin_events": len(latencies), **percentiles(latencies)}
+    lake = LakeResource.from_settings(settings)
+    drained = drain_history(spark, settings, lake, args.max_offsets) if args.history else warm_up(spark, settings, args)
+    latencies = latencies_while_posting(spark, settings, lake, args)
+    return {"pin_events": len(latencies), **percentiles(latencies), **drained}
+
+
+def warm_up(spark, settings: Settings, args) -> dict:
+    """The topics are empty until the emulator posts: the JVM warms up on a small backlog of topics of its own."""
+    topics = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-warm-up")
+    ensure_topics(topics)
+    post_to(topics, "--posts", "1000", "--rate", "0")
+    drain(spark, KafkaResource.from_settings(topics), LakeResource(root=f"{args.lake}_warm_up"), args.max_offsets)
+    return {}
+
+
+def drain_history(spark, settings: Settings, lake: LakeResource, max_offsets: int) -> dict:
+    """The topics' backlog into this lake, as the daemon's lake got it before its window (it warms the JVM up too);
+    checked: every pin event of the backlog is in raw/pin."""
+    pin_events = events_per_topic(settings)[settings.topic("pin")]
+    seconds = drain(spark, KafkaResource.from_settings(settings), lake, max_offsets)
+    raw_pin = delta.read_table(spark, lake.path("raw", "pin")).count()
+    if raw_pin != pin_events:
+        raise SystemExit(f"the history drain put {raw_pin:,} rows in raw/pin, the topic holds {pin_events:,} pin events")
+    return {"history_drain_s": seconds, "history_pin_events": pin_events}
 
 
 def main() -> None:
@@ -178,6 +200,8 @@ def main() -> None:
     latency.add_argument("--rate", type=float, required=True, help="posts per second (3 events each)")
     latency.add_argument("--seconds", type=int, required=True)
     latency.add_argument("--timeout", type=float, default=600)
+    latency.add_argument("--history", action="store_true",
+                         help="first drain the events the topics already hold into the lake, instead of warm-up topics")
     args = parser.parse_args()
     settings = dataclasses.replace(Settings.from_env(), topic_prefix=args.prefix, lake_root=args.lake, spark_remote=None)
     spark = build_spark_session(settings)

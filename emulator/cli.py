@@ -23,6 +23,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or positive, got {text}")
+    return value
+
+
 def non_negative_float(text: str) -> float:
     value = float(text)
     if value < 0:
@@ -37,7 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     seed = commands.add_parser("seed", help="create and fill the three source tables (replacing them)")
     seed.add_argument("--rows", type=positive_int, default=generator.DEFAULT_ROWS, help="rows per table (default %(default)s)")
     seed.add_argument("--seed", type=int, default=42, help="random seed; the same seed gives the same rows (default %(default)s)")
+    seed.add_argument(
+        "--first-id", type=non_negative_int, default=0,
+        help="key of the first row: keys are FIRST_ID..FIRST_ID+ROWS-1, at most 2^63-1 (default %(default)s)",
+    )
     seed.add_argument("--db-url", help="SQLAlchemy URL (default: SOURCE_DB_URL or the local SQLite file)")
+    seed.set_defaults(command_parser=seed)  # for errors that involve two arguments (--first-id and --rows)
 
     post = commands.add_parser("post", help="send posts (pin, geo and user events of one key) to Kafka or the console")
     post.add_argument("--sink", choices=("kafka", "console"), default="kafka")
@@ -60,7 +72,7 @@ def seed_command(args, settings: Settings) -> int:
     started = time.monotonic()
     source_db.recreate_tables(engine)
     print(f"seeding {args.rows:,} rows per table into {mask_url(db_url)} (seed {args.seed})", file=sys.stderr)
-    posts = list(generator.generate_posts(args.rows, args.seed))
+    posts = list(generator.generate_posts(args.rows, args.seed, args.first_id))
     for position, kind in enumerate(source_db.SOURCE_TABLES):
         table = source_db.SOURCE_TABLES[kind][0]
         count = source_db.insert_rows(engine, table, (post[position] for post in posts))
@@ -128,6 +140,11 @@ COMMANDS = {"seed": seed_command, "post": post_command, "topics": topics_command
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "seed":
+        try:
+            generator.check_key_range(args.rows, args.first_id)
+        except ValueError as exc:
+            args.command_parser.error(f"argument --first-id: {exc}")  # usage, message, exit status 2
     try:
         return COMMANDS[args.command](args, Settings.from_env())
     except (source_db.SourceDatabaseError, kafka_lib.KafkaUnavailableError, SettingsError, UsageError) as exc:

@@ -2,7 +2,8 @@
 
 The real data set is not public. This one reproduces its shape and its dirt: placeholders such as
 `User Info Error`, follower counts written `437`, `306k`, `1.5k` or `3M`, `Local save in /data/...`
-locations, empty strings, skewed poster popularity. The same seed always gives the same rows.
+locations, empty strings, skewed poster popularity. The same seed always gives the same rows; the keys
+run from a first id (0 by default) and are 64-bit.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from emulator.vocabulary import (
 )
 
 DEFAULT_ROWS = 11_154  # the size of the original data set
+MAX_KEY = 2**63 - 1  # the keys are signed 64-bit (BIGINT) columns
 
 # The placeholders the source system writes instead of data; the cleaning rules turn them into nulls.
 NO_TITLE = "No Title Data Available"
@@ -146,9 +148,26 @@ def user_row(ind: int, rng: random.Random) -> dict:
     return row
 
 
-def generate_posts(rows: int = DEFAULT_ROWS, seed: int = 42) -> Iterator[tuple[dict, dict, dict]]:
-    """(pin, geo, user) rows for keys 0..rows-1, deterministic for `seed`."""
+def generate_posts(rows: int = DEFAULT_ROWS, seed: int = 42, first_id: int = 0) -> Iterator[tuple[dict, dict, dict]]:
+    """(pin, geo, user) rows for keys first_id..first_id+rows-1, deterministic for `seed`.
+
+    `first_id` only shifts the keys (real pin ids exceed 2^31): the other values of a seed are the
+    same whatever it is, and first_id=0 gives the keys 0..rows-1.
+    """
+    check_key_range(rows, first_id)
     rng = random.Random(seed)
     posters = make_posters(max(50, rows // 8), rng)
-    for key in range(rows):
+    for key in range(first_id, first_id + rows):
         yield pin_row(key, pick_poster(posters, rng), rng), geo_row(key, rng), user_row(key, rng)
+
+
+def check_key_range(rows: int, first_id: int) -> None:
+    """The keys first_id..first_id+rows-1 must be non-negative and fit the source's signed 64-bit BIGINT."""
+    if first_id < 0:
+        raise ValueError(f"the first id must be zero or positive, got {first_id}")
+    last_id = first_id + rows - 1
+    if last_id > MAX_KEY:
+        raise ValueError(
+            f"the last id {first_id} + {rows} - 1 = {last_id} exceeds the largest 64-bit key {MAX_KEY}; "
+            f"the first id can be at most {MAX_KEY - rows + 1} for {rows} rows"
+        )

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import yaml
 from emulator import source_db
 from emulator.posting import KafkaSink, PostingStats, load_posts, post_events
 from pinterest_dagster.definitions import build_definitions
-from pinterest_dagster.lib.kafka import ensure_topics, make_producer
+from pinterest_dagster.lib.ingestion import OffsetRange
+from pinterest_dagster.lib.kafka import end_offsets, ensure_topics, make_producer
 from pinterest_dagster.settings import REPO_ROOT, Settings
 from pinterest_dagster_tests.services import isolated_settings, require_kafka
 
@@ -63,6 +65,14 @@ class Pipeline:
         sink.close()
         assert sum(stats.failed.values()) == 0
         return stats.posts
+
+    def ranges_sent_by(self, send: Callable[[], object]) -> list[OffsetRange]:
+        """Calls `send`; returns the offset ranges of the events it produced, as a sensor would plan them."""
+        topics = list(self.settings.topics.values())
+        before = end_offsets(self.settings, topics)
+        send()
+        after = end_offsets(self.settings, topics)
+        return [OffsetRange(tp.topic, tp.partition, before[tp], end) for tp, end in after.items() if end > before[tp]]
 
     def run_job(self, name: str, run_config: dict | None = None) -> dg.ExecuteInProcessResult | None:
         """Run a job to success: in this process, or with Spark Connect in a `dagster job execute`

@@ -12,7 +12,9 @@ from pyspark.sql import functions as F
 from benchmarks.common import Comparison, ResultMismatch, require_same_rows
 from benchmarks.duckdb_reference import clean_raw
 from benchmarks.report import markdown_table, replace_readme_block
+from benchmarks.scan_metrics import files_scanned
 from pinterest_dagster.defs.clean.assets import latest_cleaned
+from pinterest_dagster.transforms import CLEANED_COLUMNS
 from pinterest_dagster.transforms.parse import SOURCE_COLUMNS
 
 
@@ -81,10 +83,11 @@ RAW_EVENTS = {
 def test_duckdb_cleaning_sql_gives_the_cleaned_tables_spark_gives(spark, tmp_path):
     files, expected = {}, {}
     for kind, events in RAW_EVENTS.items():
-        df = spark.createDataFrame(events).withColumn("_kafka_timestamp", F.col("ts").cast("timestamp")).drop("ts")
+        df = (spark.createDataFrame(events).withColumn("_kafka_timestamp", F.col("ts").cast("timestamp")).drop("ts")
+              .withColumn("_partition", F.lit(0)))
         df.write.parquet(str(tmp_path / kind))
         files[kind] = [str(p) for p in (tmp_path / kind).glob("*.parquet")]
-        cleaned = latest_cleaned(kind, df)
+        cleaned = latest_cleaned(kind, df).select(*CLEANED_COLUMNS[kind])  # the contract columns, as readers take them
         timestamps = [f.name for f in cleaned.schema.fields if f.dataType.simpleString() == "timestamp"]
         expected[kind] = [tuple(r) for r in cleaned.select(
             *[F.col(c).cast("string").alias(c) if c in timestamps else c for c in cleaned.columns]).collect()]
@@ -97,3 +100,42 @@ def test_duckdb_cleaning_sql_gives_the_cleaned_tables_spark_gives(spark, tmp_pat
         actual = connection.sql(f"SELECT {columns} FROM {table}").fetchall()
         assert counts[kind] == len(rows)
         assert sorted(actual, key=str) == sorted(rows, key=str), kind
+
+
+@pytest.mark.spark
+def test_files_scanned_counts_the_files_a_query_opens(spark, tmp_path):
+    path = str(tmp_path / "table")
+    for day in range(3):  # three partitions of one file each
+        spark.range(10).select(F.lit(day).alias("day"), "id").coalesce(1).write.format("delta").mode("append") \
+            .partitionBy("day").save(path)
+    table = spark.read.format("delta").load(path)
+    assert files_scanned(table) == {path: 3}
+    assert files_scanned(table.where("day = 1").groupBy("id").count()) == {path: 1}
+
+
+def test_the_window_runs_are_those_started_since_posting_began_in_start_order():
+    from types import SimpleNamespace
+
+    from benchmarks.history import runs_since
+
+    records = [SimpleNamespace(name=name, start_time=start) for name, start in
+               [("late", 30.0), ("history", 9.9), ("never started", None), ("first", 10.0)]]
+    assert [r.name for r in runs_since(records, 10.0)] == ["first", "late"]
+
+
+def test_a_sample_of_runs_keeps_the_first_and_last_spread_evenly():
+    from benchmarks.history import evenly_spaced
+
+    assert evenly_spaced(list(range(5)), 10) == [0, 1, 2, 3, 4]
+    assert evenly_spaced(list(range(21)), 3) == [0, 10, 20]
+    assert evenly_spaced(list(range(100)), 10) == [0, 11, 22, 33, 44, 55, 66, 77, 88, 99]
+    assert evenly_spaced(list(range(4)), 1) == [0]
+
+
+def test_ranges_of_a_run_are_the_ones_its_config_names():
+    from benchmarks.history import ranges_of
+    from pinterest_dagster.lib.ingestion import OffsetRange
+    from pinterest_dagster.lib.microbatch import run_config
+
+    batch = [OffsetRange("t.pin", 1, 5, 9), OffsetRange("t.geo", 0, 0, 3)]
+    assert ranges_of(run_config(batch)) == sorted(batch)

@@ -57,14 +57,24 @@ def write_table(
     merge_keys: tuple[str, ...] = (),
     replace_where: str | None = None,
     describe: bool = True,
+    matched_condition: str | None = None,
+    matched_update: dict[str, str] | None = None,
+    partition_by: tuple[str, ...] = (),
+    options: dict[str, str] | None = None,
 ) -> WriteResult | None:
     """Write `df` to the Delta table at `path`, creating it on first write.
 
     - overwrite: the table becomes `df` (full refresh; the schema may change).
-    - merge: upsert on `merge_keys`: matching rows are replaced, new keys inserted.
+    - merge: upsert on `merge_keys` (null-safe equality): new keys are inserted; a matching row is
+      replaced, or only where `matched_condition` holds (SQL over `t`, the table, and `s`, the rows),
+      or has the columns of `matched_update` set to their SQL expressions instead.
     - replace_where: atomically replace the rows matching `replace_where` with `df`, so writing the
       same slice twice leaves one copy (idempotent ingestion).
     - append: add the rows.
+
+    A table created by this write is partitioned by `partition_by`. `options` are writer options: the
+    `delta.*` ones become the table's properties when the write creates it (for example
+    `delta.dataSkippingStatsColumns`), the others apply to the files it writes (`compression`).
 
     Returns the table's version and row count afterwards (for a merge: the rows it inserted and
     updated instead of a count of the whole table), or None with `describe=False`: more Spark queries
@@ -80,12 +90,12 @@ def write_table(
     whole_table = mode == "overwrite"  # afterwards the table holds exactly the rows written
     if mode == "merge":
         try:
-            changes = _merge(spark, df, path, merge_keys)
+            changes = _merge(spark, df, path, merge_keys, matched_condition, matched_update)
         except AnalysisException:
             # Asking first would cost a query on every write; only a missing table is answered by creating it.
             if table_exists(spark, path):
                 raise
-            df.write.format("delta").mode("append").save(path)
+            writer(df, "append", partition_by, options).save(path)
             whole_table = True
         else:
             if not describe:
@@ -94,11 +104,11 @@ def write_table(
                                rows_inserted=changes["num_inserted_rows"], rows_updated=changes["num_updated_rows"])
     elif mode == "replace_where":
         # On a missing table this creates it.
-        df.write.format("delta").mode("overwrite").option("replaceWhere", replace_where).save(path)
+        writer(df, "overwrite", partition_by, options).option("replaceWhere", replace_where).save(path)
     elif mode == "overwrite":
-        df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+        writer(df, "overwrite", partition_by, options).option("overwriteSchema", "true").save(path)
     else:
-        df.write.format("delta").mode("append").save(path)
+        writer(df, "append", partition_by, options).save(path)
     if not describe:
         return None
     commit = latest_commit(spark, path)
@@ -108,15 +118,24 @@ def write_table(
     return describe_table(spark, path)
 
 
-def _merge(spark: SparkSession, df: DataFrame, path: str, keys: tuple[str, ...]):
+def writer(df: DataFrame, mode: str, partition_by: tuple[str, ...] = (), options: dict[str, str] | None = None):
+    """A Delta writer; partitioning and `delta.*` options take effect when the write creates the table."""
+    builder = df.write.format("delta").mode(mode).options(**(options or {}))
+    return builder.partitionBy(*partition_by) if partition_by else builder
+
+
+def _merge(spark: SparkSession, df: DataFrame, path: str, keys: tuple[str, ...],
+           matched_condition: str | None = None, matched_update: dict[str, str] | None = None):
     """MERGE `df` into the table; returns the MERGE's result row (num_inserted_rows, num_updated_rows...)."""
     view = f"merge_source_{uuid.uuid4().hex}"
     df.createOrReplaceTempView(view)
-    condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+    on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    when = f" AND ({matched_condition})" if matched_condition else ""
+    update = ", ".join(f"`{c}` = {e}" for c, e in matched_update.items()) if matched_update else "*"
     try:
         return spark.sql(
-            f"MERGE INTO {sql_path(path)} AS t USING {view} AS s ON {condition} "
-            "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+            f"MERGE INTO {sql_path(path)} AS t USING {view} AS s ON {on} "
+            f"WHEN MATCHED{when} THEN UPDATE SET {update} WHEN NOT MATCHED THEN INSERT *"
         ).first()
     finally:
         spark.catalog.dropTempView(view)
@@ -139,7 +158,8 @@ def describe_table(spark: SparkSession, path: str) -> WriteResult:
     return WriteResult(path=path, version=latest_commit(spark, path).version, row_count=read_table(spark, path).count())
 
 
-def ensure_table(spark: SparkSession, path: str, schema) -> None:
+def ensure_table(spark: SparkSession, path: str, schema, partition_by: tuple[str, ...] = (),
+                 options: dict[str, str] | None = None) -> None:
     """Create an empty table with `schema` when none exists, so readers never meet a missing path."""
     if not table_exists(spark, path):
-        spark.createDataFrame([], schema).write.format("delta").mode("append").save(path)
+        writer(spark.createDataFrame([], schema), "append", partition_by, options).save(path)

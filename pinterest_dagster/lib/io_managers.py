@@ -7,13 +7,33 @@ from pyspark.sql import DataFrame
 
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.resources import LakeResource
+from pinterest_dagster.transforms.dedupe import newer_event_condition
 
 PREVIEW_MAX_ROWS = 25
 
 
-def write_mode_metadata(mode: str, merge_keys: tuple[str, ...] = ()) -> dict:
-    """Asset metadata that tells the IO manager how to write the asset's table."""
-    return {"write_mode": mode, **({"merge_keys": list(merge_keys)} if merge_keys else {})}
+def write_mode_metadata(mode: str, merge_keys: tuple[str, ...] = (), newer_events_only: bool = False) -> dict:
+    """Asset metadata that tells the IO manager how to write the asset's table.
+
+    `newer_events_only`: a merge replaces a stored row only with a row of a newer event (DESIGN.md
+    section 4's event order), so batches may commit in any order and a replayed one changes nothing.
+    """
+    return {
+        "write_mode": mode,
+        **({"merge_keys": list(merge_keys)} if merge_keys else {}),
+        **({"merge_newer_events_only": True} if newer_events_only else {}),
+    }
+
+
+# Output metadata of a rebuild (`dg.Output(df, metadata=FULL_REFRESH_OUTPUT)`): the table becomes the rows
+# written, whatever the asset's write mode, and the materialization says it was a full refresh.
+FULL_REFRESH_OUTPUT = {"write_mode": "overwrite"}
+
+
+def write_spec(context: dg.OutputContext) -> dict:
+    """The asset's write metadata, with what this output's metadata says on top."""
+    at_run_time = {key: getattr(value, "value", value) for key, value in (context.output_metadata or {}).items()}
+    return {**(context.definition_metadata or {}), **at_run_time}
 
 
 def table_schema(df: DataFrame) -> dg.TableSchema:
@@ -50,7 +70,9 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
     """Writes each asset's DataFrame to its Delta table and loads tables back as DataFrames.
 
     The asset's metadata picks the write: `write_mode` = `overwrite` (default, full refresh) or
-    `merge` with `merge_keys` (upsert); `preview: True` adds a Markdown sample (small tables).
+    `merge` with `merge_keys` (upsert, with `merge_newer_events_only`: only by newer events);
+    `preview: True` adds a Markdown sample (small tables). An output's own metadata can override
+    the mode (`FULL_REFRESH_OUTPUT`).
     Every write records the table's path, schema and Delta version; an overwrite also its row count,
     a merge the rows it inserted and updated. A merge is a micro-batch's hot path: counting the whole
     table after each one cost about 0.3 s per table, five times per run.
@@ -62,7 +84,7 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: DataFrame | None) -> None:
         if obj is None:  # the asset wrote its table itself (ingestion)
             return
-        spec = context.definition_metadata or {}
+        spec = write_spec(context)
         spark = self.pyspark.spark_session
         result = delta.write_table(
             spark,
@@ -70,6 +92,7 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
             self.lake.path_for(context.asset_key),
             mode=spec.get("write_mode", "overwrite"),
             merge_keys=tuple(spec.get("merge_keys", ())),
+            matched_condition=newer_event_condition() if spec.get("merge_newer_events_only") else None,
         )
         context.add_output_metadata(write_metadata(spark, obj, result, preview=bool(spec.get("preview"))))
 

@@ -30,7 +30,11 @@ SOURCE_COLUMNS = {
 }
 KEY_COLUMN = {"pin": "index", "geo": "ind", "user": "ind"}
 KAFKA_METADATA_COLUMNS = ["_topic", "_partition", "_offset", "_kafka_timestamp"]
-RAW_METADATA_COLUMNS = KAFKA_METADATA_COLUMNS + ["_ingested_at"]
+# `_event` is the event's JSON text exactly as sent: fields the contract does not name are kept in it, and
+# every table can be rebuilt from it (`events_as_sent`). `_kafka_date` partitions the raw tables.
+RAW_METADATA_COLUMNS = KAFKA_METADATA_COLUMNS + ["_ingested_at", "_event", "_kafka_date"]
+RAW_PARTITION_COLUMNS = ("_kafka_date",)
+MICROS_PER_DAY = 86_400_000_000
 REJECT_COLUMNS = KAFKA_METADATA_COLUMNS + ["value", "error"]
 
 NOT_UTF8 = "not valid UTF-8"
@@ -55,6 +59,27 @@ def accepted_rows(events: DataFrame, kind: str) -> DataFrame:
         *[F.col("event")[name].alias(name) for name in SOURCE_COLUMNS[kind]],
         *KAFKA_METADATA_COLUMNS,
         F.current_timestamp().alias("_ingested_at"),
+        F.col("value").alias("_event"),
+        kafka_date(F.col("_kafka_timestamp")).alias("_kafka_date"),
+    )
+
+
+def kafka_date(timestamp: Column) -> Column:
+    """The raw tables' partition: the UTC date of the Kafka timestamp, whatever the session time zone."""
+    return F.date_from_unix_date(F.floor(F.unix_micros(timestamp) / MICROS_PER_DAY).cast("int"))
+
+
+def events_as_sent(raw: DataFrame, kind: str) -> DataFrame:
+    """Raw rows with the source columns parsed again from `_event`, the event as sent.
+
+    What a rebuild reads: a rule that needs a field the typed columns do not hold can take it from
+    `_event`. Rows ingested before raw kept `_event` (null there) keep their typed columns.
+    """
+    parsed = F.from_json("_event", source_schema(kind))
+    return raw.select(
+        *[F.when(F.col("_event").isNotNull(), parsed[name]).otherwise(F.col(name)).alias(name)
+          for name in SOURCE_COLUMNS[kind]],
+        *[column for column in raw.columns if column not in SOURCE_COLUMNS[kind]],
     )
 
 
@@ -107,9 +132,9 @@ def event_error(text: Column, key_value: Column, key: str) -> Column:
 
 
 def parse_key(value: Column) -> Column:
-    """The integer key (`index`/`ind`) of an event, or null.
+    """The 64-bit integer key (`index`/`ind`) of an event, or null: real pin ids exceed 2^31.
 
     One definition for both layers: an event is accepted exactly when cleaning will give it an `ind`.
     `try_cast` takes "12" and 12 but not "abc", 1.5 or true, whatever `spark.sql.ansi.enabled` says.
     """
-    return value.try_cast("int")
+    return value.try_cast("bigint")

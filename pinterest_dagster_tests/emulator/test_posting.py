@@ -124,3 +124,60 @@ def test_console_sink_prints_the_three_rows_of_a_post(source_url, source_rows, c
     key = events[0]["index"]
     assert events[1]["ind"] == events[2]["ind"] == key
     assert events == [as_event(source_rows[kind][key]) for kind in ("pin", "geo", "user")]
+
+
+# Keys above 2^31 (`seed --first-id`) go through posting unchanged: JSON integers and string message keys.
+FIRST_ID = 3_000_000_000
+BIG_ROWS = 60
+
+
+@pytest.fixture(scope="module")
+def big_key_source_url(tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('big-keys') / 'source.db'}"
+    args = ["seed", "--rows", str(BIG_ROWS), "--seed", "5", "--first-id", str(FIRST_ID), "--db-url", url]
+    assert emulator_main(args) == 0
+    return url
+
+
+def big_key_rows(url: str) -> dict[str, dict]:
+    engine = source_db.connect(url)
+    return {
+        kind: {row[key]: row for row in source_db.read_rows(engine, kind)}
+        for kind, (_, key) in source_db.SOURCE_TABLES.items()
+    }
+
+
+def test_console_sink_carries_keys_above_2_31_unchanged(big_key_source_url, capsys):
+    source = big_key_rows(big_key_source_url)
+    assert emulator_main(["post", "--sink", "console", "--replay", "--rate", "0", "--db-url", big_key_source_url, "--quiet"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 * BIG_ROWS
+    expected_keys = list(range(FIRST_ID, FIRST_ID + BIG_ROWS))
+    for kind, offset in (("pin", 0), ("geo", 1), ("user", 2)):
+        key_column = source_db.SOURCE_TABLES[kind][1]
+        keys = []
+        for line in lines[offset::3]:
+            topic, key_text, value = line.split(" ", 2)
+            assert topic.rsplit(".", 1)[1] == kind
+            event = json.loads(value)
+            assert type(event[key_column]) is int and key_text == f"key={event[key_column]}"
+            assert f'"{key_column}":{event[key_column]},' in value  # a JSON integer, not a string or a float
+            assert event == as_event(source[kind][event[key_column]])
+            keys.append(event[key_column])
+        assert keys == expected_keys
+
+
+def test_kafka_carries_keys_above_2_31_unchanged(settings, big_key_source_url):
+    source = big_key_rows(big_key_source_url)
+    assert emulator_main(["post", "--replay", "--rate", "0", "--db-url", big_key_source_url, "--quiet"]) == 0
+    messages = consume_all(settings, BIG_ROWS)
+    for kind, topic in settings.topics.items():
+        key_column = source_db.SOURCE_TABLES[kind][1]
+        records = messages[topic]
+        assert len(records) == BIG_ROWS, f"{topic} has {len(records)} events, expected {BIG_ROWS}"
+        for record in records:
+            event = json.loads(record.value)
+            assert type(event[key_column]) is int and event[key_column] > 2**31
+            assert record.key == str(event[key_column]).encode()
+            assert event == as_event(source[kind][event[key_column]])
+        assert sorted(int(record.key) for record in records) == list(range(FIRST_ID, FIRST_ID + BIG_ROWS))

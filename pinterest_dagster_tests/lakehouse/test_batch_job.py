@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 import dagster as dg
 import pytest
@@ -12,6 +12,7 @@ from pinterest_dagster.defs.ingest.checks import covered_offsets, offsets_stored
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.transforms.clean import CLEANED_COLUMNS
+from pinterest_dagster.transforms.dedupe import EVENT_LINEAGE_COLUMNS
 
 PIN = {
     "index": 0, "unique_id": "u0", "title": "Cozy rug", "description": "A rug", "poster_name": "Home Co",
@@ -57,7 +58,9 @@ def first_run(pipeline):
 
 def rows(spark, pipeline, layer, name):
     df = delta.read_table(spark, pipeline.settings.table_path(layer, name))
-    return {row["ind"]: row.asDict() for row in df.collect()} if layer == "cleaned" else df
+    if layer != "cleaned":
+        return df
+    return {row["ind"]: row.asDict() for row in df.select(*CLEANED_COLUMNS[name]).collect()}  # as readers do
 
 
 def test_cleaned_pin_applies_every_rule(first_run, spark, pipeline):
@@ -74,9 +77,17 @@ def test_cleaned_pin_applies_every_rule(first_run, spark, pipeline):
     assert pins[2]["save_location"] == "/data/home-decor" and pins[2]["downloaded"] == 1
 
 
-def test_cleaned_tables_have_exactly_the_contract_columns(first_run, spark, pipeline):
+def test_cleaned_tables_have_exactly_the_contract_columns_then_the_winning_events_lineage(first_run, spark, pipeline):
     for kind, columns in CLEANED_COLUMNS.items():
-        assert delta.read_table(spark, pipeline.settings.table_path("cleaned", kind)).columns == columns
+        table = delta.read_table(spark, pipeline.settings.table_path("cleaned", kind))
+        assert table.columns == columns + list(EVENT_LINEAGE_COLUMNS)
+
+
+def test_cleaned_lineage_names_the_winning_event(first_run, spark, pipeline):
+    table = delta.read_table(spark, pipeline.settings.table_path("cleaned", "pin"))
+    newest = table.where("ind = 4").first()
+    assert newest["title"] == "newest"
+    assert newest["_kafka_timestamp"] == datetime.fromtimestamp(1_700_000_003, timezone.utc).replace(tzinfo=None)
 
 
 def test_cleaned_geo_parses_both_datetime_spellings_fractions_and_zones(first_run, spark, pipeline):
@@ -118,7 +129,7 @@ def test_raw_keeps_strings_as_sent_and_kafka_lineage(first_run, spark, pipeline)
 
 def test_every_check_passes(first_run):
     evaluations = first_run.get_asset_check_evaluations()
-    assert len(evaluations) == 12
+    assert len(evaluations) == 15  # 3 completeness and 3 drift checks of raw, 9 contract checks of cleaned
     assert all(e.passed for e in evaluations), [(e.check_name, e.metadata) for e in evaluations if not e.passed]
 
 

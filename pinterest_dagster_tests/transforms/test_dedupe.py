@@ -7,7 +7,7 @@ import datetime as dt
 from pyspark.sql import functions as F
 
 from pinterest_dagster.defs.clean.assets import latest_cleaned
-from pinterest_dagster.transforms.dedupe import latest_per_key
+from pinterest_dagster.transforms.dedupe import latest_per_key, newer_event_condition
 from pinterest_dagster.transforms.parse import SOURCE_COLUMNS
 from pinterest_dagster_tests.transforms.test_clean import RAW
 
@@ -72,3 +72,24 @@ def test_raw_keys_that_parse_to_the_same_ind_are_one_key(spark):
     parsed = {row["index"]: row["k"] for row in df.select("index", F.col("index").try_cast("int").alias("k")).collect()}
     assert set(parsed.values()) == {7}  # what the contract's key parsing makes of them
     assert [(row["ind"], row["category"]) for row in latest_cleaned("pin", df).collect()] == [(7, "art")]
+
+
+ORDER_SCHEMA = "k int, _kafka_timestamp timestamp, _offset long"
+
+
+def newer_pairs(spark, source_rows, target_rows):
+    """The (source k, target k) pairs where the source event is newer by the merge condition."""
+    s = spark.createDataFrame(source_rows, ORDER_SCHEMA).alias("s")
+    tt = spark.createDataFrame(target_rows, ORDER_SCHEMA).alias("t")
+    return sorted((r[0], r[1]) for r in s.crossJoin(tt).where(newer_event_condition()).select("s.k", "t.k").collect())
+
+
+def test_a_merge_replaces_a_stored_row_only_with_a_newer_event(spark):
+    stored = [(1, t(5), 10)]
+    incoming = [(10, t(6), 1), (11, t(5), 11), (12, t(5), 10), (13, t(5), 9), (14, t(4), 99)]
+    # Later timestamp wins whatever the offset; the same timestamp falls to the offset; the same event is not newer.
+    assert newer_pairs(spark, incoming, stored) == [(10, 1), (11, 1)]
+
+
+def test_a_stored_row_without_event_order_columns_counts_as_older(spark):
+    assert newer_pairs(spark, [(10, t(1), 1)], [(1, None, None)]) == [(10, 1)]

@@ -9,7 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pyspark.sql import functions as F
+
 from pinterest_dagster.transforms import RAW_METADATA_COLUMNS, REJECT_COLUMNS, SOURCE_COLUMNS, parse_events
+from pinterest_dagster.transforms.parse import events_as_sent
 
 KAFKA_TIME = dt.datetime(2024, 5, 1, 12, 0, 0)
 KAFKA_SCHEMA = "topic string, partition int, offset long, timestamp timestamp, value binary"
@@ -114,7 +117,7 @@ REJECTED = {
     "text-key": ('{"index": "abc"}', "missing integer key 'index'"),
     "fractional-key": ('{"index": 1.5}', "missing integer key 'index'"),
     "boolean-key": ('{"index": true}', "missing integer key 'index'"),
-    "key-beyond-int": ('{"index": 99999999999}', "missing integer key 'index'"),
+    "key-beyond-bigint": ('{"index": 9223372036854775808}', "missing integer key 'index'"),
 }
 
 
@@ -144,7 +147,7 @@ def test_an_unknown_kind_is_refused(spark):
 
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10)
-keys = json_scalars | st.integers(-(2**31), 2**31 - 1) | st.integers(-(2**31), 2**31 - 1).map(str)
+keys = json_scalars | st.integers(-(2**63), 2**63 - 1) | st.integers(-(2**63), 2**63 - 1).map(str)
 events = st.fixed_dictionaries(
     {"index": keys}, optional={"title": json_scalars, "extra": st.lists(json_scalars)}
 )
@@ -167,4 +170,49 @@ def test_every_event_lands_in_exactly_one_output(spark, ansi, values):
     rejected_offsets = [r._offset for r in rejects]
     assert sorted(accepted_offsets + rejected_offsets) == list(range(len(values)))
     assert all(r.error for r in rejects)
-    assert all(-(2**31) <= int(r["index"]) < 2**31 for r in accepted)
+    assert all(-(2**63) <= int(r["index"]) < 2**63 for r in accepted)
+
+
+def test_a_64_bit_key_is_accepted(spark):
+    accepted, rejects = parse(spark, ['{"index": 3000000000}', '{"index": "9223372036854775807"}'])
+
+    assert rejects == []
+    assert [r["index"] for r in accepted] == ["3000000000", "9223372036854775807"]
+
+
+def test_raw_keeps_the_event_exactly_as_sent_with_fields_the_contract_does_not_name(spark):
+    sent = '{"index": 5,  "board_id": "b-17", "nested": {"a": [1, 2]}, "title": "t"}'
+    accepted, _ = parse(spark, [sent])
+
+    assert accepted[0]["_event"] == sent
+    assert "board_id" not in accepted[0].asDict()
+
+
+def test_raw_rows_are_partitioned_by_the_utc_date_of_their_kafka_timestamp(spark):
+    messages = kafka_messages(spark, ['{"index": 1}']).withColumn(
+        "timestamp", F.lit(dt.datetime(2024, 5, 1, 23, 59, 59, tzinfo=dt.timezone.utc))
+    )
+    previous = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", "America/Los_Angeles")  # 16:59 there, still May 1st in UTC
+    try:
+        accepted, _ = parse_events(messages, "pin")
+        assert accepted.first()["_kafka_date"] == dt.date(2024, 5, 1)
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", previous)
+
+
+def test_events_as_sent_parses_the_source_columns_again_from_the_event(spark):
+    accepted, _ = parse_events(kafka_messages(spark, ['{"index": 7, "title": "from the event", "board_id": 3}']), "pin")
+    only_the_event = accepted.drop(*[c for c in SOURCE_COLUMNS["pin"]])
+    for name in SOURCE_COLUMNS["pin"]:
+        only_the_event = only_the_event.withColumn(name, F.lit(None).cast("string"))
+
+    row = events_as_sent(only_the_event, "pin").first()
+    assert (row["index"], row["title"]) == ("7", "from the event")
+
+
+def test_events_as_sent_keeps_the_typed_columns_of_rows_ingested_without_the_event(spark):
+    accepted, _ = parse_events(kafka_messages(spark, ['{"index": 7, "title": "typed"}']), "pin")
+    legacy = accepted.withColumn("_event", F.lit(None).cast("string"))
+
+    assert events_as_sent(legacy, "pin").first()["title"] == "typed"

@@ -5,14 +5,12 @@ from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pinterest_dagster.lib.ingestion import OffsetRange, events_in, ranges_ingested_by, run_group_id
-from pinterest_dagster.lib.io_managers import write_mode_metadata
+from pinterest_dagster.lib.batch_scope import IncrementalConfig, batch_scope, full_refresh_scope
+from pinterest_dagster.lib.io_managers import FULL_REFRESH_OUTPUT, write_mode_metadata
 from pinterest_dagster.lib.resources import LakeResource
-from pinterest_dagster.lib.spark import COMPILED_CODE_FROM_ROWS, fit_code_generation
 from pinterest_dagster.transforms import clean_geo, clean_pin, clean_user
-from pinterest_dagster.transforms.dedupe import latest_per_key
-from pinterest_dagster.transforms.incremental import rows_sharing
-from pinterest_dagster.transforms.parse import KEY_COLUMN, parse_key
+from pinterest_dagster.transforms.dedupe import EVENT_LINEAGE_COLUMNS, latest_per_key
+from pinterest_dagster.transforms.parse import KEY_COLUMN, events_as_sent, parse_key
 
 CLEANERS = {"pin": clean_pin, "geo": clean_geo, "user": clean_user}
 
@@ -22,66 +20,42 @@ DESCRIPTIONS = {
     "geo": "One row per post (`ind`): country, coordinates = [latitude, longitude], timestamp (UTC).",
     "user": "One row per post (`ind`): user_name = first + last name, age, date_joined (UTC).",
 }
-
-
-class IncrementalConfig(dg.Config):
-    """By default a run merges what its own ingestion brought; `full_refresh` rebuilds from all of raw."""
-
-    full_refresh: bool = False
-
-
-def run_ranges(context: dg.AssetExecutionContext, spark, lake: LakeResource) -> list[OffsetRange]:
-    """The offset ranges this run ingested: the ones its config names (a sensor's micro-batch, no
-    query needed), else the ones the ingestion log records for its run group (a catch-up run)."""
-    ingest_config = context.run.run_config.get("ops", {}).get("ingest_kafka_events", {}).get("config", {})
-    if ingest_config.get("ranges"):
-        return [OffsetRange(r["topic"], r["partition"], r["start"], r["end"]) for r in ingest_config["ranges"]]
-    return ranges_ingested_by(spark, lake, run_group_id(context.run))
-
-
-def batch_scope(context: dg.AssetExecutionContext, spark, lake: LakeResource, raw: DataFrame, config) -> DataFrame:
-    """The raw rows of this run's micro-batch, or all of raw for a full refresh.
-
-    Sets the session's code generation for the step's size: a full refresh reads all of raw.
-    """
-    if config.full_refresh:
-        fit_code_generation(spark, COMPILED_CODE_FROM_ROWS)
-        return raw
-    ranges = run_ranges(context, spark, lake)
-    fit_code_generation(spark, sum(r.size for r in ranges))
-    return events_in(raw, ranges)
+LINEAGE_NOTE = (" After the contract columns: the winning event's `_kafka_timestamp`, `_partition` and `_offset`,"
+                " which a micro-batch's merge compares with its own events (only a newer event replaces a row).")
 
 
 def latest_cleaned(kind: str, raw: DataFrame) -> DataFrame:
-    """Cleaned rows of `raw`, one per `ind`: the event with the highest (_kafka_timestamp, _offset).
+    """Cleaned rows of `raw`, one per `ind`: the event with the highest (_kafka_timestamp, _offset),
+    followed by its lineage columns.
 
     Deduplicated first, then cleaned: on 1,000,000 raw pin events of 11,154 keys this took a write of
     cleaned/pin from 4.0 s to 1.5 s (the cleaning rules ran on every event before).
     """
-    return CLEANERS[kind](latest_per_key(raw, parse_key(F.col(KEY_COLUMN[kind]))))
+    return CLEANERS[kind](latest_per_key(raw, parse_key(F.col(KEY_COLUMN[kind]))), keep=EVENT_LINEAGE_COLUMNS)
 
 
 def cleaned_asset(kind: str) -> dg.AssetsDefinition:
-    key_column = KEY_COLUMN[kind]
-
     @dg.asset(
         key=["cleaned", kind],
         ins={"raw": dg.AssetIn(["raw", kind])},
         group_name="cleaned",
         kinds={"spark", "delta"},
-        description=DESCRIPTIONS[kind],
-        metadata=write_mode_metadata("merge", ("ind",)),
+        description=DESCRIPTIONS[kind] + LINEAGE_NOTE,
+        metadata=write_mode_metadata("merge", ("ind",), newer_events_only=True),
         # A micro-batch merges cleaned/pin right after ingestion: it is the table whose freshness users watch.
         op_tags={"dagster/priority": "1" if kind == "pin" else "0"},
     )
     def _cleaned(
         context: dg.AssetExecutionContext, config: IncrementalConfig, raw: DataFrame,
         pyspark: PySparkResource, lake: LakeResource,
-    ) -> DataFrame:
-        batch = batch_scope(context, pyspark.spark_session, lake, raw, config)
-        # Every event of a touched key takes part, so the latest one wins across batches too.
-        events = raw if config.full_refresh else rows_sharing(raw, batch, parse_key(F.col(key_column)))
-        return latest_cleaned(kind, events)
+    ):
+        spark = pyspark.spark_session
+        if config.full_refresh:
+            # A rebuild reads the events as sent, so it applies today's rules to every field they carried.
+            return dg.Output(latest_cleaned(kind, events_as_sent(full_refresh_scope(spark, raw), kind)),
+                             metadata=FULL_REFRESH_OUTPUT)
+        # The batch's own events, deduplicated within the batch; the merge keeps a stored row that is newer.
+        return latest_cleaned(kind, batch_scope(context, spark, lake, raw))
 
     return _cleaned
 

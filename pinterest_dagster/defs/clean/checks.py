@@ -17,7 +17,8 @@ MIN_AGE, MAX_AGE = 13, 120  # Pinterest's minimum age; anything above 120 is a d
 
 
 def count_where(condition: Column) -> Column:
-    return F.sum(F.when(condition, 1).otherwise(0))
+    """Rows where `condition` holds: 0 on an empty table (a plain sum over no rows is null)."""
+    return F.coalesce(F.sum(F.when(condition, 1).otherwise(0)), F.lit(0))
 
 
 def placeholder_or_blank_count(df: DataFrame) -> Column:

@@ -1,4 +1,9 @@
-"""Nothing lost, nothing doubled: for every topic, events read = rows in raw + rows in rejects."""
+"""Checks of the raw tables.
+
+- `raw_completeness` (blocking): nothing lost, nothing doubled: for every topic, events read = rows in
+  raw + rows in rejects.
+- `raw_schema_drift` (warning): the events as sent carry the fields the contract names, and no others.
+"""
 
 import functools
 from collections import defaultdict
@@ -15,6 +20,7 @@ from pinterest_dagster.lib.ingestion import log_path
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import fit_code_generation_to
 from pinterest_dagster.settings import TOPIC_KINDS
+from pinterest_dagster.transforms.parse import SOURCE_COLUMNS
 
 
 def covered_offsets(intervals: list[tuple[int, int]]) -> int:
@@ -100,4 +106,67 @@ def raw_completeness(context: dg.AssetCheckExecutionContext, pyspark: PySparkRes
         yield from pool.map(check, kinds)
 
 
-raw_checks = [raw_completeness]
+def field_drift(raw: DataFrame, kind: str) -> list:
+    """Per field that the events as sent carry beyond the contract ("unknown") or lack ("missing"):
+    how many events, first and last seen (Kafka time), in one query over raw's `_event` column."""
+    contract = F.array(*[F.lit(name) for name in SOURCE_COLUMNS[kind]])
+    events = raw.where(F.col("_event").isNotNull()).select(
+        F.json_object_keys("_event").alias("fields"), "_kafka_timestamp"
+    )
+    drift = functools.reduce(DataFrame.unionByName, [
+        events.select(F.lit(change).alias("change"), F.explode(fields).alias("field"), "_kafka_timestamp")
+        for change, fields in (("unknown", F.array_except("fields", contract)),
+                               ("missing", F.array_except(contract, "fields")))
+    ])
+    return (
+        drift.groupBy("change", "field")
+        .agg(F.count(F.lit(1)).alias("events"), F.min("_kafka_timestamp").alias("first_seen"),
+             F.max("_kafka_timestamp").alias("last_seen"))
+        .orderBy("change", "field")
+        .collect()
+    )
+
+
+def drift_table(rows: list) -> str:
+    lines = ["| change | field | events | first seen | last seen |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['change']} | `{r['field']}` | {r['events']:,} | {r['first_seen']} | {r['last_seen']} |" for r in rows]
+    return "\n".join(lines)
+
+
+@dg.multi_asset_check(
+    name="raw_schema_drift",
+    specs=[
+        dg.AssetCheckSpec(
+            "event_fields_match_contract", asset=RAW_KEYS[kind], blocking=False,
+            description="the events as sent carry exactly the fields the contract names: a field upstream added "
+            "(kept in `_event`) or one it stopped sending is named with its number of events and since when",
+        )
+        for kind in TOPIC_KINDS
+    ],
+    can_subset=True,
+)
+def raw_schema_drift(context: dg.AssetCheckExecutionContext, pyspark: PySparkResource, lake: LakeResource):
+    """A warning, not a stop: unknown fields are kept in raw, and cleaning treats a missing one as null."""
+    spark = pyspark.spark_session
+    kinds = [key.asset_key.path[-1] for key in context.selected_asset_check_keys]
+    tables = {kind: delta.read_table(spark, lake.path("raw", kind)) for kind in kinds}
+    fit_code_generation_to(list(tables.values()))
+
+    def check(kind: str) -> dg.AssetCheckResult:
+        rows = field_drift(tables[kind], kind)
+        fields = {change: sorted(r["field"] for r in rows if r["change"] == change) for change in ("unknown", "missing")}
+        return dg.AssetCheckResult(
+            asset_key=RAW_KEYS[kind], check_name="event_fields_match_contract", passed=not rows,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "unknown_fields": ", ".join(fields["unknown"]) or "none",
+                "missing_fields": ", ".join(fields["missing"]) or "none",
+                "drift": dg.MetadataValue.md(drift_table(rows)),
+            },
+        )
+
+    with ThreadPoolExecutor(len(kinds)) as pool:
+        yield from pool.map(check, kinds)
+
+
+raw_checks = [raw_completeness, raw_schema_drift]
