@@ -160,7 +160,7 @@ def ingest_ranges(
 
     The raw tables exist afterwards even when no event arrived, so downstream tables can be built.
     A micro-batch pays for every Spark query it makes, so this makes few: one count of what goes
-    where, one write per table that receives rows, one append to the log.
+    where, one write per table the ranges concern (side by side), one append to the log.
     """
     kinds = kind_of_topic(kafka)
     unknown = {r.topic for r in ranges} - set(kinds)
@@ -179,14 +179,15 @@ def ingest_ranges(
         }
         per_partition = count_per_partition(classified)
         counts = counts_per_kind(per_partition, kinds)
-        writes = {  # table -> (rows, the predicate of the slice they replace)
+        # table -> (rows, the predicate of the slice they replace). Every table's slice is replaced, even
+        # by no rows: an event ingested again after a rule change (a key accepted now, rejected before)
+        # must leave the table it was in, or it would sit in both.
+        writes = {
             kind: (accepted_rows(events, kind), " OR ".join(r.predicate() for r in ranges if r.topic == kafka.topic(kind)))
             for kind, events in classified.items()
-            if kind in counts and counts[kind].accepted  # an empty slice has nothing to replace
         }
-        if any(c.rejected for c in counts.values()):
-            rejects = functools.reduce(DataFrame.unionByName, (rejected_rows(e) for e in classified.values()))
-            writes["rejects"] = (rejects, " OR ".join(r.predicate() for r in ranges))
+        rejects = functools.reduce(DataFrame.unionByName, (rejected_rows(e) for e in classified.values()))
+        writes["rejects"] = (rejects, " OR ".join(r.predicate() for r in ranges))
         # The tables are independent and a Delta commit mostly waits, so the writes run side by side.
         with ThreadPoolExecutor(max_workers=max(1, len(writes))) as pool:
             list(pool.map(lambda table: _replace_slice(spark, lake, table, *writes[table]), writes))

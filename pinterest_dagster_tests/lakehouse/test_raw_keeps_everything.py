@@ -11,10 +11,11 @@ from pyspark.sql import functions as F
 
 from pinterest_dagster.defs.batch.jobs import FULL_REFRESH
 from pinterest_dagster.lib import delta
+from pinterest_dagster.lib.ingestion import OffsetRange, ingest_ranges
 from pinterest_dagster.lib.kafka import client_config
 from pinterest_dagster.lib.microbatch import run_config
 from pinterest_dagster.lib.realtime_state import poster_state_path
-from pinterest_dagster.lib.resources import LakeResource
+from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.settings import TOPIC_KINDS
 from pinterest_dagster.transforms.aggregate import AGGREGATES
 from pinterest_dagster.transforms.parse import SOURCE_COLUMNS
@@ -88,6 +89,23 @@ def test_the_drift_check_names_unknown_and_missing_fields_with_their_counts(batc
     assert "| unknown | `board_id` | 1 |" in drift and "| missing | `category` | 1 |" in drift
     geo = check_result(batch_run, "geo", "event_fields_match_contract")
     assert geo.passed and geo.metadata["unknown_fields"].value == "none"
+
+
+def test_re_ingesting_a_range_takes_an_event_out_of_the_table_it_was_in(batch_run, spark, pipeline):
+    """As after a rule change: an event that an earlier version rejected is accepted when its range is
+    ingested again, and leaves rejects, though the range brings no reject this time."""
+    event = table(spark, pipeline, "raw", "pin").where("index = '7'").first()
+    rejects_path = pipeline.settings.table_path("raw", "rejects")
+    rejected_before = spark.createDataFrame(
+        [(event["_topic"], event["_partition"], event["_offset"], event["_kafka_timestamp"], event["_event"], "old rule")],
+        table(spark, pipeline, "raw", "rejects").schema)
+    rejected_before.write.format("delta").mode("append").save(rejects_path)
+
+    offset = OffsetRange(event["_topic"], event["_partition"], event["_offset"], event["_offset"] + 1)
+    ingest_ranges(spark, LakeResource.from_settings(pipeline.settings), KafkaResource.from_settings(pipeline.settings),
+                  [offset])
+    assert table(spark, pipeline, "raw", "rejects").where(offset.predicate()).count() == 0
+    assert table(spark, pipeline, "raw", "pin").where(offset.predicate()).count() == 1
 
 
 def test_a_rebuild_reproduces_cleaned_from_the_kept_events_alone(batch_run, spark, pipeline):

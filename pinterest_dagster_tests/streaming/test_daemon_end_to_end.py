@@ -2,7 +2,8 @@
 
 The emulator posts events (malformed ones are written straight to the topics in between) while the
 daemon's sensor launches micro-batch runs. Mid-stream the daemon is killed and restarted, a running
-micro-batch's process is killed, and the Kafka broker is killed and restarted. When the lake has caught
+micro-batch's process is killed, the Kafka broker is killed and restarted, and batch_job is launched
+into the queue while events keep coming (it must succeed, with no micro-batch writing beside it). When the lake has caught
 up, every offset of every topic must be in exactly one of raw or rejects, exactly once.
 
 The scenario runs on both instances of infra/dagster: dagster.yaml (SQLite files under DAGSTER_HOME)
@@ -15,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +24,7 @@ import dagster as dg
 import pytest
 from pyspark.sql import functions as F
 
+from pinterest_dagster.defs.streaming.sensors import ACTIVE_STATUSES as ACTIVE
 from pinterest_dagster.defs.streaming.sensors import streaming_runs_in_flight
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.kafka import events_per_topic
@@ -164,12 +167,18 @@ def caught_up(stream, spark):
     if FULL_SCENARIO[storage]:
         pipeline.post_emulated(posts=POSTS_PER_ROUND, seed=3)
         restart_broker()
-        rounds = 3
+        # The daily batch launched while the stream runs: it queues behind the micro-batch in flight.
+        posting = threading.Thread(target=pipeline.post_emulated, kwargs={"posts": POSTS_PER_ROUND, "seed": 4})
+        posting.start()
+        launch_job("batch_job", env)
+        posting.join()
+        rounds = 4
 
     # Every send was confirmed, so each topic holds exactly the posts plus its malformed events.
     produced = {pipeline.settings.topic(kind): rounds * POSTS_PER_ROUND + len(MALFORMED[kind]) for kind in TOPIC_KINDS}
     wait_for(
-        lambda: lake_offsets(spark, pipeline) == produced and streaming_runs_in_flight(instance) == 0,
+        lambda: lake_offsets(spark, pipeline) == produced and streaming_runs_in_flight(instance) == 0
+        and not instance.get_runs(dg.RunsFilter(job_name="batch_job", statuses=ACTIVE)),
         CATCH_UP_TIMEOUT_S, f"the lake to catch up with {produced}", poll_s=5,
     )
     assert events_per_topic(pipeline.settings) == produced
@@ -198,6 +207,25 @@ def test_cleaned_rows_equal_distinct_keys_and_realtime_agrees(caught_up, spark):
     assert read("realtime", "poster_popularity").agg(F.sum("pin_count")).first()[0] == with_poster.count()
     with_category = read("raw", "pin").where("trim(category) != ''").count()
     assert read("realtime", "category_trends").agg(F.sum("pin_count")).first()[0] == with_category
+
+
+def launch_job(name: str, env: dict) -> None:
+    """`dagster job launch`: the run goes to the instance's queue, as a run launched from the UI does."""
+    done = subprocess.run([str(REPO_ROOT / ".venv/bin/dagster"), "job", "launch", "-w", "workspace.yaml", "-j", name],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_batch_job_launched_during_streaming_succeeds_and_no_writer_overlaps_it(caught_up):
+    _, instance, _, _, storage = caught_up
+    if not FULL_SCENARIO[storage]:
+        pytest.skip("in the SQLite scenario: the pool that serialises writers is the instance's, the same in both")
+    [batch] = instance.get_run_records(dg.RunsFilter(job_name="batch_job"))
+    assert batch.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+    streaming = instance.get_run_records(dg.RunsFilter(job_name="streaming_job"))
+    overlapping = [r.dagster_run.run_id for r in streaming
+                   if r.start_time < batch.end_time and (r.end_time or float("inf")) > batch.start_time]
+    assert streaming and not overlapping, f"streaming runs ran while batch_job wrote the lake: {overlapping}"
 
 
 def test_the_killed_run_was_retried(caught_up):

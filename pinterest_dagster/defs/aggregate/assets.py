@@ -13,6 +13,7 @@ from dagster_pyspark import PySparkResource
 
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.io_managers import write_metadata
+from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.lib.spark import fit_code_generation_to
 from pinterest_dagster.transforms import CLEANED_COLUMNS
@@ -37,7 +38,7 @@ aggregated_specs = [
 ]
 
 
-@dg.multi_asset(name="aggregated_tables", specs=aggregated_specs, can_subset=True)
+@dg.multi_asset(name="aggregated_tables", specs=aggregated_specs, can_subset=True, pool=LAKE_WRITES)
 def aggregated_tables(context: dg.AssetExecutionContext, pyspark: PySparkResource, lake: LakeResource):
     """Each selected aggregated table, overwritten from the cleaned tables, with a Markdown preview."""
     spark = pyspark.spark_session

@@ -7,6 +7,7 @@ from pyspark.sql import functions as F
 
 from pinterest_dagster.lib.batch_scope import IncrementalConfig, batch_scope, full_refresh_scope
 from pinterest_dagster.lib.io_managers import FULL_REFRESH_OUTPUT, write_mode_metadata
+from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.transforms import clean_geo, clean_pin, clean_user
 from pinterest_dagster.transforms.dedupe import EVENT_LINEAGE_COLUMNS, latest_per_key
@@ -40,6 +41,7 @@ def cleaned_asset(kind: str) -> dg.AssetsDefinition:
         ins={"raw": dg.AssetIn(["raw", kind])},
         group_name="cleaned",
         kinds={"spark", "delta"},
+        pool=LAKE_WRITES,
         description=DESCRIPTIONS[kind] + LINEAGE_NOTE,
         metadata=write_mode_metadata("merge", ("ind",), newer_events_only=True),
         # A micro-batch merges cleaned/pin right after ingestion: it is the table whose freshness users watch.

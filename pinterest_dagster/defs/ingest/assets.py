@@ -6,6 +6,7 @@ from dagster_pyspark import PySparkResource
 from pinterest_dagster.lib.ingestion import (
     OffsetRange, ingest_ranges, plan_catch_up, run_group_id,
 )
+from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import fit_code_generation
 from pinterest_dagster.settings import TOPIC_KINDS
@@ -38,6 +39,7 @@ class IngestConfig(dg.Config):
 
 @dg.multi_asset(
     name="ingest_kafka_events",
+    pool=LAKE_WRITES,
     specs=[
         dg.AssetSpec(key, group_name="raw", kinds={"kafka", "spark", "delta"}, description=RAW_DESCRIPTIONS[name])
         for name, key in RAW_KEYS.items()

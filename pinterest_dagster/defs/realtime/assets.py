@@ -6,6 +6,7 @@ from pyspark.sql import DataFrame
 
 from pinterest_dagster.lib.batch_scope import IncrementalConfig, batch_scope, full_refresh_scope
 from pinterest_dagster.lib.io_managers import FULL_REFRESH_OUTPUT, write_mode_metadata
+from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES, RealtimeTable
 from pinterest_dagster.lib.resources import LakeResource
 
@@ -18,6 +19,7 @@ def realtime_asset(table: RealtimeTable) -> dg.AssetsDefinition:
         deps=[dg.AssetKey(["cleaned", "pin"])],
         group_name="realtime",
         kinds={"spark", "delta"},
+        pool=LAKE_WRITES,
         description=table.description,
         metadata=write_mode_metadata("merge", table.merge_keys),
     )
