@@ -11,7 +11,9 @@ import pytest
 import yaml
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
+from pinterest_dagster.definitions import defs
 from pinterest_dagster.defs.streaming.jobs import streaming_job
+from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.settings import REPO_ROOT
 
 INSTANCE_DIR = REPO_ROOT / "infra/dagster"
@@ -64,6 +66,15 @@ def test_runs_events_and_schedules_are_stored_in_postgres(postgres_instance):
     assert postgres_instance.get_latest_materialization_event(one_row.key) is not None
 
 
+def test_every_step_that_writes_the_lake_is_in_the_lake_writes_pool_held_for_the_whole_run(postgres_instance):
+    assert postgres_instance.get_concurrency_config().pool_config.pool_granularity.value == "run"
+    writers = {}
+    for assets_def in defs.resolve_asset_graph().assets_defs:
+        if assets_def.is_executable and assets_def.keys:
+            writers[assets_def.node_def.name] = assets_def.node_def.pool
+    assert set(writers.values()) == {LAKE_WRITES}, writers
+
+
 def test_the_run_queue_and_retries_are_what_the_readme_documents(postgres_instance):
     queue = postgres_instance.get_concurrency_config().run_queue_config
     [streaming_limit] = [
@@ -74,6 +85,7 @@ def test_the_run_queue_and_retries_are_what_the_readme_documents(postgres_instan
     assert documented_run_settings() == {
         "max_concurrent_runs": queue.max_concurrent_runs,
         "pipeline: streaming": streaming_limit,
+        LAKE_WRITES: postgres_instance.get_concurrency_config().pool_config.default_pool_limit,
         "dequeue_interval_seconds": postgres_instance.run_coordinator.dequeue_interval_seconds,
         "max_retries": postgres_instance.run_retries_max_retries,
         "poll_interval_seconds": postgres_instance.run_monitoring_poll_interval_seconds,
