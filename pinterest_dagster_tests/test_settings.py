@@ -12,7 +12,7 @@ from dagster._serdes import serialize_value
 
 from pinterest_dagster.definitions import build_definitions
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
-from pinterest_dagster.lib.spark import spark_config
+from pinterest_dagster.lib.spark import connect_server_args, spark_config
 from pinterest_dagster.settings import LOCAL_DIR, KafkaSecurity, Secret, Settings, SettingsError, mask_url
 
 
@@ -157,3 +157,10 @@ def test_a_local_lake_has_no_s3_resource_or_s3a_settings():
 def test_an_s3_scheme_hadoop_aws_does_not_serve_is_refused_with_the_fix():
     with pytest.raises(SettingsError, match="write s3a://bucket/lake"):
         Settings.from_env({"PINTEREST_LAKE_ROOT": "s3://bucket/lake"})
+
+
+def test_the_local_connect_server_releases_idle_sessions_and_clients_do_not_set_it():
+    args = connect_server_args()
+    assert "spark.connect.session.manager.defaultSessionTimeout=10m" in args
+    remote = spark_config(replace(Settings.from_env(), spark_remote="sc://spark:15002"))
+    assert not [key for key in remote if key.startswith("spark.connect.")]
