@@ -104,17 +104,17 @@ def test_cleaned_column_types(spark):
 
     assert types["pin"] == {
         **{name: "string" for name in CLEANED_COLUMNS["pin"]},
-        "ind": "int",
+        "ind": "bigint",
         "follower_count": "bigint",
         "downloaded": "int",
     }
     assert types["geo"] == {
-        "ind": "int",
+        "ind": "bigint",
         "country": "string",
         "coordinates": "array<double>",
         "timestamp": "timestamp",
     }
-    assert types["user"] == {"ind": "int", "user_name": "string", "age": "int", "date_joined": "timestamp"}
+    assert types["user"] == {"ind": "bigint", "user_name": "string", "age": "int", "date_joined": "timestamp"}
 
 
 def test_a_valid_pin_is_kept_as_is_but_typed(spark):
