@@ -29,7 +29,7 @@ from kafka import KafkaConsumer
 from pyspark.sql import functions as F
 
 from benchmarks.common import BENCH_DIR, Comparison, fresh_workspace, percentiles, post, progress, require_same
-from pinterest_dagster.defs.streaming.sensors import streaming_runs_in_flight
+from pinterest_dagster.lib.streaming_runs import streaming_runs_in_flight
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import lag, log_path
 from pinterest_dagster.lib.kafka import client_config, end_offsets, events_per_topic

@@ -2,9 +2,11 @@
 # The local stack: Apache Kafka (KRaft), MariaDB, a Spark Connect server and PostgreSQL (Dagster's
 # instance storage, infra/dagster/dagster-postgres.yaml), bound to 127.0.0.1, state under .local/.
 #
-#   infra/stack.sh up|down|status [kafka|mariadb|spark-connect|postgres ...]
+#   infra/stack.sh up|down|status [kafka|kafka-cluster|mariadb|spark-connect|postgres ...]
 #
 # Kafka: PLAINTEXT 9092, controller 9093, SASL_PLAINTEXT 9094, SASL_SSL 9095 (LOCAL_KAFKA_*_PORT move them).
+# kafka-cluster: 3 KRaft brokers on 19092, 19094 and 19096 (replication factor 3, min.insync.replicas 2), for
+# the failover tests; `up kafka-cluster-N` starts node N alone again. `make up` keeps the single broker.
 # Idempotent: `up` starts what is not running, `down` stops what is. Logs in .local/logs/<service>.log,
 # pid files in .local/run/<service>.pid. Jars come from `make jars` (infra/pom.xml), never at run time.
 # Services run in sessions of their own (setsid), so stopping the shell or test that started them does not.
@@ -161,6 +163,60 @@ kafka_up() {
     "CA $KAFKA_TLS/ca.pem"
 }
 
+# --- A 3-broker Kafka cluster (tests of failover; `make up` keeps the single broker above) ---------
+KAFKA_CLUSTER_PORT="${LOCAL_KAFKA_CLUSTER_PORT:-19092}"  # node n: PLAINTEXT $KAFKA_CLUSTER_PORT+2(n-1), CONTROLLER +1
+KAFKA_CLUSTER_NODES=(1 2 3)
+
+cluster_port() { echo $((KAFKA_CLUSTER_PORT + 2 * ($1 - 1) + ${2:-0})); } # node [1 for the controller]
+
+kafka_cluster_jvm() {
+  echo java -Xms128m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+    "-Dlog4j2.configurationFile=$ROOT/infra/kafka/log4j2.properties" -cp "$LOCAL/jars/kafka/*"
+}
+
+kafka_cluster_node_up() { # node cluster_id
+  local node=$1 dir="$LOCAL/kafka-cluster/node-$1" svc="kafka-cluster-$1" voters="" n jvm
+  if pid_alive "$svc"; then echo "$svc: already running on 127.0.0.1:$(cluster_port "$node")"; return 0; fi
+  for n in "${KAFKA_CLUSTER_NODES[@]}"; do voters+="${voters:+,}$n@127.0.0.1:$(cluster_port "$n" 1)"; done
+  mkdir -p "$dir/data"
+  { cat "$ROOT/infra/kafka/cluster.properties"
+    echo "node.id=$node"
+    echo "listeners=PLAINTEXT://127.0.0.1:$(cluster_port "$node"),CONTROLLER://127.0.0.1:$(cluster_port "$node" 1)"
+    echo "advertised.listeners=PLAINTEXT://127.0.0.1:$(cluster_port "$node")"
+    echo "controller.quorum.voters=$voters"
+    echo "log.dirs=$dir/data"; } >"$dir/server.properties"
+  read -ra jvm <<<"$(kafka_cluster_jvm)"
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    "${jvm[@]}" kafka.tools.StorageTool format -t "$2" -c "$dir/server.properties" >>"$LOGS/$svc.log" 2>&1 \
+      || die "formatting $svc's storage failed (log: $LOGS/$svc.log)"
+  fi
+  setsid nohup "${jvm[@]}" kafka.Kafka "$dir/server.properties" >>"$LOGS/$svc.log" 2>&1 &
+  echo $! >"$RUN/$svc.pid"
+}
+
+kafka_cluster_up() { # [node]: every node, or the one named (to restart a killed broker)
+  need java "Java 17 is required to run Kafka: install it (apt-get install openjdk-17-jre-headless)."
+  ls "$LOCAL/jars/kafka/"kafka_2.13-*.jar >/dev/null 2>&1 || die "Kafka jars missing in $LOCAL/jars/kafka: run 'make jars'."
+  local id_file="$LOCAL/kafka-cluster/cluster_id" nodes=("${@:-${KAFKA_CLUSTER_NODES[@]}}") node jvm
+  mkdir -p "$LOCAL/kafka-cluster"
+  if [ ! -s "$id_file" ]; then read -ra jvm <<<"$(kafka_cluster_jvm)"; "${jvm[@]}" kafka.tools.StorageTool random-uuid >"$id_file"; fi
+  for node in "${nodes[@]}"; do
+    pid_alive "kafka-cluster-$node" || ! port_open "$(cluster_port "$node")" \
+      || die "127.0.0.1:$(cluster_port "$node") is taken by another process (ports: LOCAL_KAFKA_CLUSTER_PORT)."
+    kafka_cluster_node_up "$node" "$(cat "$id_file")"
+  done
+  # A controller quorum needs a majority of the nodes up: wait for every node started here together.
+  for node in "${nodes[@]}"; do wait_for_port "kafka-cluster-$node" "$(cluster_port "$node")" 90; done
+  local servers=""
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do servers+="${servers:+,}127.0.0.1:$(cluster_port "$node")"; done
+  echo "kafka-cluster: running, nodes ${nodes[*]} (pids $(for n in "${nodes[@]}"; do cat "$RUN/kafka-cluster-$n.pid"; done | tr '\n' ' ' | sed 's/ $//')); KAFKA_BOOTSTRAP_SERVERS=$servers"
+}
+
+kafka_cluster_down() {
+  local node
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do stop_pid "kafka-cluster-$node"; done
+}
+
 # --- MariaDB -------------------------------------------------------------------------------------
 mariadb_up() {
   if pid_alive mariadb; then echo "mariadb: already running on 127.0.0.1:$MYSQL_PORT"; return 0; fi
@@ -312,6 +368,10 @@ services=("$@"); [ ${#services[@]} -gt 0 ] || services=(kafka mariadb)
 for svc in "${services[@]}"; do
   case "$cmd:$svc" in
     up:kafka) kafka_up ;;
+    up:kafka-cluster) kafka_cluster_up ;;
+    up:kafka-cluster-[0-9]) kafka_cluster_up "${svc##*-}" ;;
+    down:kafka-cluster) kafka_cluster_down ;;
+    status:kafka-cluster) for n in "${KAFKA_CLUSTER_NODES[@]}"; do status_of "kafka-cluster-$n" "$(cluster_port "$n")"; done ;;
     up:mariadb) mariadb_up ;;
     up:spark-connect) spark_connect_up ;;
     up:postgres) postgres_up ;;
@@ -322,6 +382,6 @@ for svc in "${services[@]}"; do
     status:mariadb) status_of mariadb "$MYSQL_PORT" ;;
     status:spark-connect) status_of spark-connect "$SPARK_CONNECT_PORT" ;;
     status:postgres) status_of postgres "$PG_PORT" ;;
-    *) die "usage: infra/stack.sh up|down|status [kafka|mariadb|spark-connect|postgres ...]" ;;
+    *) die "usage: infra/stack.sh up|down|status [kafka|kafka-cluster|kafka-cluster-N|mariadb|spark-connect|postgres ...]" ;;
   esac
 done

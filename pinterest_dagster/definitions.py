@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dagster as dg
-from dagster_pyspark import PySparkResource
 
 from pinterest_dagster.defs.aggregate.assets import aggregated_assets
 from pinterest_dagster.defs.batch.jobs import batch_job
@@ -17,13 +16,13 @@ from pinterest_dagster.defs.streaming.jobs import streaming_job
 from pinterest_dagster.defs.streaming.sensors import build_kafka_microbatch_sensor
 from pinterest_dagster.lib.io_managers import SparkDeltaIOManager
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
-from pinterest_dagster.lib.spark import spark_config
+from pinterest_dagster.lib.spark import SparkResource, spark_config
 from pinterest_dagster.settings import Settings
 
 
 def build_resources(settings: Settings) -> dict:
     """Every resource, from one settings object: local and production differ only in settings."""
-    pyspark = PySparkResource(spark_config=spark_config(settings))
+    pyspark = SparkResource(spark_config=spark_config(settings), connect_timeout_s=settings.spark_connect_timeout_s)
     lake = LakeResource.from_settings(settings)
     return {
         "pyspark": pyspark,

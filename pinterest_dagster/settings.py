@@ -130,6 +130,8 @@ class Settings:
     source_db_url: str = f"sqlite:///{LOCAL_DIR / 'pinterest.db'}"
     spark_remote: str | None = None
     spark_master: str = "local[*]"
+    # A run on Spark Connect fails after this long without an answer from the server, and is retried.
+    spark_connect_timeout_s: int = 120
     jars_dir: Path = field(default=LOCAL_DIR / "jars")
     max_records_per_run: int = 1_000_000
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
@@ -159,6 +161,7 @@ class Settings:
             source_db_url=env.get("SOURCE_DB_URL") or defaults.source_db_url,
             spark_remote=env.get("SPARK_REMOTE") or None,
             spark_master=env.get("SPARK_MASTER") or defaults.spark_master,
+            spark_connect_timeout_s=int(env.get("PINTEREST_SPARK_CONNECT_TIMEOUT_SECONDS") or defaults.spark_connect_timeout_s),
             jars_dir=Path(env["PINTEREST_JARS_DIR"]) if env.get("PINTEREST_JARS_DIR") else defaults.jars_dir,
             max_records_per_run=int(env.get("PINTEREST_MAX_RECORDS_PER_RUN") or defaults.max_records_per_run),
             kafka_security=KafkaSecurity.from_env(env),

@@ -41,12 +41,15 @@ def test_every_variable_overrides_its_default():
         "SOURCE_DB_URL": "mysql+pymysql://u:p@db:3306/pinterest_data",
         "SPARK_REMOTE": "sc://spark:15002",
         "SPARK_MASTER": "local[2]",
+        "PINTEREST_SPARK_CONNECT_TIMEOUT_SECONDS": "30",
     })
     assert settings.table_path("raw", "pin") == "s3a://bucket/lake/raw/pin"
     assert settings.topic("geo") == "prod.geo"
     assert settings.kafka_bootstrap_servers == "b1:9092,b2:9092"
     assert settings.source_db_url.endswith("@db:3306/pinterest_data")
     assert (settings.spark_remote, settings.spark_master) == ("sc://spark:15002", "local[2]")
+    assert settings.spark_connect_timeout_s == 30
+    assert build_definitions(settings).resources["pyspark"].connect_timeout_s == 30
 
 
 def test_mask_url_hides_only_the_password():
@@ -164,3 +167,12 @@ def test_the_local_connect_server_releases_idle_sessions_and_clients_do_not_set_
     assert "spark.connect.session.manager.defaultSessionTimeout=10m" in args
     remote = spark_config(replace(Settings.from_env(), spark_remote="sc://spark:15002"))
     assert not [key for key in remote if key.startswith("spark.connect.")]
+
+
+def test_the_connect_retry_policy_waits_about_the_timeout_in_all():
+    from pinterest_dagster.lib.spark import connect_retry_policy
+
+    for timeout_s in (10, 120, 600):
+        policy = connect_retry_policy(timeout_s)
+        waits = [min(50 * 4 ** n, policy.max_backoff) for n in range(policy.max_retries)]
+        assert timeout_s * 1000 <= sum(waits) < timeout_s * 1000 + policy.max_backoff

@@ -11,7 +11,8 @@ from __future__ import annotations
 import dagster as dg
 from pyspark.sql import DataFrame
 
-from pinterest_dagster.lib.ingestion import OffsetRange, events_in, ranges_ingested_by, run_group_id
+from pinterest_dagster.lib.ingestion import events_in, ranges_ingested_by, run_group_id
+from pinterest_dagster.lib.offsets import OffsetRange
 from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.lib.spark import COMPILED_CODE_FROM_ROWS, fit_code_generation
 
@@ -24,9 +25,10 @@ class IncrementalConfig(dg.Config):
 
 def run_ranges(context: dg.AssetExecutionContext, spark, lake: LakeResource) -> list[OffsetRange]:
     """The offset ranges this run ingested: the ones its config names (a sensor's micro-batch, no
-    query needed), else the ones the ingestion log records for its run group (a catch-up run)."""
+    query needed), else the ones the ingestion log records for its run group (a catch-up run, or a
+    micro-batch that also healed gaps, in this attempt or an earlier one)."""
     ingest_config = context.run.run_config.get("ops", {}).get("ingest_kafka_events", {}).get("config", {})
-    if ingest_config.get("ranges"):
+    if ingest_config.get("ranges") and not ingest_config.get("heal_gaps"):
         return [OffsetRange(r["topic"], r["partition"], r["start"], r["end"]) for r in ingest_config["ranges"]]
     return ranges_ingested_by(spark, lake, run_group_id(context.run))
 

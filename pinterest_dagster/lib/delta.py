@@ -6,8 +6,11 @@ the `DeltaTable` Python API, so the same code runs on an in-process session and 
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
+
+from dagster import get_dagster_logger
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
@@ -49,7 +52,40 @@ def read_table(spark: SparkSession, path: str) -> DataFrame:
     return spark.read.format("delta").load(path)
 
 
-def write_table(
+# Delta's optimistic concurrency: a commit that finds another writer's commit in its way fails with one of
+# these. The pools keep the pipeline's own writers apart (lib/pools.py); a writer outside them (a user's
+# notebook, a maintenance job elsewhere) can still get in the way, and trying again against the table's
+# new version is what Delta asks for.
+CONFLICT_MARKERS = ("DELTA_CONCURRENT", "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED",
+                    "ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
+                    "ConcurrentTransactionException", "MetadataChangedException", "ProtocolChangedException")
+CONFLICT_RETRIES = 3
+
+
+def is_conflict(error: Exception) -> bool:
+    return any(marker in str(error) for marker in CONFLICT_MARKERS)
+
+
+def write_table(spark: SparkSession, df: DataFrame, path: str, mode: str, *args, **kwargs) -> WriteResult | None:
+    """`_write_table`, tried again up to CONFLICT_RETRIES times when a concurrent commit got in the way.
+
+    Every write mode can be tried again: an overwrite, a replaceWhere and a MERGE recompute against the
+    table's new version, and a commit that failed left nothing behind. Each retry is logged."""
+    for attempt in range(1, CONFLICT_RETRIES + 2):
+        try:
+            return _write_table(spark, df, path, mode, *args, **kwargs)
+        except Exception as error:
+            if attempt > CONFLICT_RETRIES or not is_conflict(error):
+                raise
+            first_line = str(error).strip().splitlines()[0][:300]
+            get_dagster_logger().warning(
+                f"Delta conflict writing {path} ({mode}): another writer committed first: {first_line}; "
+                f"trying again ({attempt} of {CONFLICT_RETRIES})"
+            )
+            time.sleep(0.5 * attempt)
+
+
+def _write_table(
     spark: SparkSession,
     df: DataFrame,
     path: str,

@@ -10,6 +10,7 @@ run reads to know where to start: a run that dies half-way is simply ingested ag
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from pyspark.sql import types as T
 
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib import kafka as kafka_lib
+from pinterest_dagster.lib.offsets import Interval, OffsetRange, PartitionCoverage, coverage_of, ranges_to_ingest
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.settings import TOPIC_KINDS
 from pinterest_dagster.transforms.parse import (
@@ -58,30 +60,6 @@ class LegacyRawTableError(RuntimeError):
     """A raw table written before raw kept the event as sent and was partitioned by Kafka date."""
 
 
-@dataclass(frozen=True, order=True)
-class OffsetRange:
-    """Offsets `start` (inclusive) to `end` (exclusive) of one topic partition."""
-
-    topic: str
-    partition: int
-    start: int
-    end: int
-
-    def __post_init__(self):
-        if not 0 <= self.start <= self.end:
-            raise ValueError(f"invalid offset range {self}: need 0 <= start <= end")
-
-    @property
-    def size(self) -> int:
-        return self.end - self.start
-
-    def predicate(self) -> str:
-        return (
-            f"(_topic = '{self.topic}' AND _partition = {self.partition} "
-            f"AND _offset >= {self.start} AND _offset < {self.end})"
-        )
-
-
 @dataclass(frozen=True)
 class TopicCounts:
     """What ingesting one topic's ranges produced."""
@@ -95,44 +73,56 @@ def log_path(lake: LakeResource) -> str:
     return lake.path("_meta", "ingested_ranges")
 
 
-def ingested_until(spark: SparkSession, lake: LakeResource) -> dict[tuple[str, int], int]:
-    """For every (topic, partition) ever ingested, the offset after the last ingested one."""
+def logged_ranges(spark: SparkSession, lake: LakeResource) -> dict[tuple[str, int], list[Interval]]:
+    """Every range the ingestion log records, per (topic, partition)."""
     path = log_path(lake)
     if not delta.table_exists(spark, path):
         return {}
-    rows = delta.read_table(spark, path).groupBy("topic", "partition").agg(F.max("end_offset").alias("until"))
-    return {(r.topic, r.partition): r.until for r in rows.collect()}
+    logged = defaultdict(list)
+    for r in delta.read_table(spark, path).select("topic", "partition", "start_offset", "end_offset").distinct().collect():
+        logged[(r.topic, r.partition)].append((r.start_offset, r.end_offset))
+    return dict(logged)
+
+
+def partition_coverage(spark: SparkSession, lake: LakeResource, kafka: KafkaResource) -> list[PartitionCoverage]:
+    """What the lake holds of every pin/geo/user partition, against Kafka's retained offsets (lib/offsets.py)."""
+    bounds = kafka_lib.offset_bounds(kafka.settings(), [kafka.topic(kind) for kind in TOPIC_KINDS])
+    return coverage_of(logged_ranges(spark, lake), {(tp.topic, tp.partition): b for tp, b in bounds.items()})
 
 
 def lag(spark: SparkSession, lake: LakeResource, kafka: KafkaResource) -> int:
-    """Events in the pin/geo/user topics that the lake has not ingested yet."""
-    done = ingested_until(spark, lake)
-    topics = [kafka.topic(kind) for kind in TOPIC_KINDS]
-    return sum(
-        end - min(end, done.get((tp.topic, tp.partition), 0))
-        for tp, end in kafka_lib.end_offsets(kafka.settings(), topics).items()
-    )
+    """Retained events in the pin/geo/user topics that the lake does not hold: not yet ingested, or in a gap."""
+    return sum(c.lag for c in partition_coverage(spark, lake, kafka))
 
 
 def plan_catch_up(
-    spark: SparkSession, lake: LakeResource, kafka: KafkaResource, max_records_per_partition: int | None = None
+    spark: SparkSession, lake: LakeResource, kafka: KafkaResource, max_records_per_partition: int | None = None,
+    owned: list[OffsetRange] = (), up_to: dict[tuple[str, int], int] | None = None,
 ) -> list[OffsetRange]:
-    """Ranges from the offset after the last ingested one to the current end, for every partition."""
-    done = ingested_until(spark, lake)
-    bounds = kafka_lib.offset_bounds(kafka.settings(), [kafka.topic(kind) for kind in TOPIC_KINDS])
-    ranges = []
-    for tp, (first, end) in sorted(bounds.items()):
-        # Events removed by retention before they were ingested cannot be read: start at the first left.
-        start = max(done.get((tp.topic, tp.partition), 0), first)
-        if max_records_per_partition:
-            end = min(end, start + max_records_per_partition)
-        if end > start:
-            ranges.append(OffsetRange(tp.topic, tp.partition, start, end))
-    return ranges
+    """Every retained offset not ingested yet, gaps included, up to the current end of each partition
+    (or `up_to`); `owned` ranges are left to the runs that will ingest them. Events that retention
+    removed before they were ingested cannot be read: each partition starts at its first retained offset."""
+    coverage = partition_coverage(spark, lake, kafka)
+    up_to = up_to if up_to is not None else {(c.topic, c.partition): c.end for c in coverage}
+    return ranges_to_ingest(coverage, owned, up_to, max_records_per_partition)
 
 
 def read_ranges(spark: SparkSession, kafka: KafkaResource, ranges: list[OffsetRange]) -> DataFrame:
-    """The messages of exactly these ranges, through Spark's Kafka source."""
+    """The messages of exactly these ranges, through Spark's Kafka source.
+
+    The source takes one (start, end) per partition: a partition with several ranges (a micro-batch
+    healing a gap below its own range) is read in rounds, the i-th range of every partition in round i.
+    """
+    rounds: list[list[OffsetRange]] = []
+    for (_, _), group in itertools.groupby(sorted(ranges), key=lambda r: (r.topic, r.partition)):
+        for i, r in enumerate(group):
+            if i == len(rounds):
+                rounds.append([])
+            rounds[i].append(r)
+    return functools.reduce(DataFrame.unionByName, [_read_round(spark, kafka, batch) for batch in rounds])
+
+
+def _read_round(spark: SparkSession, kafka: KafkaResource, ranges: list[OffsetRange]) -> DataFrame:
     starting, ending = defaultdict(dict), defaultdict(dict)
     for r in ranges:
         starting[r.topic][str(r.partition)] = r.start
@@ -177,8 +167,8 @@ def ingest_ranges(
             kind: classify_events(messages.where(F.col("topic") == kafka.topic(kind)), kind)
             for kind in sorted({kinds[r.topic] for r in ranges})
         }
-        per_partition = count_per_partition(classified)
-        counts = counts_per_kind(per_partition, kinds)
+        per_range = count_per_range(classified, ranges)
+        counts = counts_per_kind(per_range, kinds)
         # table -> (rows, the predicate of the slice they replace). Every table's slice is replaced, even
         # by no rows: an event ingested again after a rule change (a key accepted now, rejected before)
         # must leave the table it was in, or it would sit in both.
@@ -192,7 +182,7 @@ def ingest_ranges(
         with ThreadPoolExecutor(max_workers=max(1, len(writes))) as pool:
             list(pool.map(lambda table: _replace_slice(spark, lake, table, *writes[table]), writes))
         ensure_raw_tables(spark, lake, skip=set(writes))
-        _log_ranges(spark, lake, ranges, per_partition, run_id)
+        _log_ranges(spark, lake, ranges, per_range, run_id)
         return counts
     finally:
         messages.unpersist()
@@ -213,32 +203,31 @@ def _replace_slice(spark: SparkSession, lake: LakeResource, table: str, rows: Da
         raise
 
 
-def count_per_partition(classified: dict[str, DataFrame]) -> dict[tuple[str, int], tuple[int, int]]:
-    """(accepted, rejected) per (topic, partition), for every kind in one Spark query."""
+def count_per_range(classified: dict[str, DataFrame], ranges: list[OffsetRange]) -> dict[OffsetRange, tuple[int, int]]:
+    """(accepted, rejected) per range, for every kind in one Spark query."""
     flags = functools.reduce(
         DataFrame.unionByName,
-        (events.select("_topic", "_partition", F.col("error").isNull().alias("ok")) for events in classified.values()),
+        (events.select("_topic", "_partition", "_offset", F.col("error").isNull().alias("ok")) for events in classified.values()),
     )
+    # A partition may have several ranges: each event counts for the one its offset lies in.
+    range_start = F.coalesce(*[F.when(F.expr(r.predicate()), F.lit(r.start)) for r in ranges])
     totals = defaultdict(lambda: [0, 0])
-    for row in flags.groupBy("_topic", "_partition", "ok").count().collect():
-        totals[(row["_topic"], row["_partition"])][0 if row["ok"] else 1] += row["count"]
-    return {key: (a, r) for key, (a, r) in totals.items()}
+    for row in flags.groupBy("_topic", "_partition", range_start.alias("start"), "ok").count().collect():
+        totals[(row["_topic"], row["_partition"], row["start"])][0 if row["ok"] else 1] += row["count"]
+    return {r: tuple(totals.get((r.topic, r.partition, r.start), (0, 0))) for r in ranges}
 
 
-def counts_per_kind(per_partition: dict[tuple[str, int], tuple[int, int]], kinds: dict[str, str]) -> dict[str, TopicCounts]:
+def counts_per_kind(per_range: dict[OffsetRange, tuple[int, int]], kinds: dict[str, str]) -> dict[str, TopicCounts]:
     counts: dict[str, TopicCounts] = {}
-    for (topic, _), (accepted, rejected) in per_partition.items():
-        old = counts.get(kinds[topic], TopicCounts(0, 0, 0))
-        counts[kinds[topic]] = TopicCounts(old.read + accepted + rejected, old.accepted + accepted, old.rejected + rejected)
+    for r, (accepted, rejected) in per_range.items():
+        old = counts.get(kinds[r.topic], TopicCounts(0, 0, 0))
+        counts[kinds[r.topic]] = TopicCounts(old.read + accepted + rejected, old.accepted + accepted, old.rejected + rejected)
     return counts
 
 
-def _log_ranges(spark, lake, ranges, per_partition, run_id) -> None:
+def _log_ranges(spark, lake, ranges, per_range, run_id) -> None:
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    rows = [
-        (r.topic, r.partition, r.start, r.end, *per_partition.get((r.topic, r.partition), (0, 0)), run_id, now)
-        for r in ranges
-    ]
+    rows = [(r.topic, r.partition, r.start, r.end, *per_range[r], run_id, now) for r in ranges]
     delta.write_table(spark, spark.createDataFrame(rows, LOG_SCHEMA), log_path(lake), "append", describe=False)
 
 

@@ -160,15 +160,25 @@ def _connection_error(settings: Settings, errors: _ConnectionErrors, attempts: i
     )
 
 
+def topic_replication(brokers: int) -> tuple[int, dict[str, str]]:
+    """Replication factor and topic configs for a cluster of `brokers`: 3 copies where there are three
+    brokers or more, acknowledged (acks=all) once 2 have the event, so one broker can fail without
+    losing an acknowledged event or stopping producers; one copy on a single local broker."""
+    replicas = min(3, max(1, brokers))
+    return replicas, ({"min.insync.replicas": "2"} if replicas >= 3 else {})
+
+
 def ensure_topics(settings: Settings, partitions: int = DEFAULT_PARTITIONS) -> list[str]:
     """Create the pin/geo/user topics that do not exist yet; returns the names created."""
     admin = connect_with_retry(lambda: KafkaAdminClient(**client_config(settings)), settings)
     try:
         missing = sorted(set(settings.topics.values()) - set(admin.list_topics()))
+        replicas, configs = topic_replication(len(admin.describe_cluster()["brokers"]))
         created = []
         for name in missing:
             try:
-                admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+                admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=replicas,
+                                              topic_configs=configs)])
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass  # created concurrently by another client

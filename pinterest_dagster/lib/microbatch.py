@@ -6,7 +6,7 @@ import hashlib
 import json
 import math
 
-from pinterest_dagster.lib.ingestion import OffsetRange
+from pinterest_dagster.lib.offsets import OffsetRange
 
 Cursor = dict[str, int]  # "topic:partition" -> next offset to ingest
 
@@ -56,16 +56,35 @@ def plan_microbatches(
     return batches, new_cursor
 
 
+def moved_back(cursor: Cursor, bounds: dict[tuple[str, int], tuple[int, int]]) -> dict[tuple[str, int], tuple[int, int]]:
+    """Partitions whose end offset lies behind the cursor, (cursor, end) each: the topic was deleted and
+    recreated, and planning from the cursor would wait for ever for offsets already used once."""
+    return {
+        (topic, partition): (cursor[cursor_key(topic, partition)], end)
+        for (topic, partition), (_, end) in sorted(bounds.items())
+        if cursor.get(cursor_key(topic, partition), 0) > end
+    }
+
+
+def cursor_reset_command(cursor: Cursor, bounds: dict[tuple[str, int], tuple[int, int]], sensor_name: str) -> str:
+    """The command that moves the cursor of every moved-back partition to its first offset."""
+    reset = dict(cursor)
+    for topic, partition in moved_back(cursor, bounds):
+        reset[cursor_key(topic, partition)] = bounds[(topic, partition)][0]
+    return f"dagster sensor cursor {sensor_name} -w workspace.yaml --set '{json.dumps(reset, sort_keys=True)}'"
+
+
 def run_key(batch: list[OffsetRange]) -> str:
     """The same ranges always give the same key, so a re-planned batch is never launched twice."""
     text = ",".join(f"{r.topic}:{r.partition}:{r.start}-{r.end}" for r in sorted(batch))
     return "microbatch-" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def run_config(batch: list[OffsetRange]) -> dict:
-    """Run config naming the exact ranges (never the payloads)."""
+def run_config(batch: list[OffsetRange], heal_gaps: bool = False) -> dict:
+    """Run config naming the exact ranges (never the payloads); `heal_gaps` also ingests the gaps below them."""
     ranges = [{"topic": r.topic, "partition": r.partition, "start": r.start, "end": r.end} for r in sorted(batch)]
-    return {"ops": {"ingest_kafka_events": {"config": {"ranges": ranges}}}}
+    config = {"ranges": ranges, **({"heal_gaps": True} if heal_gaps else {})}
+    return {"ops": {"ingest_kafka_events": {"config": config}}}
 
 
 def parse_cursor(text: str | None) -> Cursor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -100,6 +101,71 @@ def spark_config(settings: Settings) -> dict[str, str]:
         **LOCAL_CONFIG,
         **{f"spark.hadoop.{key}": value for key, value in s3a.items()},
     }
+
+
+def connect_retry_policy(timeout_s: float):
+    """Spark Connect's own retry policy (waits growing fourfold from 50 ms), capped at 5 s a wait and given
+    as many retries as fit in `timeout_s`. The client's default keeps trying for over 10 min: a run
+    that cannot reach the server hung for the whole of a 10 min outage."""
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+
+    waits, retries, max_wait_ms = 0.0, 0, 5_000
+    while waits < timeout_s * 1000:
+        waits += min(50 * 4 ** retries, max_wait_ms)
+        retries += 1
+    return DefaultPolicy(max_retries=retries, max_backoff=max_wait_ms)
+
+
+def connect_session(config: dict[str, str], timeout_s: float):
+    """A Spark Connect session that fails within about `timeout_s` when the server does not answer.
+
+    The policy is set before the first call reaches the server: creating the session makes none, and
+    applying the settings is the first. The process's session is reused: the IO manager's resource and
+    the assets' must hand out DataFrames of one session."""
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.builder.remote(config["spark.remote"]).getOrCreate()
+    session.client.set_retry_policies([connect_retry_policy(timeout_s)])
+    try:
+        for key, value in config.items():
+            if key != "spark.remote":
+                session.conf.set(key, value)
+    except Exception as error:
+        raise SparkUnavailableError(
+            f"no Spark Connect server answered at {config['spark.remote']} within {timeout_s:g} s "
+            f"(PINTEREST_SPARK_CONNECT_TIMEOUT_SECONDS): is it running? `make up` starts the local one; "
+            f"SPARK_REMOTE points elsewhere. Last error: {str(error).strip().splitlines()[0][:200]}"
+        ) from None
+    return session
+
+
+class SparkUnavailableError(RuntimeError):
+    """The Spark Connect server did not answer within the configured time."""
+
+
+class SparkResource(PySparkResource):
+    """dagster-pyspark's resource, with two things a run on Spark Connect needs.
+
+    - Bounded waits: a run that cannot reach the server fails after `connect_timeout_s` (then the
+      instance's run retries take over) instead of waiting out the whole outage.
+    - A session per run, released when the run ends: the server keeps an idle session for an hour
+      otherwise, hundreds of them at a micro-batch every few seconds.
+    """
+
+    connect_timeout_s: float = 120
+
+    def setup_for_execution(self, context) -> None:
+        if "spark.remote" in self.spark_config:
+            self._spark_session = connect_session(self.spark_config, self.connect_timeout_s)
+        else:
+            super().setup_for_execution(context)
+
+    def teardown_after_execution(self, context) -> None:
+        if "spark.remote" in self.spark_config and self._spark_session is not None:
+            try:
+                self._spark_session.stop()  # releases the session on the server
+            except Exception as error:  # the server went away: nothing left to release
+                context.log.debug(f"could not release the Spark Connect session: {error}")
 
 
 def build_spark_session(settings: Settings):

@@ -8,7 +8,8 @@ import dagster as dg
 import pytest
 
 from emulator import generator
-from pinterest_dagster.defs.ingest.checks import covered_offsets, offsets_stored
+from pinterest_dagster.defs.ingest.checks import COMPLETENESS_CHECK, offsets_stored
+from pinterest_dagster.lib.offsets import PartitionCoverage
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.transforms.clean import CLEANED_COLUMNS
@@ -136,7 +137,7 @@ def test_every_check_passes(first_run):
 def test_a_subset_of_the_checks_runs_only_those(first_run, pipeline):
     """Each check family is one step over three tables: selecting one table's checks queries that one."""
     selected = [
-        dg.AssetCheckKey(dg.AssetKey(["raw", "pin"]), "events_read_equal_raw_plus_rejects"),
+        dg.AssetCheckKey(dg.AssetKey(["raw", "pin"]), COMPLETENESS_CHECK),
         dg.AssetCheckKey(dg.AssetKey(["cleaned", "geo"]), "ind_unique"),
     ]
     job = dg.define_asset_job("two_checks", selection=dg.AssetSelection.checks(*selected))
@@ -176,12 +177,6 @@ def test_rerun_without_new_events_changes_nothing_and_new_events_add_exactly_tho
     assert after[("cleaned", "user")] == before[("cleaned", "user")]
 
 
-def test_overlapping_logged_ranges_count_each_offset_once():
-    assert covered_offsets([(100, 300), (100, 250), (250, 500), (600, 610)]) == 410
-    assert covered_offsets([(0, 10), (0, 10)]) == 10
-    assert covered_offsets([]) == 0
-
-
 def test_an_offset_stored_twice_is_a_duplicate_even_across_raw_and_rejects(spark, tmp_path):
     lake = LakeResource(root=str(tmp_path))
     schema = "_topic string, _partition int, _offset long"
@@ -191,6 +186,8 @@ def test_an_offset_stored_twice_is_a_duplicate_even_across_raw_and_rejects(spark
     }
     for table, rows in stored.items():
         delta.write_table(spark, spark.createDataFrame(rows, schema), lake.path("raw", table), "append", describe=False)
-    counts = offsets_stored(spark, lake, "pin", "t.pin")
-    # 4 + 2 rows of t.pin hold 4 distinct offsets: (1, 0) twice in raw, (0, 1) in raw and in rejects.
-    assert (counts["raw"], counts["rejects"], counts["offsets"]) == (4, 2, 4)
+    window = [PartitionCoverage("t.pin", 0, first=1, end=9, ingested=((0, 3),)), PartitionCoverage("t.pin", 1, 0, 9, ((0, 1),))]
+    counts = offsets_stored(spark, lake, "pin", "t.pin", window)
+    # 4 + 2 rows of t.pin hold 4 distinct offsets: (1, 0) twice in raw, (0, 1) in raw and in rejects;
+    # of those, (0, 1), (0, 2) and (1, 0) lie in the retained, ingested window.
+    assert (counts["raw"], counts["rejects"], counts["offsets"], counts["in_window"]) == (4, 2, 4, 3)

@@ -122,3 +122,22 @@ def test_tables_are_readable_by_the_deltalake_package(io_manager, spark, tmp_pat
     assert sorted(table.to_pyarrow_table().to_pylist(), key=lambda r: r["id"]) == [
         {"id": 1, "name": "a"}, {"id": 2, "name": "B"}, {"id": 3, "name": "c"},
     ]
+
+
+def test_concurrent_merges_into_one_table_all_land_a_conflict_being_tried_again(spark, tmp_path, caplog):
+    """Four MERGEs at once into one table, as writers outside the pipeline's pool could be: Delta fails
+    the commits that find another in their way, and write_table tries them again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = str(tmp_path / "t")
+    delta.write_table(spark, spark.range(0).selectExpr("id", "id AS v"), path, "append")
+
+    def merge(batch: int):
+        rows = spark.range(batch * 100, batch * 100 + 100).selectExpr("id", f"{batch} AS v")
+        delta.write_table(spark, rows, path, "merge", ("id",), describe=False)
+
+    with caplog.at_level("WARNING"), ThreadPoolExecutor(4) as pool:
+        list(pool.map(merge, range(4)))
+    table = delta.read_table(spark, path)
+    assert table.count() == table.select("id").distinct().count() == 400
+    assert "Delta conflict writing" in caplog.text and "trying again (1 of 3)" in caplog.text

@@ -24,8 +24,8 @@ import dagster as dg
 import pytest
 from pyspark.sql import functions as F
 
-from pinterest_dagster.defs.streaming.sensors import ACTIVE_STATUSES as ACTIVE
-from pinterest_dagster.defs.streaming.sensors import streaming_runs_in_flight
+from pinterest_dagster.lib.streaming_runs import ACTIVE_STATUSES as ACTIVE
+from pinterest_dagster.lib.streaming_runs import REPLANS_TAG, configured_ranges, streaming_runs_in_flight
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.kafka import events_per_topic
 from pinterest_dagster.lib.run_launcher import run_worker_pid
@@ -137,6 +137,21 @@ def process_gone(pid: int) -> bool:
     return False
 
 
+def kill_every_attempt(instance) -> str:
+    """SIGKILL a running micro-batch and each of its retries (max_retries 3 in infra/dagster/dagster.yaml),
+    so that its run group fails for good; returns the group's id."""
+    run = wait_for(lambda: started_run(instance), 180, "a running micro-batch to kill in every attempt", poll_s=0.2)
+    group = run.root_run_id or run.run_id
+    for retry in range(1, 5):
+        pid = wait_for(lambda: run_worker_pid(instance, run.run_id), 60, "the run's pid", poll_s=0.1)
+        os.kill(pid, signal.SIGKILL)
+        if retry == 4:
+            return group
+        run = wait_for(lambda: next(iter(instance.get_runs(dg.RunsFilter(
+            tags={"dagster/root_run_id": group, "dagster/retry_number": str(retry)},
+            statuses=[dg.DagsterRunStatus.STARTED]))), None), 180, f"retry {retry} to start", poll_s=0.1)
+
+
 def restart_broker() -> None:
     """SIGKILL the local broker, as a crash would, and start it again once it is really gone."""
     pid = int((LOCAL_DIR / "run/kafka.pid").read_text())
@@ -163,7 +178,7 @@ def caught_up(stream, spark):
     pid = wait_for(lambda: run_worker_pid(instance, run.run_id), 60, "the run's pid")
     os.kill(pid, signal.SIGKILL)
 
-    rounds = 2
+    rounds, failed_group = 2, None
     if FULL_SCENARIO[storage]:
         pipeline.post_emulated(posts=POSTS_PER_ROUND, seed=3)
         restart_broker()
@@ -172,13 +187,18 @@ def caught_up(stream, spark):
         posting.start()
         launch_job("batch_job", env)
         posting.join()
-        rounds = 4
+        # A micro-batch killed in every attempt fails past its retries: the sensor plans its ranges again.
+        pipeline.post_emulated(posts=POSTS_PER_ROUND, seed=5)
+        failed_group = kill_every_attempt(instance)
+        rounds = 5
 
     # Every send was confirmed, so each topic holds exactly the posts plus its malformed events.
     produced = {pipeline.settings.topic(kind): rounds * POSTS_PER_ROUND + len(MALFORMED[kind]) for kind in TOPIC_KINDS}
     wait_for(
         lambda: lake_offsets(spark, pipeline) == produced and streaming_runs_in_flight(instance) == 0
-        and not instance.get_runs(dg.RunsFilter(job_name="batch_job", statuses=ACTIVE)),
+        and not instance.get_runs(dg.RunsFilter(job_name="batch_job", statuses=ACTIVE))
+        and (failed_group is None or instance.get_runs(dg.RunsFilter(
+            tags={REPLANS_TAG: failed_group}, statuses=[dg.DagsterRunStatus.SUCCESS]))),
         CATCH_UP_TIMEOUT_S, f"the lake to catch up with {produced}", poll_s=5,
     )
     assert events_per_topic(pipeline.settings) == produced
@@ -232,6 +252,18 @@ def test_the_killed_run_was_retried(caught_up):
     _, instance, _, _, _ = caught_up
     retries = instance.get_runs(dg.RunsFilter(job_name="streaming_job", tags={"dagster/retry_number": "1"}))
     assert retries, "a run killed mid-batch should have been retried"
+
+
+def test_a_micro_batch_that_failed_past_its_retries_was_planned_again_by_the_sensor(caught_up):
+    _, instance, _, _, storage = caught_up
+    if not FULL_SCENARIO[storage]:
+        pytest.skip("in the SQLite scenario: re-planning reads the runs as any instance stores them")
+    [last_attempt] = instance.get_runs(dg.RunsFilter(job_name="streaming_job", tags={"dagster/retry_number": "3"}))
+    assert last_attempt.status == dg.DagsterRunStatus.FAILURE
+    group = last_attempt.root_run_id
+    [replan] = instance.get_runs(dg.RunsFilter(tags={REPLANS_TAG: group}))
+    assert replan.status == dg.DagsterRunStatus.SUCCESS
+    assert configured_ranges(replan) == configured_ranges(last_attempt)
 
 
 def test_re_executing_a_run_from_the_cli_adds_no_duplicates(caught_up, spark, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pinterest_dagster.lib.ingestion import OffsetRange
-from pinterest_dagster.lib.microbatch import plan_microbatches, run_config, run_key
+from pinterest_dagster.lib.microbatch import cursor_reset_command, moved_back, plan_microbatches, run_config, run_key
 
 BOUNDS = {("t.pin", 0): (0, 10), ("t.pin", 1): (0, 4), ("t.geo", 0): (0, 0)}
 
@@ -64,3 +64,19 @@ def test_run_config_names_only_offset_ranges():
 def test_invalid_bounds_are_refused():
     with pytest.raises(ValueError):
         plan_microbatches({}, BOUNDS, max_records_per_run=0, max_runs=1)
+
+
+def test_a_partition_whose_end_went_behind_the_cursor_is_named_with_the_command_that_resets_it():
+    cursor = {"t.pin:0": 500, "t.pin:1": 7, "t.geo:0": 3}
+    bounds = {("t.pin", 0): (0, 20), ("t.pin", 1): (0, 9), ("t.geo", 0): (0, 3)}
+    assert moved_back(cursor, bounds) == {("t.pin", 0): (500, 20)}
+    batches, new_cursor = plan_microbatches(cursor, bounds, 100, 1)
+    assert batches == [[OffsetRange("t.pin", 1, 7, 9)]] and new_cursor["t.pin:0"] == 500
+    command = cursor_reset_command(cursor, bounds, "kafka_microbatch_sensor")
+    assert command.startswith("dagster sensor cursor kafka_microbatch_sensor -w workspace.yaml --set ")
+    assert '"t.pin:0": 0' in command and '"t.pin:1": 7' in command
+
+
+def test_a_healing_run_config_says_so():
+    config = run_config([OffsetRange("t.pin", 0, 3, 7)], heal_gaps=True)["ops"]["ingest_kafka_events"]["config"]
+    assert config["heal_gaps"] is True

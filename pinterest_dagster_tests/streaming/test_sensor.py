@@ -128,3 +128,42 @@ def test_a_tick_waits_for_new_events_until_its_deadline(settings):
         )
     assert skipped.run_requests == [] and skipped.skip_message == "no new events"
     assert time.monotonic() - started >= 0.5
+
+
+def test_a_recreated_topic_is_named_in_the_tick_with_the_command_that_resets_its_cursor(settings):
+    pin = settings.topic("pin")
+    result = tick(settings, json.dumps({f"{pin}:0": 500}))
+    assert result.run_requests == []
+    assert f"{pin}[0] (end 0, cursor 500)" in result.skip_message and "deleted and recreated" in result.skip_message
+    assert f"dagster sensor cursor kafka_microbatch_sensor -w workspace.yaml --set '{{\"{pin}:0\": 0}}'" in result.skip_message
+
+
+def failed_run(instance, ranges, tags=None):
+    from pinterest_dagster.lib.microbatch import run_config
+
+    return create_run_for_test(instance, job_name="streaming_job", status=dg.DagsterRunStatus.FAILURE,
+                               tags={**STREAMING_TAGS, **(tags or {})}, run_config=run_config(ranges))
+
+
+def test_a_micro_batch_that_failed_past_its_retries_is_planned_again_once(settings):
+    from pinterest_dagster.lib.offsets import OffsetRange
+    from pinterest_dagster.lib.streaming_runs import REPLANS_TAG
+
+    sensor = build_kafka_microbatch_sensor(max_records_per_run=100, wait_seconds=0, retry_grace_seconds=0)
+    kafka = KafkaResource.from_settings(settings)
+    pin = settings.topic("pin")
+    with dg.instance_for_test() as instance:
+        gone = failed_run(instance, [OffsetRange(pin, 0, 10, 20)])
+        retried = failed_run(instance, [OffsetRange(pin, 1, 0, 5)])
+        # Its retry succeeded: nothing to plan again.
+        create_run_for_test(instance, job_name="streaming_job", status=dg.DagsterRunStatus.SUCCESS,
+                            tags={**STREAMING_TAGS, "dagster/root_run_id": retried.run_id})
+        result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources={"kafka": kafka}))
+        [request] = result.run_requests
+        assert request.run_key == f"replan-{gone.run_id}" and request.tags[REPLANS_TAG] == gone.run_id
+        config = request.run_config["ops"]["ingest_kafka_events"]["config"]
+        assert config == {"ranges": [{"topic": pin, "partition": 0, "start": 10, "end": 20}], "heal_gaps": True}
+        # Once a run re-plans it, the failed one is not planned a second time.
+        failed_run(instance, [OffsetRange(pin, 0, 10, 20)], tags={REPLANS_TAG: gone.run_id})
+        again = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources={"kafka": kafka}))
+        assert not [r for r in again.run_requests if r.run_key == f"replan-{gone.run_id}"]

@@ -3,12 +3,12 @@
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
-from pinterest_dagster.lib.ingestion import (
-    OffsetRange, ingest_ranges, plan_catch_up, run_group_id,
-)
+from pinterest_dagster.lib.ingestion import ingest_ranges, partition_coverage, run_group_id
+from pinterest_dagster.lib.offsets import OffsetRange, ranges_text, ranges_to_ingest
 from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import fit_code_generation
+from pinterest_dagster.lib.streaming_runs import HEALED_TAG, ranges_in_flight, streaming_cursor
 from pinterest_dagster.settings import TOPIC_KINDS
 
 RAW_DESCRIPTIONS = {
@@ -31,10 +31,13 @@ class OffsetRangeConfig(dg.Config):
 
 
 class IngestConfig(dg.Config):
-    """Exact offset ranges to ingest (streaming runs); none means catch up with the end of every partition."""
+    """Exact offset ranges to ingest (streaming runs); none means catch up: every retained offset not
+    ingested yet, up to the end of each partition, or up to the streaming sensor's cursor while streaming
+    runs (what lies beyond is streaming's). `heal_gaps` adds the gaps below what was ingested."""
 
     ranges: list[OffsetRangeConfig] = []
     max_records_per_partition: int | None = None
+    heal_gaps: bool = False
 
 
 @dg.multi_asset(
@@ -54,15 +57,31 @@ def ingest_kafka_events(
 ):
     """Read offset ranges from the pin/geo/user topics into the raw tables; retries never duplicate."""
     spark = pyspark.spark_session
-    if config.ranges:
-        ranges = [OffsetRange(r.topic, r.partition, r.start, r.end) for r in config.ranges]
-    else:
-        ranges = plan_catch_up(spark, lake, kafka, config.max_records_per_partition)
+    group = run_group_id(context.run)
+    # Ranges that other streaming runs, queued or running, will write: left to them.
+    owned = ranges_in_flight(context.instance, except_group=group)
+    ranges = [OffsetRange(r.topic, r.partition, r.start, r.end) for r in config.ranges]
+    healed = []
+    if config.heal_gaps or not ranges:
+        coverage = partition_coverage(spark, lake, kafka)  # one read of the ingestion log, against Kafka's offsets
+        # Retained offsets below the highest one ingested that no range covers: a run that failed for good,
+        # a cursor moved past them.
+        healed = ranges_to_ingest(coverage, owned + ranges)
+        if not ranges:
+            # A catch-up: up to the end of each partition, but while the sensor streams, the offsets from its
+            # cursor on are streaming's.
+            up_to = streaming_cursor(context.instance) or {(c.topic, c.partition): c.end for c in coverage}
+            ranges = ranges_to_ingest(coverage, owned, up_to, config.max_records_per_partition)
+            until = {(c.topic, c.partition): c.until for c in coverage}
+            healed = [r for r in ranges if r.end <= until[(r.topic, r.partition)]]
+    if healed:
+        context.log.warning(f"healing {sum(r.size for r in healed):,} offsets missing from the lake: {ranges_text(healed)}")
+        context.instance.add_run_tags(context.run_id, {HEALED_TAG: ranges_text(healed, limit=5)})
+        ranges = sorted(set(ranges) | set(healed))
     offsets = sum(r.size for r in ranges)
     context.log.info(f"ingesting {offsets:,} offsets in {len(ranges)} ranges")
     fit_code_generation(spark, offsets)
-    counts = ingest_ranges(spark, lake, kafka, ranges, run_id=run_group_id(context.run))
-    ranges_text = ", ".join(f"{r.topic}[{r.partition}] {r.start}-{r.end}" for r in ranges) or "none (up to date)"
+    counts = ingest_ranges(spark, lake, kafka, ranges, run_id=group)
     for kind in TOPIC_KINDS:
         kind_counts = counts.get(kind)
         yield dg.MaterializeResult(
@@ -77,7 +96,8 @@ def ingest_kafka_events(
         asset_key=RAW_KEYS["rejects"],
         metadata={
             "rows_added": sum(c.rejected for c in counts.values()),
-            "offset_ranges": ranges_text,
+            "offset_ranges": ranges_text(ranges, limit=50),
+            "healed_ranges": ranges_text(healed, limit=50),
             "path": dg.MetadataValue.path(lake.path("raw", "rejects")),
         },
     )

@@ -1,12 +1,12 @@
 """Checks of the raw tables.
 
-- `raw_completeness` (blocking): nothing lost, nothing doubled: for every topic, events read = rows in
-  raw + rows in rejects.
+- `raw_completeness` (blocking): nothing lost, nothing doubled, measured against Kafka's offsets: for
+  every partition, each offset from the first one Kafka retains to the highest one ingested is in raw
+  or rejects, once. Events retention deleted before ingestion are named (a warning).
 - `raw_schema_drift` (warning): the events as sent carry the fields the contract names, and no others.
 """
 
 import functools
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
@@ -16,43 +16,17 @@ from pyspark.sql import functions as F
 
 from pinterest_dagster.defs.ingest.assets import RAW_KEYS
 from pinterest_dagster.lib import delta
-from pinterest_dagster.lib.ingestion import log_path
+from pinterest_dagster.lib.ingestion import partition_coverage
+from pinterest_dagster.lib.offsets import OffsetRange, PartitionCoverage, ranges_text, size
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import fit_code_generation_to
 from pinterest_dagster.settings import TOPIC_KINDS
 from pinterest_dagster.transforms.parse import SOURCE_COLUMNS
 
 
-def covered_offsets(intervals: list[tuple[int, int]]) -> int:
-    """How many offsets the union of `[start, end)` intervals covers."""
-    covered, reach = 0, 0
-    for start, end in sorted(intervals):
-        start = max(start, reach)
-        if end > start:
-            covered += end - start
-            reach = end
-    return covered
-
-
-def events_read(spark, lake: LakeResource) -> dict[str, int]:
-    """Events read per topic: the offsets covered by every logged range, each counted once.
-
-    Ranges can overlap (a range re-planned after a daemon crash, a re-execution), so their union is
-    counted. Offsets are contiguous because the project's producers are not transactional.
-    """
-    if not delta.table_exists(spark, log_path(lake)):
-        return {}
-    intervals = defaultdict(list)
-    for row in delta.read_table(spark, log_path(lake)).select("topic", "partition", "start_offset", "end_offset").collect():
-        intervals[(row["topic"], row["partition"])].append((row["start_offset"], row["end_offset"]))
-    read = defaultdict(int)
-    for (topic, _), ranges in intervals.items():
-        read[topic] += covered_offsets(ranges)
-    return dict(read)
-
-
-def offsets_stored(spark, lake: LakeResource, kind: str, topic: str):
-    """The topic's rows in raw/<kind> and in raw/rejects, and the distinct offsets they hold together, in one query.
+def offsets_stored(spark, lake: LakeResource, kind: str, topic: str, coverage: list[PartitionCoverage] = ()):
+    """The topic's rows in raw/<kind> and raw/rejects, the distinct offsets they hold together, and of those
+    the ones in the window the coverage says must be there (retained, up to the highest ingested), in one query.
 
     Counted together, an event found in both tables is a duplicate as much as one found twice in either.
     """
@@ -61,25 +35,60 @@ def offsets_stored(spark, lake: LakeResource, kind: str, topic: str):
         .select(F.lit(table).alias("_table"), "_partition", "_offset")
         for table in (kind, "rejects")
     ])
+    in_window = functools.reduce(lambda a, b: a | b, [
+        (F.col("_partition") == c.partition) & (F.col("_offset") >= c.first) & (F.col("_offset") < c.until)
+        for c in coverage if c.topic == topic
+    ], F.lit(False))
     return both.agg(
         F.sum(F.when(F.col("_table") == kind, 1).otherwise(0)).alias("raw"),
         F.sum(F.when(F.col("_table") == "rejects", 1).otherwise(0)).alias("rejects"),
         F.count_distinct("_partition", "_offset").alias("offsets"),
+        F.count_distinct(F.when(in_window, F.struct("_partition", "_offset"))).alias("in_window"),
     ).first()
 
 
-def completeness(read: int, stored) -> dict:
+def completeness(coverage: list[PartitionCoverage], stored) -> dict:
+    """What the check reports for one topic, from its partitions' coverage and `offsets_stored`."""
     raw_rows, rejects_rows = stored["raw"] or 0, stored["rejects"] or 0  # a sum over no rows is null
-    return {"events_read": read, "raw_rows": raw_rows, "rejects_rows": rejects_rows,
-            "duplicate_offsets": raw_rows + rejects_rows - stored["offsets"]}
+    expected = sum(max(0, c.until - c.first) for c in coverage if not c.moved_back)
+    gaps = [OffsetRange(c.topic, c.partition, *g) for c in coverage for g in c.gaps]
+    lost = [OffsetRange(c.topic, c.partition, *g) for c in coverage for g in c.lost]
+    return {
+        "retained_offsets_ingested_or_due": expected,
+        "missing_offsets": expected - (stored["in_window"] or 0),
+        "duplicate_offsets": raw_rows + rejects_rows - stored["offsets"],
+        "raw_rows": raw_rows,
+        "rejects_rows": rejects_rows,
+        "gaps": ranges_text(gaps),
+        "lost_to_retention": size((g.start, g.end) for g in lost),
+        "lost_ranges": ranges_text(lost),
+        "not_yet_ingested": sum(c.tail[1] - c.tail[0] for c in coverage if c.tail),
+        "offsets_went_backwards": ", ".join(f"{c.topic}[{c.partition}]" for c in coverage if c.moved_back) or "none",
+    }
+
+
+def completeness_result(asset_key: dg.AssetKey, counts: dict) -> dg.AssetCheckResult:
+    """Fails blocking on a missing or doubled retained offset; fails as a warning, which stops nothing, on
+    events retention deleted before they were ingested or a recreated topic: reported, and streaming goes on."""
+    broken = counts["missing_offsets"] != 0 or counts["duplicate_offsets"] != 0
+    reported = counts["lost_to_retention"] > 0 or counts["offsets_went_backwards"] != "none"
+    return dg.AssetCheckResult(
+        asset_key=asset_key, check_name=COMPLETENESS_CHECK, passed=not broken and not reported,
+        severity=dg.AssetCheckSeverity.ERROR if broken else dg.AssetCheckSeverity.WARN, metadata=counts,
+    )
+
+
+COMPLETENESS_CHECK = "every_retained_offset_once"
 
 
 @dg.multi_asset_check(
     name="raw_completeness",
     specs=[
         dg.AssetCheckSpec(
-            "events_read_equal_raw_plus_rejects", asset=RAW_KEYS[kind], blocking=True,
-            description="every event read from the topic is in exactly one of raw and rejects, exactly once",
+            COMPLETENESS_CHECK, asset=RAW_KEYS[kind], blocking=True,
+            description="measured against Kafka: every offset from the first one Kafka retains up to the highest "
+            "one ingested is in exactly one of raw and rejects, once (gaps and doubles block); events that "
+            "retention deleted before they were ingested, and a recreated topic, fail it as a warning",
         )
         for kind in TOPIC_KINDS
     ],
@@ -91,16 +100,12 @@ def raw_completeness(context: dg.AssetCheckExecutionContext, pyspark: PySparkRes
     spark = pyspark.spark_session
     kinds = [key.asset_key.path[-1] for key in context.selected_asset_check_keys]
     fit_code_generation_to([delta.read_table(spark, lake.path("raw", table)) for table in (*kinds, "rejects")])
-    read = events_read(spark, lake)
+    coverage = partition_coverage(spark, lake, kafka)
 
     def check(kind: str) -> dg.AssetCheckResult:
         topic = kafka.topic(kind)
-        counts = completeness(read.get(topic, 0), offsets_stored(spark, lake, kind, topic))
-        return dg.AssetCheckResult(
-            asset_key=RAW_KEYS[kind], check_name="events_read_equal_raw_plus_rejects",
-            passed=counts["events_read"] == counts["raw_rows"] + counts["rejects_rows"] and counts["duplicate_offsets"] == 0,
-            metadata=counts,
-        )
+        of_topic = [c for c in coverage if c.topic == topic]
+        return completeness_result(RAW_KEYS[kind], completeness(of_topic, offsets_stored(spark, lake, kind, topic, of_topic)))
 
     with ThreadPoolExecutor(len(kinds)) as pool:
         yield from pool.map(check, kinds)

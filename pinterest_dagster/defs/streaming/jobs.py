@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-STREAMING_TAGS = {"pipeline": "streaming"}
+from pinterest_dagster.lib.streaming_runs import STREAMING_JOB, STREAMING_TAGS
 
 streaming_job = dg.define_asset_job(
-    name="streaming_job",
+    name=STREAMING_JOB,
     selection=dg.AssetSelection.groups("raw", "cleaned", "realtime").without_checks(),
     description="One micro-batch named by the sensor's offset ranges: raw, rejects, cleaned and realtime tables.",
     tags=STREAMING_TAGS,

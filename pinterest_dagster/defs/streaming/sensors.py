@@ -1,32 +1,55 @@
-"""`kafka_microbatch_sensor`: turns new Kafka offsets into bounded micro-batch runs of streaming_job."""
+"""`kafka_microbatch_sensor`: turns new Kafka offsets into bounded micro-batch runs of streaming_job.
+
+It also keeps the lake free of gaps (DESIGN.md section 5): a micro-batch that failed past its retries
+is planned again, and every `heal_interval_seconds` one micro-batch also ingests whatever retained
+offsets are missing below what was ingested (`heal_gaps`, in lib/offsets.py's sense).
+"""
 
 import json
 import time
 
 import dagster as dg
 
-from pinterest_dagster.defs.streaming.jobs import STREAMING_TAGS, streaming_job
+from pinterest_dagster.defs.streaming.jobs import streaming_job
 from pinterest_dagster.lib.kafka import offset_bounds
-from pinterest_dagster.lib.microbatch import parse_cursor, plan_microbatches, run_config, run_key
+from pinterest_dagster.lib.microbatch import (
+    cursor_reset_command, moved_back, parse_cursor, plan_microbatches, run_config, run_key,
+)
+from pinterest_dagster.lib.offsets import ranges_text
 from pinterest_dagster.lib.resources import KafkaResource
+from pinterest_dagster.lib.streaming_runs import (
+    HEALS_TAG, REPLANS_TAG, RETRY_GRACE_SECONDS, SENSOR_NAME, configured_ranges, runs_failed_for_good, seconds_since_last_heal,
+    streaming_runs_in_flight,
+)
 from pinterest_dagster.settings import TOPIC_KINDS
-
 
 POLL_SECONDS = 0.1  # how often a waiting tick asks the instance whether a run finished
 KAFKA_POLL_SECONDS = 0.25  # how often it asks Kafka for new events
-
-ACTIVE_STATUSES = [
-    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING,
-]
+HEAL_INTERVAL_SECONDS = 60
 
 
-def streaming_runs_in_flight(instance: dg.DagsterInstance) -> int:
-    return instance.get_runs_count(dg.RunsFilter(tags=STREAMING_TAGS, statuses=ACTIVE_STATUSES))
+def replan_request(failed: dg.DagsterRun) -> dg.RunRequest:
+    """The ranges of a run group that failed for good, in a new micro-batch that also heals gaps."""
+    group = failed.root_run_id or failed.run_id
+    return dg.RunRequest(
+        run_key=f"replan-{group}", run_config=run_config(configured_ranges(failed), heal_gaps=True),
+        tags={REPLANS_TAG: group, HEALS_TAG: "true"},
+    )
+
+
+def moved_back_message(cursor, bounds) -> str:
+    back = moved_back(cursor, bounds)
+    partitions = ", ".join(f"{t}[{p}] (end {end:,}, cursor {at:,})" for (t, p), (at, end) in back.items())
+    return (
+        f"offsets went backwards in {partitions}: the topic was deleted and recreated, and nothing more is "
+        f"ingested from it until its cursor is reset. The lake keeps the old topic's events; the new topic's "
+        f"replace those at the same offsets. To reset: {cursor_reset_command(cursor, bounds, SENSOR_NAME)}"
+    )
 
 
 def build_kafka_microbatch_sensor(
-    max_records_per_run: int, max_in_flight: int = 1, interval_seconds: int = 1, wait_seconds: float = 4.0
+    max_records_per_run: int, max_in_flight: int = 1, interval_seconds: int = 1, wait_seconds: float = 4.0,
+    heal_interval_seconds: float = HEAL_INTERVAL_SECONDS, retry_grace_seconds: float = RETRY_GRACE_SECONDS,
 ) -> dg.SensorDefinition:
     """The sensor requests runs only while fewer than `max_in_flight` streaming runs are queued or
     running: new events then wait in Kafka and join the next run, so under load each micro-batch grows
@@ -39,33 +62,48 @@ def build_kafka_microbatch_sensor(
     """
 
     @dg.sensor(
-        name="kafka_microbatch_sensor",
+        name=SENSOR_NAME,
         job=streaming_job,
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"One streaming_job run per micro-batch of at most {max_records_per_run:,} new Kafka "
         f"offsets (pin, geo and user topics), {max_in_flight} at a time; each tick watches for up to "
-        f"{wait_seconds:g} s.",
+        f"{wait_seconds:g} s. A micro-batch that failed past its retries is planned again, and every "
+        f"{heal_interval_seconds:g} s one micro-batch also ingests the gaps it finds below what was ingested.",
     )
     def kafka_microbatch_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource):
         topics = [kafka.topic(kind) for kind in TOPIC_KINDS]
+        cursor = parse_cursor(context.cursor)
         deadline = time.monotonic() + wait_seconds
+        replans, bounds = None, {}
         while True:
             free_slots = max_in_flight - streaming_runs_in_flight(context.instance)
             if free_slots > 0:
+                if replans is None:
+                    replans = runs_failed_for_good(context.instance, retry_grace_seconds)
                 bounds = {(tp.topic, tp.partition): b for tp, b in offset_bounds(kafka.settings(), topics).items()}
-                batches, cursor = plan_microbatches(
-                    parse_cursor(context.cursor), bounds, max_records_per_run, free_slots
-                )
-                if batches:
+                batches, new_cursor = plan_microbatches(cursor, bounds, max_records_per_run, free_slots)
+                if batches or replans:
                     break
             if time.monotonic() >= deadline:
+                if moved_back(cursor, bounds):
+                    return dg.SkipReason(moved_back_message(cursor, bounds))
                 return dg.SkipReason(
                     "no new events" if free_slots > 0 else f"{max_in_flight} streaming runs already queued or running"
                 )
             time.sleep(POLL_SECONDS if free_slots <= 0 else KAFKA_POLL_SECONDS)
+        if moved_back(cursor, bounds):
+            context.log.warning(moved_back_message(cursor, bounds))
+        for failed in replans:
+            context.log.warning(f"planning again the ranges of run {failed.run_id}, which failed past its retries: "
+                                f"{ranges_text(configured_ranges(failed))}")
+            yield replan_request(failed)
+        heal = seconds_since_last_heal(context.instance) >= heal_interval_seconds
         for batch in batches:
-            yield dg.RunRequest(run_key=run_key(batch), run_config=run_config(batch))
-        context.update_cursor(json.dumps(cursor, sort_keys=True))
+            yield dg.RunRequest(run_key=run_key(batch), run_config=run_config(batch, heal_gaps=heal),
+                                tags={HEALS_TAG: "true"} if heal else {})
+            heal = False
+        context.update_cursor(json.dumps(new_cursor, sort_keys=True))
 
     return kafka_microbatch_sensor
+

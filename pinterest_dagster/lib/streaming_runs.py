@@ -1,0 +1,104 @@
+"""What streaming owns right now, read from the Dagster instance: the runs in flight and the sensor's cursor.
+
+A run that plans offsets itself (the daily catch-up, a micro-batch healing gaps) leaves these to
+streaming, so no range is ingested by two runs for nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+
+import dagster as dg
+from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType
+
+from pinterest_dagster.lib.offsets import OffsetRange
+
+SENSOR_NAME = "kafka_microbatch_sensor"
+STREAMING_JOB = "streaming_job"
+STREAMING_TAGS = {"pipeline": "streaming"}
+HEALS_TAG = "pinterest/heals_gaps"  # a micro-batch that also ingests the gaps it finds
+HEALED_TAG = "pinterest/healed_ranges"  # set by a run on the ranges it found missing and ingested
+REPLANS_TAG = "pinterest/replans_run"  # the run whose ranges a re-planned micro-batch ingests again
+
+ACTIVE_STATUSES = [
+    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING,
+]
+# A sensor whose last tick started longer ago than this is not being evaluated: no daemon runs it.
+SENSOR_ALIVE_SECONDS = 60
+
+
+def streaming_runs_in_flight(instance: dg.DagsterInstance) -> int:
+    return instance.get_runs_count(dg.RunsFilter(tags=STREAMING_TAGS, statuses=ACTIVE_STATUSES))
+
+
+def configured_ranges(run: dg.DagsterRun) -> list[OffsetRange]:
+    """The offset ranges a run's config names (none for a catch-up run)."""
+    config = run.run_config.get("ops", {}).get("ingest_kafka_events", {}).get("config", {})
+    return [OffsetRange(r["topic"], r["partition"], r["start"], r["end"]) for r in config.get("ranges", [])]
+
+
+def ranges_in_flight(instance: dg.DagsterInstance, except_group: str) -> list[OffsetRange]:
+    """The ranges named by streaming runs queued or running, other than those of run group `except_group`."""
+    runs = instance.get_runs(dg.RunsFilter(tags=STREAMING_TAGS, statuses=ACTIVE_STATUSES))
+    return [r for run in runs if (run.root_run_id or run.run_id) != except_group for r in configured_ranges(run)]
+
+
+def streaming_cursor(instance: dg.DagsterInstance) -> dict[tuple[str, int], int] | None:
+    """The next offset the streaming sensor will plan, per (topic, partition), while a daemon evaluates
+    it; None when streaming is off (sensor stopped, or no tick for a minute, or an instance with no
+    schedule storage, as a run executed in process has)."""
+    if instance.schedule_storage is None:
+        return None
+    states = [
+        s for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+        if s.instigator_name == SENSOR_NAME and s.status != InstigatorStatus.STOPPED and s.instigator_data
+        and (s.instigator_data.last_tick_start_timestamp or 0) > time.time() - SENSOR_ALIVE_SECONDS
+    ]
+    if not states:
+        return None
+    newest = max(states, key=lambda s: s.instigator_data.last_tick_start_timestamp)
+    cursor = json.loads(newest.instigator_data.cursor or "{}")
+    return {(key.rsplit(":", 1)[0], int(key.rsplit(":", 1)[1])): int(offset) for key, offset in cursor.items()}
+
+
+FAILED_STATUSES = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+ROOT_RUN_TAG = "dagster/root_run_id"
+# Dagster's retry of a failed run is created within seconds: a run group whose last attempt failed longer
+# ago than this, with nothing queued, running or successful, will not be retried.
+RETRY_GRACE_SECONDS = 30
+FAILURES_LOOKED_AT_SECONDS = 6 * 3600
+
+
+def runs_failed_for_good(instance: dg.DagsterInstance, grace_seconds: float = RETRY_GRACE_SECONDS) -> list[dg.DagsterRun]:
+    """The last attempt of every streaming run group of the past hours that failed (or was canceled) past
+    its retries: its ranges may be missing from the lake, or merged into raw but not into cleaned."""
+    now = time.time()
+    records = instance.get_run_records(
+        dg.RunsFilter(job_name=STREAMING_JOB, statuses=FAILED_STATUSES,
+                      updated_after=datetime.fromtimestamp(now - FAILURES_LOOKED_AT_SECONDS, tz=timezone.utc)),
+        limit=200,
+    )
+    latest: dict[str, dg.RunRecord] = {}
+    for record in records:
+        group = record.dagster_run.root_run_id or record.dagster_run.run_id
+        if group not in latest or record.update_timestamp > latest[group].update_timestamp:
+            latest[group] = record
+    failed = []
+    for group, record in latest.items():
+        if record.update_timestamp.timestamp() > now - grace_seconds or not configured_ranges(record.dagster_run):
+            continue
+        attempts = instance.get_runs(dg.RunsFilter(tags={ROOT_RUN_TAG: group}))
+        if any(run.status in (*ACTIVE_STATUSES, dg.DagsterRunStatus.SUCCESS) for run in attempts):
+            continue
+        if not instance.get_runs(dg.RunsFilter(tags={REPLANS_TAG: group}), limit=1):  # not re-planned yet
+            failed.append(record.dagster_run)
+    return failed
+
+
+def seconds_since_last_heal(instance: dg.DagsterInstance) -> float:
+    """Seconds since the newest micro-batch asked to heal gaps was created (infinite if none was)."""
+    records = instance.get_run_records(dg.RunsFilter(job_name=STREAMING_JOB, tags={HEALS_TAG: "true"}), limit=1)
+    return time.time() - records[0].create_timestamp.timestamp() if records else float("inf")

@@ -1,0 +1,113 @@
+"""A real Kafka cluster: three KRaft brokers (`infra/stack.sh up kafka-cluster`), topics replicated three
+times with min.insync.replicas=2, and the leader of a partition SIGKILLed while the emulator posts.
+
+The emulator must report every event delivered (idempotent producer, acks=all), the pipeline must go on
+ingesting from the two brokers left, and every event must end in raw or rejects exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+
+import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
+
+from pinterest_dagster.lib import delta
+from pinterest_dagster.lib.kafka import client_config, events_per_topic
+from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT, TOPIC_KINDS
+from pinterest_dagster_tests.pipeline import make_pipeline
+from pinterest_dagster_tests.streaming.test_daemon_end_to_end import process_gone, wait_for
+from pinterest_dagster_tests.streaming.test_streaming_run import sensor_run_configs
+
+NODES = {1: 19092, 2: 19094, 3: 19096}  # infra/stack.sh: node n's PLAINTEXT port
+CLUSTER = ",".join(f"127.0.0.1:{port}" for port in NODES.values())
+
+
+def stack(*args: str) -> str:
+    done = subprocess.run(["bash", str(REPO_ROOT / "infra/stack.sh"), *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    assert "kafka-cluster: running" in stack("up", "kafka-cluster")
+    yield
+    stack("down", "kafka-cluster")
+    shutil.rmtree(LOCAL_DIR / "kafka-cluster", ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pipeline(cluster, spark, tmp_path_factory, source_url):
+    return make_pipeline(tmp_path_factory, source_url, spark_remote=None, kafka_bootstrap_servers=CLUSTER)
+
+
+def drain(pipeline, cursor):
+    """Micro-batches as the sensor plans them, run in process, until no offset is left; returns the
+    cursor and how many runs it took."""
+    runs = 0
+    while True:
+        configs, cursor = sensor_run_configs(pipeline, cursor, max_records=100_000)
+        if not configs:
+            return cursor, runs
+        for config in configs:
+            pipeline.run_job("streaming_job", config)
+            runs += 1
+
+
+def leader_of(admin, topic: str, partition: int) -> int:
+    [described] = admin.describe_topics([topic])
+    return next(p["leader_id"] for p in described["partitions"] if p["partition_index"] == partition)
+
+
+def test_topics_are_replicated_three_times_and_acknowledged_by_two(pipeline):
+    admin = KafkaAdminClient(**client_config(pipeline.settings))
+    try:
+        for kind in TOPIC_KINDS:
+            [described] = admin.describe_topics([pipeline.settings.topic(kind)])
+            assert [len(p["replica_nodes"]) for p in described["partitions"]] == [3, 3, 3]
+        topic = pipeline.settings.topic("pin")
+        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])["topic"][topic]
+        assert configs["min.insync.replicas"]["value"] == "2"
+    finally:
+        admin.close()
+
+
+def test_killing_a_partition_leader_mid_stream_loses_and_doubles_nothing(pipeline, spark):
+    pipeline.post_emulated(posts=1_000, seed=21)
+    cursor, _ = drain(pipeline, None)
+
+    admin = KafkaAdminClient(**client_config(pipeline.settings))
+    leader = leader_of(admin, pipeline.settings.topic("pin"), 0)
+    admin.close()
+    pid = int((LOCAL_DIR / "run" / f"kafka-cluster-{leader}.pid").read_text())
+    # post_emulated asserts that the producer reported every send delivered.
+    posting = threading.Thread(target=pipeline.post_emulated, kwargs={"posts": 3_000, "seed": 22})
+    posting.start()
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: process_gone(pid), 30, "the killed broker to exit", poll_s=0.2)
+    posting.join()
+    assert events_per_topic(pipeline.settings) == dict.fromkeys(pipeline.settings.topics.values(), 4_000)
+
+    cursor, runs_without_it = drain(pipeline, cursor)  # two brokers left
+    assert runs_without_it > 0
+    admin = KafkaAdminClient(**client_config(pipeline.settings))
+    assert leader_of(admin, pipeline.settings.topic("pin"), 0) != leader  # a follower took over
+    admin.close()
+
+    assert "running" in stack("up", f"kafka-cluster-{leader}")
+    pipeline.post_emulated(posts=500, seed=23)
+    drain(pipeline, cursor)
+
+    for kind in TOPIC_KINDS:
+        topic = pipeline.settings.topic(kind)
+        raw = delta.read_table(spark, pipeline.settings.table_path("raw", kind)).select("_partition", "_offset")
+        rejects = (delta.read_table(spark, pipeline.settings.table_path("raw", "rejects"))
+                   .where(f"_topic = '{topic}'").select("_partition", "_offset"))
+        both = raw.union(rejects)
+        assert both.count() == both.distinct().count() == 4_500, topic

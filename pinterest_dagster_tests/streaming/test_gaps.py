@@ -1,0 +1,104 @@
+"""No gaps: completeness measured against Kafka's offsets, gaps healed by a micro-batch, retention losses
+reported, recreated topics named. Real broker, in-process runs on the real lake."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+from kafka import KafkaAdminClient, TopicPartition
+from pyspark.sql import functions as F
+
+from pinterest_dagster.defs.ingest.checks import COMPLETENESS_CHECK
+from pinterest_dagster.lib import delta
+from pinterest_dagster.lib.ingestion import lag
+from pinterest_dagster.lib.kafka import client_config, offset_bounds
+from pinterest_dagster.lib.microbatch import run_config
+from pinterest_dagster.lib.resources import KafkaResource, LakeResource
+from pinterest_dagster.settings import TOPIC_KINDS
+from pinterest_dagster_tests.pipeline import make_pipeline
+from pinterest_dagster_tests.streaming.test_streaming_run import sensor_run_configs
+
+LOST = 4  # geo events deleted from Kafka before the pipeline read them, as retention would
+SKIPPED = 5  # pin offsets a cursor moved past
+
+
+@pytest.fixture(scope="module")
+def pipeline(spark, tmp_path_factory, source_url):
+    return make_pipeline(tmp_path_factory, source_url, spark_remote=None)
+
+
+def completeness(pipeline) -> dict[str, dg.AssetCheckEvaluation]:
+    keys = [dg.AssetCheckKey(dg.AssetKey(["raw", kind]), COMPLETENESS_CHECK) for kind in TOPIC_KINDS]
+    job = dg.define_asset_job("completeness", selection=dg.AssetSelection.checks(*keys))
+    defs = dg.Definitions.merge(pipeline.defs, dg.Definitions(jobs=[job]))
+    result = defs.resolve_job_def("completeness").execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    return {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations()}
+
+
+def ranges_of(config) -> list[dict]:
+    return config["ops"]["ingest_kafka_events"]["config"]["ranges"]
+
+
+@pytest.fixture(scope="module")
+def with_holes(pipeline):
+    """60 posts; 4 geo events deleted before ingestion; the first micro-batch skips 5 pin offsets."""
+    pipeline.post_emulated(posts=60, seed=11)
+    geo = TopicPartition(pipeline.settings.topic("geo"), 0)
+    admin = KafkaAdminClient(**client_config(pipeline.settings))
+    admin.delete_records({geo: LOST})  # what retention does: the partition's first offset moves on
+    admin.close()
+    [config], cursor = sensor_run_configs(pipeline)
+    pin = next(r for r in ranges_of(config) if r["topic"] == pipeline.settings.topic("pin") and r["end"] - r["start"] > SKIPPED)
+    pin["start"] += SKIPPED
+    pipeline.run_job("streaming_job", config)
+    return pin, cursor
+
+
+def test_a_gap_and_a_retention_loss_fail_the_check_against_kafka_and_count_as_lag(with_holes, pipeline, spark):
+    pin, _ = with_holes
+    checks = completeness(pipeline)
+    gap = f"{pin['topic']}[{pin['partition']}] {pin['start'] - SKIPPED}-{pin['start']}"
+    assert not checks["pin"].passed and checks["pin"].severity == dg.AssetCheckSeverity.ERROR
+    assert checks["pin"].metadata["missing_offsets"].value == SKIPPED
+    assert checks["pin"].metadata["gaps"].value == gap
+    # Lost to retention: reported, but as a warning, which blocks nothing downstream.
+    geo = pipeline.settings.topic("geo")
+    assert not checks["geo"].passed and checks["geo"].severity == dg.AssetCheckSeverity.WARN
+    assert checks["geo"].metadata["lost_ranges"].value == f"{geo}[0] 0-{LOST}"
+    assert checks["geo"].metadata["lost_to_retention"].value == LOST
+    assert checks["geo"].metadata["missing_offsets"].value == 0
+    assert checks["user"].passed
+    kafka, lake = KafkaResource.from_settings(pipeline.settings), LakeResource.from_settings(pipeline.settings)
+    assert lag(spark, lake, kafka) == SKIPPED
+
+
+def test_a_micro_batch_that_heals_fills_the_gap_and_merges_it(with_holes, pipeline, spark):
+    pin, cursor = with_holes
+    pipeline.post_emulated(posts=10, seed=12)
+    [config], _ = sensor_run_configs(pipeline, cursor=cursor)
+    healing = run_config([], heal_gaps=True)
+    healing["ops"]["ingest_kafka_events"]["config"]["ranges"] = ranges_of(config)
+    result = pipeline.run_job("streaming_job", healing)
+    [ingest] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(["raw", "rejects"])]
+    assert ingest.materialization.metadata["healed_ranges"].value.startswith(f"{pin['topic']}[{pin['partition']}] ")
+
+    checks = completeness(pipeline)
+    assert checks["pin"].passed, checks["pin"].metadata
+    assert checks["geo"].metadata["lost_to_retention"].value == LOST  # still reported: those events are gone
+    raw = delta.read_table(spark, pipeline.settings.table_path("raw", "pin"))
+    assert raw.select("_partition", "_offset").distinct().count() == raw.count() == 70
+    cleaned = delta.read_table(spark, pipeline.settings.table_path("cleaned", "pin"))
+    assert cleaned.count() == raw.select("index").distinct().count()
+    kafka, lake = KafkaResource.from_settings(pipeline.settings), LakeResource.from_settings(pipeline.settings)
+    assert lag(spark, lake, kafka) == 0
+
+
+def test_the_daily_batch_goes_on_after_a_retention_loss(with_holes, pipeline, spark):
+    result = pipeline.run_batch_job()
+    failed = {e.asset_key.path[-1]: e.severity for e in result.get_asset_check_evaluations() if not e.passed}
+    assert failed == {"geo": dg.AssetCheckSeverity.WARN}
+    geo = delta.read_table(spark, pipeline.settings.table_path("raw", "geo"))
+    bounds = offset_bounds(pipeline.settings, [pipeline.settings.topic("geo")])
+    assert geo.count() == sum(end - first for first, end in bounds.values())
+    assert delta.read_table(spark, pipeline.settings.table_path("aggregated", "top_category_by_country")).count() > 0
+    assert geo.where(F.col("_partition") == 0).agg(F.min("_offset")).first()[0] == LOST

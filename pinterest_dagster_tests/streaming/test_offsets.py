@@ -1,0 +1,54 @@
+"""Coverage of Kafka partitions by the ingestion log: gaps, retention losses, the tail, recreated topics."""
+
+from __future__ import annotations
+
+from pinterest_dagster.lib.offsets import OffsetRange, PartitionCoverage, coverage_of, missing, ranges_to_ingest, union
+
+
+def test_union_joins_overlapping_and_touching_intervals():
+    assert union([(100, 300), (100, 250), (250, 500), (600, 610), (5, 5)]) == [(100, 500), (600, 610)]
+    assert union([]) == []
+
+
+def test_missing_lists_the_holes_of_a_window():
+    assert missing([(10, 20), (30, 40)], 0, 50) == [(0, 10), (20, 30), (40, 50)]
+    assert missing([(0, 50)], 10, 20) == []
+    assert missing([], 3, 7) == [(3, 7)]
+    assert missing([(10, 20)], 15, 15) == []
+
+
+def test_a_gap_below_the_highest_ingested_offset_is_a_gap_and_counts_as_lag():
+    c = PartitionCoverage("t", 0, first=0, end=100, ingested=((0, 40), (60, 80)))
+    assert (c.until, c.gaps, c.lost, c.tail, c.lag) == (80, [(40, 60)], [], (80, 100), 40)
+
+
+def test_offsets_deleted_by_retention_before_ingestion_are_lost_not_gaps():
+    c = PartitionCoverage("t", 0, first=50, end=100, ingested=((0, 20), (30, 60)))
+    assert c.lost == [(20, 30)] and c.gaps == [] and c.tail == (60, 100)
+    nothing_ingested = PartitionCoverage("t", 0, first=50, end=70)
+    assert (nothing_ingested.lost, nothing_ingested.tail, nothing_ingested.lag) == ([(0, 50)], (50, 70), 20)
+    ingested_then_overtaken = PartitionCoverage("t", 0, first=90, end=100, ingested=((0, 60),))
+    assert (ingested_then_overtaken.lost, ingested_then_overtaken.tail) == ([(60, 90)], (90, 100))
+
+
+def test_an_end_behind_what_was_ingested_means_a_recreated_topic_and_plans_nothing():
+    c = PartitionCoverage("t", 0, first=0, end=10, ingested=((0, 500),))
+    assert c.moved_back and (c.gaps, c.lost, c.tail, c.lag) == ([], [], None, 0)
+    assert ranges_to_ingest([c], up_to={("t", 0): 10}) == []
+
+
+def test_gaps_leave_out_ranges_that_runs_in_flight_own():
+    [c] = coverage_of({("t", 0): [(0, 10), (30, 40), (70, 80)]}, {("t", 0): (0, 100)})
+    owned = [OffsetRange("t", 0, 40, 50), OffsetRange("u", 0, 0, 99)]
+    assert ranges_to_ingest([c], owned) == [OffsetRange("t", 0, 10, 30), OffsetRange("t", 0, 50, 70)]
+
+
+def test_a_catch_up_takes_gaps_and_tail_up_to_its_limit_and_budget():
+    coverage = coverage_of({("t", 0): [(0, 10), (20, 30)]}, {("t", 0): (0, 100), ("t", 1): (5, 50)})
+    assert ranges_to_ingest(coverage, up_to={("t", 0): 100, ("t", 1): 50}) == [
+        OffsetRange("t", 0, 10, 20), OffsetRange("t", 0, 30, 100), OffsetRange("t", 1, 5, 50)]
+    # Streaming's cursor as the limit: what lies beyond it is streaming's.
+    assert ranges_to_ingest(coverage, up_to={("t", 0): 60, ("t", 1): 5}) == [
+        OffsetRange("t", 0, 10, 20), OffsetRange("t", 0, 30, 60)]
+    assert ranges_to_ingest(coverage, up_to={("t", 0): 100, ("t", 1): 50}, max_records_per_partition=15) == [
+        OffsetRange("t", 0, 10, 20), OffsetRange("t", 0, 30, 35), OffsetRange("t", 1, 5, 20)]
