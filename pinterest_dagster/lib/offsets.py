@@ -111,6 +111,14 @@ class PartitionCoverage:
         start = max(self.until, self.first)
         return None if self.moved_back or self.end <= start else (start, self.end)
 
+    def window(self, owned: list[OffsetRange] = ()) -> list[Interval]:
+        """The offsets that must be in the lake now: from `first` up to the highest ingested, except what
+        `owned` ranges (runs queued or running) will write."""
+        if self.moved_back:
+            return []
+        taken = [(r.start, r.end) for r in owned if (r.topic, r.partition) == (self.topic, self.partition)]
+        return missing(taken, self.first, self.until)
+
     @property
     def lag(self) -> int:
         """Retained offsets not in the lake: the gaps and the tail."""

@@ -138,18 +138,20 @@ def process_gone(pid: int) -> bool:
 
 
 def kill_every_attempt(instance) -> str:
-    """SIGKILL a running micro-batch and each of its retries (max_retries 3 in infra/dagster/dagster.yaml),
-    so that its run group fails for good; returns the group's id."""
-    run = wait_for(lambda: started_run(instance), 180, "a running micro-batch to kill in every attempt", poll_s=0.2)
-    group = run.root_run_id or run.run_id
-    for retry in range(1, 5):
+    """SIGKILL a micro-batch's first attempt and each of its retries (max_retries 3 in
+    infra/dagster/dagster.yaml), so that its run group fails for good; returns the group's id."""
+    def attempt(group: str | None, retry: int):
+        runs = instance.get_runs(dg.RunsFilter(job_name="streaming_job", statuses=[dg.DagsterRunStatus.STARTED],
+                                               tags={"dagster/root_run_id": group} if group else None))
+        return next((r for r in runs if r.tags.get("dagster/retry_number") == (str(retry) if retry else None)), None)
+
+    group = None
+    for retry in range(4):
+        run = wait_for(lambda: attempt(group, retry), 240, f"attempt {retry + 1} of a micro-batch to start", poll_s=0.1)
+        group = group or run.run_id
         pid = wait_for(lambda: run_worker_pid(instance, run.run_id), 60, "the run's pid", poll_s=0.1)
         os.kill(pid, signal.SIGKILL)
-        if retry == 4:
-            return group
-        run = wait_for(lambda: next(iter(instance.get_runs(dg.RunsFilter(
-            tags={"dagster/root_run_id": group, "dagster/retry_number": str(retry)},
-            statuses=[dg.DagsterRunStatus.STARTED]))), None), 180, f"retry {retry} to start", poll_s=0.1)
+    return group
 
 
 def restart_broker() -> None:

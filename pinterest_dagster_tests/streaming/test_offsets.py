@@ -52,3 +52,10 @@ def test_a_catch_up_takes_gaps_and_tail_up_to_its_limit_and_budget():
         OffsetRange("t", 0, 10, 20), OffsetRange("t", 0, 30, 60)]
     assert ranges_to_ingest(coverage, up_to={("t", 0): 100, ("t", 1): 50}, max_records_per_partition=15) == [
         OffsetRange("t", 0, 10, 20), OffsetRange("t", 0, 30, 35), OffsetRange("t", 1, 5, 20)]
+
+
+def test_the_window_that_must_be_in_the_lake_leaves_out_ranges_of_runs_in_flight():
+    c = PartitionCoverage("t", 0, first=10, end=100, ingested=((0, 40), (60, 80)))
+    assert c.window() == [(10, 80)]
+    # A retry queued behind the run checking will write 40-60: not a gap yet.
+    assert c.window([OffsetRange("t", 0, 40, 60), OffsetRange("t", 1, 0, 99)]) == [(10, 40), (60, 80)]

@@ -16,17 +16,20 @@ from pyspark.sql import functions as F
 
 from pinterest_dagster.defs.ingest.assets import RAW_KEYS
 from pinterest_dagster.lib import delta
-from pinterest_dagster.lib.ingestion import partition_coverage
-from pinterest_dagster.lib.offsets import OffsetRange, PartitionCoverage, ranges_text, size
+from pinterest_dagster.lib.ingestion import partition_coverage, run_group_id
+from pinterest_dagster.lib.offsets import OffsetRange, PartitionCoverage, missing, ranges_text, size
+from pinterest_dagster.lib.streaming_runs import ranges_in_flight
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import fit_code_generation_to
 from pinterest_dagster.settings import TOPIC_KINDS
 from pinterest_dagster.transforms.parse import SOURCE_COLUMNS
 
 
-def offsets_stored(spark, lake: LakeResource, kind: str, topic: str, coverage: list[PartitionCoverage] = ()):
+def offsets_stored(spark, lake: LakeResource, kind: str, topic: str, coverage: list[PartitionCoverage] = (),
+                   owned: list[OffsetRange] = ()):
     """The topic's rows in raw/<kind> and raw/rejects, the distinct offsets they hold together, and of those
-    the ones in the window the coverage says must be there (retained, up to the highest ingested), in one query.
+    the ones in the window that must be there (`PartitionCoverage.window`: retained, up to the highest
+    ingested, not owned by a run in flight), in one query.
 
     Counted together, an event found in both tables is a duplicate as much as one found twice in either.
     """
@@ -36,8 +39,8 @@ def offsets_stored(spark, lake: LakeResource, kind: str, topic: str, coverage: l
         for table in (kind, "rejects")
     ])
     in_window = functools.reduce(lambda a, b: a | b, [
-        (F.col("_partition") == c.partition) & (F.col("_offset") >= c.first) & (F.col("_offset") < c.until)
-        for c in coverage if c.topic == topic
+        (F.col("_partition") == c.partition) & (F.col("_offset") >= start) & (F.col("_offset") < end)
+        for c in coverage if c.topic == topic for start, end in c.window(owned)
     ], F.lit(False))
     return both.agg(
         F.sum(F.when(F.col("_table") == kind, 1).otherwise(0)).alias("raw"),
@@ -47,11 +50,16 @@ def offsets_stored(spark, lake: LakeResource, kind: str, topic: str, coverage: l
     ).first()
 
 
-def completeness(coverage: list[PartitionCoverage], stored) -> dict:
-    """What the check reports for one topic, from its partitions' coverage and `offsets_stored`."""
+def completeness(coverage: list[PartitionCoverage], stored, owned: list[OffsetRange] = ()) -> dict:
+    """What the check reports for one topic, from its partitions' coverage and `offsets_stored`; `owned`
+    ranges belong to runs queued or running (a retry waiting for its turn), which will write them."""
     raw_rows, rejects_rows = stored["raw"] or 0, stored["rejects"] or 0  # a sum over no rows is null
-    expected = sum(max(0, c.until - c.first) for c in coverage if not c.moved_back)
-    gaps = [OffsetRange(c.topic, c.partition, *g) for c in coverage for g in c.gaps]
+    expected = sum(size(c.window(owned)) for c in coverage)
+    gaps = [
+        OffsetRange(c.topic, c.partition, start, end)
+        for c in coverage for gap in c.gaps
+        for start, end in missing([(r.start, r.end) for r in owned if (r.topic, r.partition) == (c.topic, c.partition)], *gap)
+    ]
     lost = [OffsetRange(c.topic, c.partition, *g) for c in coverage for g in c.lost]
     return {
         "retained_offsets_ingested_or_due": expected,
@@ -62,6 +70,7 @@ def completeness(coverage: list[PartitionCoverage], stored) -> dict:
         "gaps": ranges_text(gaps),
         "lost_to_retention": size((g.start, g.end) for g in lost),
         "lost_ranges": ranges_text(lost),
+        "left_to_runs_in_flight": ranges_text(r for r in owned if r.topic in {c.topic for c in coverage}),
         "not_yet_ingested": sum(c.tail[1] - c.tail[0] for c in coverage if c.tail),
         "offsets_went_backwards": ", ".join(f"{c.topic}[{c.partition}]" for c in coverage if c.moved_back) or "none",
     }
@@ -87,7 +96,8 @@ COMPLETENESS_CHECK = "every_retained_offset_once"
         dg.AssetCheckSpec(
             COMPLETENESS_CHECK, asset=RAW_KEYS[kind], blocking=True,
             description="measured against Kafka: every offset from the first one Kafka retains up to the highest "
-            "one ingested is in exactly one of raw and rejects, once (gaps and doubles block); events that "
+            "one ingested (except those of streaming runs queued or running) is in exactly one of raw and "
+            "rejects, once (gaps and doubles block); events that "
             "retention deleted before they were ingested, and a recreated topic, fail it as a warning",
         )
         for kind in TOPIC_KINDS
@@ -101,11 +111,14 @@ def raw_completeness(context: dg.AssetCheckExecutionContext, pyspark: PySparkRes
     kinds = [key.asset_key.path[-1] for key in context.selected_asset_check_keys]
     fit_code_generation_to([delta.read_table(spark, lake.path("raw", table)) for table in (*kinds, "rejects")])
     coverage = partition_coverage(spark, lake, kafka)
+    # A streaming run waiting for its turn (a retry behind this run in the queue) will write its ranges.
+    owned = ranges_in_flight(context.instance, except_group=run_group_id(context.run))
 
     def check(kind: str) -> dg.AssetCheckResult:
         topic = kafka.topic(kind)
         of_topic = [c for c in coverage if c.topic == topic]
-        return completeness_result(RAW_KEYS[kind], completeness(of_topic, offsets_stored(spark, lake, kind, topic, of_topic)))
+        stored = offsets_stored(spark, lake, kind, topic, of_topic, owned)
+        return completeness_result(RAW_KEYS[kind], completeness(of_topic, stored, owned))
 
     with ThreadPoolExecutor(len(kinds)) as pool:
         yield from pool.map(check, kinds)
