@@ -7,11 +7,10 @@ import dagster as dg
 from pinterest_dagster.defs.aggregate.assets import aggregated_assets
 from pinterest_dagster.defs.batch.jobs import batch_job
 from pinterest_dagster.defs.batch.schedules import daily_batch_schedule
-from pinterest_dagster.defs.clean.assets import cleaned_assets
 from pinterest_dagster.defs.clean.checks import cleaned_checks
 from pinterest_dagster.defs.ingest.assets import ingest_kafka_events
 from pinterest_dagster.defs.ingest.checks import raw_checks
-from pinterest_dagster.defs.realtime.assets import realtime_assets
+from pinterest_dagster.defs.merge.assets import merge_assets
 from pinterest_dagster.defs.streaming.jobs import streaming_job
 from pinterest_dagster.defs.streaming.sensors import build_kafka_microbatch_sensor
 from pinterest_dagster.lib.io_managers import SparkDeltaIOManager
@@ -34,7 +33,7 @@ def build_resources(settings: Settings) -> dict:
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=[ingest_kafka_events, *cleaned_assets, *realtime_assets, *aggregated_assets],
+        assets=[ingest_kafka_events, *merge_assets, *aggregated_assets],
         asset_checks=[*raw_checks, *cleaned_checks],
         jobs=[batch_job, streaming_job],
         schedules=[daily_batch_schedule],

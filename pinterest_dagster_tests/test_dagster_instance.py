@@ -90,3 +90,14 @@ def test_the_run_queue_and_retries_are_what_the_readme_documents(postgres_instan
         "max_retries": postgres_instance.run_retries_max_retries,
         "poll_interval_seconds": postgres_instance.run_monitoring_poll_interval_seconds,
     }
+
+
+def test_sensor_and_schedule_ticks_are_deleted_after_a_bounded_number_of_days(postgres_instance):
+    """Dagster keeps every tick unless told otherwise: the streaming sensor ticks every few seconds."""
+    from dagster._core.definitions.run_request import InstigatorType
+
+    for kind in (InstigatorType.SENSOR, InstigatorType.SCHEDULE):
+        retention = postgres_instance.get_tick_retention_settings(kind)
+        assert len(retention) == 4 and all(0 < days <= 90 for days in retention.values()), (kind, retention)
+    skipped = {status.value: days for status, days in postgres_instance.get_tick_retention_settings(InstigatorType.SENSOR).items()}
+    assert skipped["SKIPPED"] == 1  # most of the streaming sensor's ticks

@@ -1,7 +1,7 @@
 """The batch scope of a streaming run: which raw rows its cleaned and realtime steps merge.
 
 A sensor's run names its offset ranges in its config; a catch-up run finds them in the ingestion log.
-Every merge step of the run reads only those rows of raw, so a run costs its batch, not the history:
+The run's merge step reads only those rows of raw, so a run costs its batch, not the history:
 the raw tables keep file statistics of `_topic`, `_partition` and `_offset`, and Delta skips every
 file whose offsets lie outside the ranges.
 """
@@ -9,12 +9,10 @@ file whose offsets lie outside the ranges.
 from __future__ import annotations
 
 import dagster as dg
-from pyspark.sql import DataFrame
 
-from pinterest_dagster.lib.ingestion import events_in, ranges_ingested_by, run_group_id
+from pinterest_dagster.lib.ingestion import ranges_ingested_by, run_group_id
 from pinterest_dagster.lib.offsets import OffsetRange
 from pinterest_dagster.lib.resources import LakeResource
-from pinterest_dagster.lib.spark import COMPILED_CODE_FROM_ROWS, fit_code_generation
 
 
 class IncrementalConfig(dg.Config):
@@ -31,16 +29,3 @@ def run_ranges(context: dg.AssetExecutionContext, spark, lake: LakeResource) -> 
     if ingest_config.get("ranges") and not ingest_config.get("heal_gaps"):
         return [OffsetRange(r["topic"], r["partition"], r["start"], r["end"]) for r in ingest_config["ranges"]]
     return ranges_ingested_by(spark, lake, run_group_id(context.run))
-
-
-def batch_scope(context: dg.AssetExecutionContext, spark, lake: LakeResource, raw: DataFrame) -> DataFrame:
-    """The raw rows of this run's micro-batch; sets the session's code generation for their number."""
-    ranges = run_ranges(context, spark, lake)
-    fit_code_generation(spark, sum(r.size for r in ranges))
-    return events_in(raw, ranges)
-
-
-def full_refresh_scope(spark, raw: DataFrame) -> DataFrame:
-    """All of raw, for a rebuild: large enough to compile Spark's generated code."""
-    fit_code_generation(spark, COMPILED_CODE_FROM_ROWS)
-    return raw

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pinterest_dagster.settings import TOPIC_KINDS
+from pinterest_dagster.defs.merge.assets import MERGE_STEP
 
 # The daily run rebuilds the cleaned tables from every raw event, which also heals any micro-batch
 # whose merge never completed; streaming runs merge only what they ingested.
-FULL_REFRESH = {"ops": {f"cleaned__{kind}": {"config": {"full_refresh": True}} for kind in TOPIC_KINDS}}
+FULL_REFRESH = {"ops": {MERGE_STEP: {"config": {"full_refresh": True}}}}
 
 batch_job = dg.define_asset_job(
     name="batch_job",
