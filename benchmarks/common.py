@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 from kafka import KafkaAdminClient
 
 from benchmarks.duckdb_reference import same_row
-
 from pinterest_dagster.lib.kafka import client_config, connect_with_retry, ensure_topics
 from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT, Settings
 

@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -29,15 +30,14 @@ from kafka import KafkaConsumer
 from pyspark.sql import functions as F
 
 from benchmarks.common import BENCH_DIR, Comparison, fresh_workspace, percentiles, post, progress, require_same
-from pinterest_dagster.lib.streaming_runs import streaming_runs_in_flight
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import lag, log_path
 from pinterest_dagster.lib.kafka import client_config, end_offsets, events_per_topic
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import build_spark_session
+from pinterest_dagster.lib.streaming_runs import streaming_runs_in_flight
 from pinterest_dagster.settings import REPO_ROOT, TOPIC_KINDS, Settings
-
 
 CLEANED_PIN = dg.AssetKey(["cleaned", "pin"])
 
@@ -211,10 +211,15 @@ def fresh_daemon_latencies(rate: float, seconds: int, max_records_per_run: int, 
 
 
 def latency(args) -> None:
-    latencies = fresh_daemon_latencies(args.rate, args.seconds, args.max_records_per_run, args.timeout)
+    settings, env = fresh_workspace(args.max_records_per_run)
+    latencies = daemon_latencies(build_spark_session(settings), settings, env, args.rate, args.seconds, args.timeout).latencies
     q = percentiles(latencies)
+    runs = dg.DagsterInstance.from_config(env["DAGSTER_HOME"]).get_run_records(
+        dg.RunsFilter(job_name="streaming_job", statuses=[dg.DagsterRunStatus.SUCCESS]))
+    median_run = statistics.median(r.end_time - r.start_time for r in runs)
     print(f"{len(latencies):,} pin events at {args.rate * 3:,} events/s for {args.seconds} s: produce -> cleaned/pin "
-          f"latency p50 {q['p50']:.1f} s, p95 {q['p95']:.1f} s, p99 {q['p99']:.1f} s")
+          f"latency p50 {q['p50']:.1f} s, p95 {q['p95']:.1f} s, p99 {q['p99']:.1f} s; {len(runs)} micro-batches, "
+          f"median run {median_run:.1f} s")
 
 
 # The target: at 1,000 events/s, the daemon's p50 no more than 1.5x Structured Streaming's
