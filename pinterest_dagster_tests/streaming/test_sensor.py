@@ -167,3 +167,25 @@ def test_a_micro_batch_that_failed_past_its_retries_is_planned_again_once(settin
         failed_run(instance, [OffsetRange(pin, 0, 10, 20)], tags={REPLANS_TAG: gone.run_id})
         again = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources={"kafka": kafka}))
         assert not [r for r in again.run_requests if r.run_key == f"replan-{gone.run_id}"]
+
+
+def test_a_topic_really_deleted_and_recreated_is_reported_by_the_next_tick(settings):
+    from kafka import KafkaAdminClient
+
+    from pinterest_dagster.lib.kafka import client_config
+
+    produce(settings, "user", 30)
+    first = tick(settings, None, max_records=10_000)
+    assert first.run_requests
+    user = settings.topic("user")
+    admin = KafkaAdminClient(**client_config(settings))
+    admin.delete_topics([user], timeout_ms=30_000)
+    deadline = time.monotonic() + 60
+    while user in admin.list_topics():  # the broker forgets a deleted topic asynchronously
+        assert time.monotonic() < deadline, f"{user} still listed 60 s after its deletion"
+        time.sleep(0.5)
+    admin.close()
+    assert ensure_topics(settings) == [user]
+    result = tick(settings, first.cursor)
+    assert result.run_requests == [] and "deleted and recreated" in result.skip_message
+    assert f"{user}[" in result.skip_message and "dagster sensor cursor kafka_microbatch_sensor" in result.skip_message
