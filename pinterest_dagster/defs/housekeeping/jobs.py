@@ -1,0 +1,52 @@
+"""Dagster's own storage, bounded: successful micro-batch runs are deleted after a while.
+
+Every micro-batch is a run with its event log (about forty events), and at a run every few seconds
+Dagster's storage would grow without end. `housekeeping_job` deletes successful `streaming_job` runs
+older than `keep_successful_streaming_runs_hours`; failed and canceled runs (what someone may want to
+look into) and the runs of every other job (batch_job, materializations from the UI) are kept.
+Tick retention is the instance's business (`retention` in infra/dagster/dagster.yaml).
+"""
+
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+
+from pinterest_dagster.lib.streaming_runs import STREAMING_JOB
+
+DELETE_CHUNK = 500  # runs looked up per query, so a first clean-up of a large backlog stays small per step
+
+
+class HousekeepingConfig(dg.Config):
+    keep_successful_streaming_runs_hours: float = 24.0
+
+
+@dg.op(description="Deletes successful streaming_job runs, with their event logs, older than the configured age.")
+def delete_old_streaming_runs(context: dg.OpExecutionContext, config: HousekeepingConfig) -> dg.Output[int]:
+    cutoff = datetime.now(timezone.utc) - timedelta(hours=config.keep_successful_streaming_runs_hours)
+    old = dg.RunsFilter(job_name=STREAMING_JOB, statuses=[dg.DagsterRunStatus.SUCCESS], updated_before=cutoff)
+    deleted = 0
+    while True:
+        run_ids = [run.run_id for run in context.instance.get_runs(old, limit=DELETE_CHUNK)]
+        for run_id in run_ids:
+            context.instance.delete_run(run_id)
+        deleted += len(run_ids)
+        if len(run_ids) < DELETE_CHUNK:
+            break
+        context.log.info(f"deleted {deleted:,} runs so far")
+    context.log.info(f"deleted {deleted:,} successful streaming_job runs last updated before {cutoff:%Y-%m-%d %H:%M} UTC")
+    return dg.Output(deleted, metadata={"runs_deleted": deleted, "cutoff": cutoff.isoformat(timespec="seconds")})
+
+
+@dg.job(description="Keeps Dagster's run storage bounded: deletes old successful micro-batch runs.")
+def housekeeping_job():
+    delete_old_streaming_runs()
+
+
+housekeeping_schedule = dg.ScheduleDefinition(
+    name="housekeeping_schedule",
+    job=housekeeping_job,
+    cron_schedule="17 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Runs housekeeping_job every hour: successful micro-batch runs are kept 24 h.",
+)

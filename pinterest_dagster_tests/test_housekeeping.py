@@ -1,0 +1,34 @@
+"""housekeeping_job deletes old successful micro-batch runs and keeps failed ones and other jobs' runs."""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster._core.test_utils import create_run_for_test
+
+from pinterest_dagster.defs.housekeeping.jobs import housekeeping_job
+from pinterest_dagster.lib.streaming_runs import STREAMING_TAGS
+
+
+def runs(instance) -> dict[str, str]:
+    return {run.run_id: f"{run.job_name}:{run.status.value}" for run in instance.get_runs()
+            if run.job_name != "housekeeping_job"}
+
+
+def clean(instance, hours: float) -> int:
+    config = {"ops": {"delete_old_streaming_runs": {"config": {"keep_successful_streaming_runs_hours": hours}}}}
+    result = housekeeping_job.execute_in_process(instance=instance, run_config=config)
+    return result.output_for_node("delete_old_streaming_runs")
+
+
+def test_old_successful_streaming_runs_go_and_failed_and_batch_runs_stay():
+    with dg.instance_for_test() as instance:
+        for status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
+                       dg.DagsterRunStatus.CANCELED):
+            create_run_for_test(instance, job_name="streaming_job", tags=STREAMING_TAGS, status=status)
+        create_run_for_test(instance, job_name="batch_job", status=dg.DagsterRunStatus.SUCCESS)
+        before = runs(instance)
+        assert clean(instance, hours=1) == 0 and runs(instance) == before  # all younger than an hour
+        assert clean(instance, hours=0) == 2
+        assert sorted(runs(instance).values()) == ["batch_job:SUCCESS", "streaming_job:CANCELED", "streaming_job:FAILURE"]
+        deleted = set(before) - set(runs(instance))
+        assert all(instance.get_run_by_id(run_id) is None and not instance.all_logs(run_id) for run_id in deleted)
