@@ -3,15 +3,19 @@ reported, recreated topics named. Real broker, in-process runs on the real lake.
 
 from __future__ import annotations
 
+import json
+import time
+
 import dagster as dg
 import pytest
 from kafka import KafkaAdminClient, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
 from pyspark.sql import functions as F
 
 from pinterest_dagster.defs.ingest.checks import COMPLETENESS_CHECK
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import lag
-from pinterest_dagster.lib.kafka import client_config, offset_bounds
+from pinterest_dagster.lib.kafka import client_config, make_producer, offset_bounds
 from pinterest_dagster.lib.microbatch import run_config
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.settings import TOPIC_KINDS
@@ -102,3 +106,33 @@ def test_the_daily_batch_goes_on_after_a_retention_loss(with_holes, pipeline, sp
     assert geo.count() == sum(end - first for first, end in bounds.values())
     assert delta.read_table(spark, pipeline.settings.table_path("aggregated", "top_category_by_country")).count() > 0
     assert geo.where(F.col("_partition") == 0).agg(F.min("_offset")).first()[0] == LOST
+
+
+def test_a_topic_with_tiny_retention_reports_the_events_it_deleted_before_ingestion(spark, tmp_path_factory, source_url):
+    """Kafka's own retention, not a deletion by hand: a segment older than `retention.ms` goes, and the
+    partition's first offset moves past events the pipeline never read."""
+    pipeline = make_pipeline(tmp_path_factory, source_url, spark_remote=None)
+    topic = pipeline.settings.topic("user")
+    admin = KafkaAdminClient(**client_config(pipeline.settings))
+    # Segments roll after 100 ms and are deleted 1 s after their last event (the local broker checks every 5 s).
+    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": "1000", "segment.ms": "100"})])
+    admin.close()
+    producer = make_producer(pipeline.settings)
+    user = {"first_name": "Ann", "last_name": "Lee", "age": 30, "date_joined": "2016-01-02 03:04:05"}
+    for ind in range(10):
+        producer.send(topic, key=str(ind).encode(), value=json.dumps({**user, "ind": ind}).encode(), partition=0)
+    producer.flush()
+    time.sleep(1.5)
+    producer.send(topic, key=b"10", value=json.dumps({**user, "ind": 10}).encode(), partition=0)  # rolls the segment
+    producer.flush()
+    producer.close()
+    deadline = time.monotonic() + 90
+    while (first := offset_bounds(pipeline.settings, [topic])[TopicPartition(topic, 0)][0]) == 0:
+        assert time.monotonic() < deadline, "retention deleted nothing within 90 s"
+        time.sleep(1)
+    [config], _ = sensor_run_configs(pipeline)
+    pipeline.run_job("streaming_job", config)
+    check = completeness(pipeline)["user"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["lost_ranges"].value == f"{topic}[0] 0-{first}"
+    assert check.metadata["missing_offsets"].value == 0
