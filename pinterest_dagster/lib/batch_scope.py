@@ -13,6 +13,7 @@ import dagster as dg
 from pinterest_dagster.lib.ingestion import ranges_ingested_by, run_group_id
 from pinterest_dagster.lib.offsets import OffsetRange
 from pinterest_dagster.lib.resources import LakeResource
+from pinterest_dagster.lib.streaming_runs import configured_ranges, ingest_config
 
 
 class IncrementalConfig(dg.Config):
@@ -25,7 +26,7 @@ def run_ranges(context: dg.AssetExecutionContext, spark, lake: LakeResource) -> 
     """The offset ranges this run ingested: the ones its config names (a sensor's micro-batch, no
     query needed), else the ones the ingestion log records for its run group (a catch-up run, or a
     micro-batch that also healed gaps, in this attempt or an earlier one)."""
-    ingest_config = context.run.run_config.get("ops", {}).get("ingest_kafka_events", {}).get("config", {})
-    if ingest_config.get("ranges") and not ingest_config.get("heal_gaps"):
-        return [OffsetRange(r["topic"], r["partition"], r["start"], r["end"]) for r in ingest_config["ranges"]]
+    ranges = configured_ranges(context.run)
+    if ranges and not ingest_config(context.run).get("heal_gaps"):
+        return ranges
     return ranges_ingested_by(spark, lake, run_group_id(context.run))

@@ -97,14 +97,13 @@ def lag(spark: SparkSession, lake: LakeResource, kafka: KafkaResource) -> int:
 
 def plan_catch_up(
     spark: SparkSession, lake: LakeResource, kafka: KafkaResource, max_records_per_partition: int | None = None,
-    owned: list[OffsetRange] = (), up_to: dict[tuple[str, int], int] | None = None,
 ) -> list[OffsetRange]:
-    """Every retained offset not ingested yet, gaps included, up to the current end of each partition
-    (or `up_to`); `owned` ranges are left to the runs that will ingest them. Events that retention
-    removed before they were ingested cannot be read: each partition starts at its first retained offset."""
+    """Every retained offset not ingested yet, gaps included, up to the current end of each partition.
+    Events that retention removed before they were ingested cannot be read: each partition starts at
+    its first retained offset. (The ingestion step also leaves what streaming owns; the benchmarks call this.)"""
     coverage = partition_coverage(spark, lake, kafka)
-    up_to = up_to if up_to is not None else {(c.topic, c.partition): c.end for c in coverage}
-    return ranges_to_ingest(coverage, owned, up_to, max_records_per_partition)
+    return ranges_to_ingest(coverage, up_to={(c.topic, c.partition): c.end for c in coverage},
+                            max_records_per_partition=max_records_per_partition)
 
 
 def read_ranges(spark: SparkSession, kafka: KafkaResource, ranges: list[OffsetRange]) -> DataFrame:

@@ -25,15 +25,19 @@ def write_mode_metadata(mode: str, merge_keys: tuple[str, ...] = (), newer_event
     }
 
 
-# Output metadata of a rebuild (`dg.Output(df, metadata=FULL_REFRESH_OUTPUT)`): the table becomes the rows
-# written, whatever the asset's write mode, and the materialization says it was a full refresh.
-FULL_REFRESH_OUTPUT = {"write_mode": "overwrite"}
-
-
 def write_spec(context: dg.OutputContext) -> dict:
     """The asset's write metadata, with what this output's metadata says on top."""
     at_run_time = {key: getattr(value, "value", value) for key, value in (context.output_metadata or {}).items()}
     return {**(context.definition_metadata or {}), **at_run_time}
+
+
+def write_args(spec: dict) -> dict:
+    """`delta.write_table`'s mode and merge arguments for an asset's write metadata (`write_mode_metadata`)."""
+    return {
+        "mode": spec.get("write_mode", "overwrite"),
+        "merge_keys": tuple(spec.get("merge_keys", ())),
+        "matched_condition": newer_event_condition() if spec.get("merge_newer_events_only") else None,
+    }
 
 
 def table_schema(df: DataFrame) -> dg.TableSchema:
@@ -72,7 +76,7 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
     The asset's metadata picks the write: `write_mode` = `overwrite` (default, full refresh) or
     `merge` with `merge_keys` (upsert, with `merge_newer_events_only`: only by newer events);
     `preview: True` adds a Markdown sample (small tables). An output's own metadata can override
-    the mode (`FULL_REFRESH_OUTPUT`).
+    the mode (`dg.Output(df, metadata={"write_mode": "overwrite"})`).
     Every write records the table's path, schema and Delta version; an overwrite also its row count,
     a merge the rows it inserted and updated. A merge is a micro-batch's hot path: counting the whole
     table after each one cost about 0.3 s per table, five times per run.
@@ -86,14 +90,7 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
             return
         spec = write_spec(context)
         spark = self.pyspark.spark_session
-        result = delta.write_table(
-            spark,
-            obj,
-            self.lake.path_for(context.asset_key),
-            mode=spec.get("write_mode", "overwrite"),
-            merge_keys=tuple(spec.get("merge_keys", ())),
-            matched_condition=newer_event_condition() if spec.get("merge_newer_events_only") else None,
-        )
+        result = delta.write_table(spark, obj, self.lake.path_for(context.asset_key), **write_args(spec))
         context.add_output_metadata(write_metadata(spark, obj, result, preview=bool(spec.get("preview"))))
 
     def load_input(self, context: dg.InputContext) -> DataFrame:

@@ -111,13 +111,14 @@ class PartitionCoverage:
         start = max(self.until, self.first)
         return None if self.moved_back or self.end <= start else (start, self.end)
 
+    def intervals_of(self, ranges) -> list[Interval]:
+        """The intervals of those `ranges` that lie in this partition."""
+        return [(r.start, r.end) for r in ranges if (r.topic, r.partition) == (self.topic, self.partition)]
+
     def window(self, owned: list[OffsetRange] = ()) -> list[Interval]:
         """The offsets that must be in the lake now: from `first` up to the highest ingested, except what
         `owned` ranges (runs queued or running) will write."""
-        if self.moved_back:
-            return []
-        taken = [(r.start, r.end) for r in owned if (r.topic, r.partition) == (self.topic, self.partition)]
-        return missing(taken, self.first, self.until)
+        return [] if self.moved_back else missing(self.intervals_of(owned), self.first, self.until)
 
     @property
     def lag(self) -> int:
@@ -146,16 +147,13 @@ def ranges_to_ingest(
     partition)]` (Kafka's end for a catch-up, or the streaming sensor's cursor when streaming owns
     what lies beyond), at most `max_records_per_partition` offsets per partition.
     """
-    taken: dict[tuple[str, int], list[Interval]] = {}
-    for r in owned:
-        taken.setdefault((r.topic, r.partition), []).append((r.start, r.end))
     ranges = []
     for c in coverage:
         if c.moved_back:
             continue
         stop = c.until if up_to is None else min(c.end, max(up_to.get((c.topic, c.partition), c.end), c.until))
         budget = max_records_per_partition
-        for start, end in missing([*c.ingested, *taken.get((c.topic, c.partition), [])], c.first, stop):
+        for start, end in missing([*c.ingested, *c.intervals_of(owned)], c.first, stop):
             if budget is not None:
                 end = min(end, start + budget)
                 budget -= end - start

@@ -6,13 +6,13 @@ streaming, so no range is ingested by two runs for nothing.
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timezone
 
 import dagster as dg
 from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType
 
+from pinterest_dagster.lib.microbatch import parse_cursor
 from pinterest_dagster.lib.offsets import OffsetRange
 
 SENSOR_NAME = "kafka_microbatch_sensor"
@@ -34,10 +34,14 @@ def streaming_runs_in_flight(instance: dg.DagsterInstance) -> int:
     return instance.get_runs_count(dg.RunsFilter(tags=STREAMING_TAGS, statuses=ACTIVE_STATUSES))
 
 
+def ingest_config(run: dg.DagsterRun) -> dict:
+    """The config a run gives its ingestion step (empty for a catch-up run with defaults)."""
+    return run.run_config.get("ops", {}).get("ingest_kafka_events", {}).get("config", {})
+
+
 def configured_ranges(run: dg.DagsterRun) -> list[OffsetRange]:
     """The offset ranges a run's config names (none for a catch-up run)."""
-    config = run.run_config.get("ops", {}).get("ingest_kafka_events", {}).get("config", {})
-    return [OffsetRange(r["topic"], r["partition"], r["start"], r["end"]) for r in config.get("ranges", [])]
+    return [OffsetRange(r["topic"], r["partition"], r["start"], r["end"]) for r in ingest_config(run).get("ranges", [])]
 
 
 def ranges_in_flight(instance: dg.DagsterInstance, except_group: str) -> list[OffsetRange]:
@@ -60,8 +64,8 @@ def streaming_cursor(instance: dg.DagsterInstance) -> dict[tuple[str, int], int]
     if not states:
         return None
     newest = max(states, key=lambda s: s.instigator_data.last_tick_start_timestamp)
-    cursor = json.loads(newest.instigator_data.cursor or "{}")
-    return {(key.rsplit(":", 1)[0], int(key.rsplit(":", 1)[1])): int(offset) for key, offset in cursor.items()}
+    return {(key.rsplit(":", 1)[0], int(key.rsplit(":", 1)[1])): offset
+            for key, offset in parse_cursor(newest.instigator_data.cursor).items()}
 
 
 FAILED_STATUSES = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]

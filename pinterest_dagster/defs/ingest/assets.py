@@ -62,22 +62,22 @@ def ingest_kafka_events(
     owned = ranges_in_flight(context.instance, except_group=group)
     ranges = [OffsetRange(r.topic, r.partition, r.start, r.end) for r in config.ranges]
     healed = []
-    if config.heal_gaps or not ranges:
-        coverage = partition_coverage(spark, lake, kafka)  # one read of the ingestion log, against Kafka's offsets
-        # Retained offsets below the highest one ingested that no range covers: a run that failed for good,
-        # a cursor moved past them.
-        healed = ranges_to_ingest(coverage, owned + ranges)
-        if not ranges:
-            # A catch-up: up to the end of each partition, but while the sensor streams, the offsets from its
-            # cursor on are streaming's.
-            up_to = streaming_cursor(context.instance) or {(c.topic, c.partition): c.end for c in coverage}
-            ranges = ranges_to_ingest(coverage, owned, up_to, config.max_records_per_partition)
-            until = {(c.topic, c.partition): c.until for c in coverage}
-            healed = [r for r in ranges if r.end <= until[(r.topic, r.partition)]]
+    if ranges and config.heal_gaps:
+        # Retained offsets below the highest one ingested that no range covers (a run that failed for good, a
+        # cursor moved past them), from one read of the ingestion log against Kafka's offsets.
+        healed = ranges_to_ingest(partition_coverage(spark, lake, kafka), owned + ranges)
+        ranges = sorted(ranges + healed)
+    elif not ranges:
+        # A catch-up, gaps included: up to the end of each partition, but while the sensor streams, the offsets
+        # from its cursor on are streaming's.
+        coverage = partition_coverage(spark, lake, kafka)
+        up_to = streaming_cursor(context.instance) or {(c.topic, c.partition): c.end for c in coverage}
+        ranges = ranges_to_ingest(coverage, owned, up_to, config.max_records_per_partition)
+        until = {(c.topic, c.partition): c.until for c in coverage}
+        healed = [r for r in ranges if r.end <= until[(r.topic, r.partition)]]
     if healed:
         context.log.warning(f"healing {sum(r.size for r in healed):,} offsets missing from the lake: {ranges_text(healed)}")
         context.instance.add_run_tags(context.run_id, {HEALED_TAG: ranges_text(healed, limit=5)})
-        ranges = sorted(set(ranges) | set(healed))
     offsets = sum(r.size for r in ranges)
     context.log.info(f"ingesting {offsets:,} offsets in {len(ranges)} ranges")
     fit_code_generation(spark, offsets)

@@ -58,7 +58,7 @@ def completeness(coverage: list[PartitionCoverage], stored, owned: list[OffsetRa
     gaps = [
         OffsetRange(c.topic, c.partition, start, end)
         for c in coverage for gap in c.gaps
-        for start, end in missing([(r.start, r.end) for r in owned if (r.topic, r.partition) == (c.topic, c.partition)], *gap)
+        for start, end in missing(c.intervals_of(owned), *gap)
     ]
     lost = [OffsetRange(c.topic, c.partition, *g) for c in coverage for g in c.lost]
     return {

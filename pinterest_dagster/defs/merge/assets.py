@@ -20,11 +20,10 @@ from pinterest_dagster.defs.realtime.assets import REALTIME_KEYS, realtime_specs
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.batch_scope import IncrementalConfig, run_ranges
 from pinterest_dagster.lib.ingestion import events_in
-from pinterest_dagster.lib.io_managers import write_metadata
+from pinterest_dagster.lib.io_managers import write_args, write_metadata
 from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.lib.spark import COMPILED_CODE_FROM_ROWS, fit_code_generation
-from pinterest_dagster.transforms.dedupe import newer_event_condition
 
 MERGE_STEP = "cleaned_and_realtime"
 CONCURRENT_TABLES = 4
@@ -56,16 +55,15 @@ def cleaned_and_realtime(
     def write(key: dg.AssetKey) -> dg.MaterializeResult:
         if key in CLEANED_KEYS:
             rows = cleaned_rows(CLEANED_KEYS[key], batch[CLEANED_KEYS[key]], config.full_refresh)
-            merge = {"merge_keys": ("ind",), "matched_condition": newer_event_condition()}
         else:
             table = REALTIME_KEYS[key]
             rows = (table.rebuilt(spark, lake, raw_pin) if config.full_refresh
                     else table.of_batch(spark, lake, raw_pin, batch["pin"]))
-            merge = {"merge_keys": table.merge_keys}
-        mode = "overwrite" if config.full_refresh else "merge"
-        result = delta.write_table(spark, rows, lake.path_for(key), mode, **(merge if mode == "merge" else {}))
+        # The spec's write metadata says how a batch merges; a rebuild overwrites.
+        spec = {**context.assets_def.metadata_by_key[key], **({"write_mode": "overwrite"} if config.full_refresh else {})}
+        result = delta.write_table(spark, rows, lake.path_for(key), **write_args(spec))
         return dg.MaterializeResult(asset_key=key, metadata={**write_metadata(spark, rows, result, preview=False),
-                                                              "write_mode": mode})
+                                                              "write_mode": spec["write_mode"]})
 
     first = [key for key in context.selected_asset_keys if key == dg.AssetKey(["cleaned", "pin"])]
     yield from map(write, first)
