@@ -11,6 +11,7 @@ from pinterest_dagster.defs.clean.checks import cleaned_checks
 from pinterest_dagster.defs.housekeeping.jobs import housekeeping_job, housekeeping_schedule
 from pinterest_dagster.defs.ingest.assets import ingest_kafka_events
 from pinterest_dagster.defs.ingest.checks import raw_checks
+from pinterest_dagster.defs.maintenance.jobs import build_maintenance_schedule, maintenance_job
 from pinterest_dagster.defs.merge.assets import merge_assets
 from pinterest_dagster.defs.streaming.jobs import streaming_job
 from pinterest_dagster.defs.streaming.sensors import build_kafka_microbatch_sensor
@@ -36,8 +37,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[ingest_kafka_events, *merge_assets, *aggregated_assets],
         asset_checks=[*raw_checks, *cleaned_checks],
-        jobs=[batch_job, streaming_job, housekeeping_job],
-        schedules=[daily_batch_schedule, housekeeping_schedule],
+        jobs=[batch_job, streaming_job, housekeeping_job, maintenance_job],
+        schedules=[daily_batch_schedule, housekeeping_schedule,
+                   build_maintenance_schedule(settings.maintenance_cron, settings.vacuum_retain_hours)],
         sensors=[build_kafka_microbatch_sensor(settings.max_records_per_run)],
         resources=build_resources(settings),
     )

@@ -134,6 +134,8 @@ class Settings:
     spark_connect_timeout_s: int = 120
     jars_dir: Path = field(default=LOCAL_DIR / "jars")
     max_records_per_run: int = 1_000_000
+    maintenance_cron: str = "47 * * * *"  # when maintenance_schedule compacts and vacuums the tables (UTC)
+    vacuum_retain_hours: float = 168.0  # files a compaction or overwrite replaced are kept this long
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     s3_endpoint_url: str | None = None  # an S3-compatible server (MinIO, moto); unset = AWS S3
     aws_region: str | None = None
@@ -164,6 +166,8 @@ class Settings:
             spark_connect_timeout_s=int(env.get("PINTEREST_SPARK_CONNECT_TIMEOUT_SECONDS") or defaults.spark_connect_timeout_s),
             jars_dir=Path(env["PINTEREST_JARS_DIR"]) if env.get("PINTEREST_JARS_DIR") else defaults.jars_dir,
             max_records_per_run=int(env.get("PINTEREST_MAX_RECORDS_PER_RUN") or defaults.max_records_per_run),
+            maintenance_cron=env.get("PINTEREST_MAINTENANCE_CRON") or defaults.maintenance_cron,
+            vacuum_retain_hours=float(env.get("PINTEREST_VACUUM_RETAIN_HOURS") or defaults.vacuum_retain_hours),
             kafka_security=KafkaSecurity.from_env(env),
             # The variables boto3 itself reads, so one setting serves boto3 and Spark's s3a.
             s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 from dagster._core.test_utils import create_run_for_test
 
-from pinterest_dagster.defs.housekeeping.jobs import housekeeping_job
+from pinterest_dagster.definitions import defs
 from pinterest_dagster.lib.streaming_runs import STREAMING_TAGS
 
 
@@ -16,8 +16,10 @@ def runs(instance) -> dict[str, str]:
 
 def clean(instance, hours: float) -> int:
     config = {"ops": {"delete_old_streaming_runs": {"config": {"keep_successful_streaming_runs_hours": hours}}}}
-    result = housekeeping_job.execute_in_process(instance=instance, run_config=config)
-    return result.output_for_node("delete_old_streaming_runs")
+    # With the code location's resources, as the schedule runs it.
+    result = defs.resolve_job_def("housekeeping_job").execute_in_process(instance=instance, run_config=config)
+    [output] = [e.step_output_data for e in result.all_events if e.is_successful_output]
+    return output.metadata["runs_deleted"].value
 
 
 def test_old_successful_streaming_runs_go_and_failed_and_batch_runs_stay():

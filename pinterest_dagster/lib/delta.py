@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from dagster import get_dagster_logger
 
@@ -16,6 +18,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 WRITE_MODES = ("overwrite", "merge", "replace_where", "append")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -67,22 +70,29 @@ def is_conflict(error: Exception) -> bool:
 
 
 def write_table(spark: SparkSession, df: DataFrame, path: str, mode: str, *args, **kwargs) -> WriteResult | None:
-    """`_write_table`, tried again up to CONFLICT_RETRIES times when a concurrent commit got in the way.
+    """`_write_table`, tried again when a concurrent commit got in the way (`retry_conflicts`).
 
     Every write mode can be tried again: an overwrite, a replaceWhere and a MERGE recompute against the
-    table's new version, and a commit that failed left nothing behind. Each retry is logged."""
+    table's new version, and a commit that failed left nothing behind."""
+    return retry_conflicts(lambda: _write_table(spark, df, path, mode, *args, **kwargs), f"writing {path} ({mode})")
+
+
+def retry_conflicts(commit: Callable[[], T], what: str) -> T:
+    """`commit()`, tried again up to CONFLICT_RETRIES times when another writer committed first; each retry
+    is logged as a warning."""
     for attempt in range(1, CONFLICT_RETRIES + 2):
         try:
-            return _write_table(spark, df, path, mode, *args, **kwargs)
+            return commit()
         except Exception as error:
             if attempt > CONFLICT_RETRIES or not is_conflict(error):
                 raise
             first_line = str(error).strip().splitlines()[0][:300]
             get_dagster_logger().warning(
-                f"Delta conflict writing {path} ({mode}): another writer committed first: {first_line}; "
+                f"Delta conflict {what}: another writer committed first: {first_line}; "
                 f"trying again ({attempt} of {CONFLICT_RETRIES})"
             )
             time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
 
 
 def _write_table(

@@ -230,6 +230,49 @@ def _log_ranges(spark, lake, ranges, per_range, run_id) -> None:
     delta.write_table(spark, spark.createDataFrame(rows, LOG_SCHEMA), log_path(lake), "append", describe=False)
 
 
+COALESCED = "coalesced"  # the run_id of a log row that stands for the contiguous ranges of several runs
+
+
+@dataclass(frozen=True)
+class LogCompaction:
+    rows_before: int
+    rows_after: int
+
+
+def coalesce_log(spark: SparkSession, lake: LakeResource, older_than: datetime) -> LogCompaction:
+    """Rewrite the ingestion log with the ranges logged before `older_than` coalesced: one row per run of
+    contiguous offsets of a partition. Younger rows are kept as logged, with their run ids: the sensor
+    and the ingestion step look up a recent run group's ranges by run id. A gap stays a gap."""
+    path = log_path(lake)
+    if not delta.table_exists(spark, path):
+        return LogCompaction(0, 0)
+    rows = [tuple(r) for r in delta.read_table(spark, path).select(*LOG_SCHEMA.fieldNames()).collect()]
+    coalesced = coalesced_log_rows(rows, older_than)
+    if len(coalesced) < len(rows):
+        delta.write_table(spark, spark.createDataFrame(coalesced, LOG_SCHEMA), path, "overwrite", describe=False)
+    return LogCompaction(len(rows), len(coalesced))
+
+
+def coalesced_log_rows(rows: list[tuple], older_than: datetime) -> list[tuple]:
+    """The rows (LOG_SCHEMA order) with those ingested before `older_than` coalesced per partition.
+
+    A range logged twice (a retried run) counts once; accepted/rejected add up over the ranges merged."""
+    young = [r for r in rows if r[7] >= older_than]
+    old = sorted({(r[0], r[1], r[2], r[3]): r for r in sorted(rows, key=lambda r: r[7]) if r[7] < older_than}.values(),
+                 key=lambda r: (r[0], r[1], r[2], r[3]))
+    merged: list[list] = []
+    for topic, partition, start, end, accepted, rejected, _, ingested_at in old:
+        last = merged[-1] if merged else None
+        if last and (last[0], last[1]) == (topic, partition) and start <= last[3]:
+            last[3] = max(last[3], end)
+            last[4] += accepted or 0
+            last[5] += rejected or 0
+            last[7] = max(last[7], ingested_at)
+        else:
+            merged.append([topic, partition, start, end, accepted or 0, rejected or 0, COALESCED, ingested_at])
+    return [tuple(r) for r in merged] + young
+
+
 KAFKA_SOURCE_SCHEMA = T.StructType([
     T.StructField("key", T.BinaryType()),
     T.StructField("value", T.BinaryType()),

@@ -20,8 +20,10 @@ class HousekeepingConfig(dg.Config):
     keep_successful_streaming_runs_hours: float = 24.0
 
 
-@dg.op(description="Deletes successful streaming_job runs, with their event logs, older than the configured age.")
-def delete_old_streaming_runs(context: dg.OpExecutionContext, config: HousekeepingConfig) -> dg.Output[int]:
+# An output of type Nothing: the count is metadata, stored by no IO manager (the project's stores tables).
+@dg.op(out=dg.Out(dg.Nothing),
+       description="Deletes successful streaming_job runs, with their event logs, older than the configured age.")
+def delete_old_streaming_runs(context: dg.OpExecutionContext, config: HousekeepingConfig):
     cutoff = datetime.now(timezone.utc) - timedelta(hours=config.keep_successful_streaming_runs_hours)
     old = dg.RunsFilter(job_name=STREAMING_JOB, statuses=[dg.DagsterRunStatus.SUCCESS], updated_before=cutoff)
     deleted = 0
@@ -34,7 +36,7 @@ def delete_old_streaming_runs(context: dg.OpExecutionContext, config: Housekeepi
             break
         context.log.info(f"deleted {deleted:,} runs so far")
     context.log.info(f"deleted {deleted:,} successful streaming_job runs last updated before {cutoff:%Y-%m-%d %H:%M} UTC")
-    return dg.Output(deleted, metadata={"runs_deleted": deleted, "cutoff": cutoff.isoformat(timespec="seconds")})
+    return dg.Output(None, metadata={"runs_deleted": deleted, "cutoff": cutoff.isoformat(timespec="seconds")})
 
 
 @dg.job(description="Keeps Dagster's run storage bounded: deletes old successful micro-batch runs.")

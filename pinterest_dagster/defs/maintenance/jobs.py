@@ -1,0 +1,123 @@
+"""Table maintenance in the pipeline: every table of the lake compacted, vacuumed and its log watched.
+
+`maintenance_job` maintains the tables its config names (all by default). For each: the small files that
+micro-batches leave are compacted (`OPTIMIZE`), the files no version of the retention period needs are
+deleted (`VACUUM`, Delta's 7 days unless configured), and for the ingestion log the ranges older than a
+day are coalesced into contiguous ranges. What each table looked like before and after (data files,
+bytes, log version, commits since the last checkpoint) is the step's output metadata and, for a table
+that is an asset, an observation of that asset: its page in the UI plots the files over time.
+
+Maintenance writes tables, so its step is in the `lake_writes` pool with every other writer: it never
+runs beside a micro-batch. `maintenance_schedule` starts one run per table with a priority below the
+micro-batches', so a micro-batch waits for at most one table's maintenance, never for all of them.
+"""
+
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+from dagster_pyspark import PySparkResource
+
+from pinterest_dagster.lib import delta
+from pinterest_dagster.lib.ingestion import coalesce_log, log_path
+from pinterest_dagster.lib.maintenance import DELTA_DEFAULT_RETAIN_HOURS, compact, table_facts, vacuum
+from pinterest_dagster.lib.pools import LAKE_WRITES
+from pinterest_dagster.lib.realtime_state import REALTIME_TABLES
+from pinterest_dagster.lib.resources import LakeResource
+from pinterest_dagster.lib.streaming_runs import ACTIVE_STATUSES
+from pinterest_dagster.settings import TOPIC_KINDS
+from pinterest_dagster.transforms.aggregate import AGGREGATES
+
+INGESTION_LOG = "_meta/ingested_ranges"
+# Every table of the lake, as layer/name: the assets' tables, the ingestion log and the realtime state.
+TABLES = (
+    *(f"raw/{kind}" for kind in (*TOPIC_KINDS, "rejects")), INGESTION_LOG, "_state/poster_pins",
+    *(f"cleaned/{kind}" for kind in TOPIC_KINDS), *(f"realtime/{name}" for name in REALTIME_TABLES),
+    *(f"aggregated/{name}" for name in AGGREGATES),
+)
+ASSET_LAYERS = ("raw", "cleaned", "realtime", "aggregated")  # tables that are assets: observed
+TABLE_TAG = "pinterest/table"
+MAINTENANCE_TAGS = {"pipeline": "maintenance"}
+# The run queue launches higher priorities first: a micro-batch (priority 0) queued behind maintenance
+# runs goes first.
+PRIORITY_TAG = "dagster/priority"
+MAINTENANCE_PRIORITY = "-1"
+
+
+class MaintenanceConfig(dg.Config):
+    tables: list[str] = list(TABLES)
+    vacuum_retain_hours: float = DELTA_DEFAULT_RETAIN_HOURS
+    coalesce_log_after_hours: float = 24.0
+
+
+# The step's result is its metadata: an output of type Nothing is stored by no IO manager (the project's
+# IO manager stores assets' tables).
+@dg.op(pool=LAKE_WRITES, out=dg.Out(dg.Nothing),
+       description="Compacts, vacuums and (the ingestion log) coalesces the configured tables.")
+def maintain_tables(context: dg.OpExecutionContext, config: MaintenanceConfig, pyspark: PySparkResource,
+                    lake: LakeResource):
+    unknown = sorted(set(config.tables) - set(TABLES))
+    if unknown:
+        raise dg.Failure(f"maintenance_job: unknown tables {unknown}; the lake's tables are {', '.join(TABLES)}")
+    spark = pyspark.spark_session
+    metadata: dict[str, dg.RawMetadataValue] = {}
+    for table in config.tables:
+        path = lake.path(*table.split("/"))
+        if not delta.table_exists(spark, path):
+            context.log.info(f"{table}: no table at {path} yet, nothing to maintain")
+            continue
+        facts = maintain(context, spark, lake, table, path, config)
+        metadata.update({f"{table} {name}": value for name, value in facts.items()})
+        layer, name = table.split("/")
+        if layer in ASSET_LAYERS:
+            context.log_event(dg.AssetObservation(asset_key=dg.AssetKey([layer, name]), metadata=facts))
+    return dg.Output(None, metadata={"tables": len(config.tables), **metadata})
+
+
+def maintain(context, spark, lake: LakeResource, table: str, path: str, config: MaintenanceConfig) -> dict:
+    before = table_facts(spark, path)
+    facts: dict = {}
+    if path == log_path(lake):
+        cutoff = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(hours=config.coalesce_log_after_hours)
+        log = coalesce_log(spark, lake, older_than=cutoff)
+        facts.update(log_rows_before=log.rows_before, log_rows_after=log.rows_after)
+    compaction = compact(spark, path)
+    vacuumed = vacuum(spark, path, config.vacuum_retain_hours)
+    after = table_facts(spark, path)
+    facts.update(
+        **before.metadata("before"), **after.metadata("after"), files_compacted=compaction.files_removed,
+        files_vacuumed=vacuumed, version=after.version, commits_since_checkpoint=after.commits_since_checkpoint,
+    )
+    context.log.info(
+        f"{table}: {before.files:,} -> {after.files:,} data files ({before.bytes:,} -> {after.bytes:,} bytes), "
+        f"{compaction.files_removed:,} compacted into {compaction.files_added:,}, {vacuumed:,} old files vacuumed"
+        + (f", ingestion log {facts['log_rows_before']:,} -> {facts['log_rows_after']:,} rows" if "log_rows_before" in facts else "")
+    )
+    return facts
+
+
+@dg.job(tags=MAINTENANCE_TAGS, description="Compacts and vacuums the lake's tables and coalesces the ingestion log.")
+def maintenance_job():
+    maintain_tables()
+
+
+def build_maintenance_schedule(cron: str, vacuum_retain_hours: float) -> dg.ScheduleDefinition:
+    """One maintenance_job run per table on `cron`, each queued below the micro-batches; a table whose
+    previous maintenance run is still queued or running is left out."""
+
+    @dg.schedule(name="maintenance_schedule", job=maintenance_job, cron_schedule=cron, execution_timezone="UTC",
+                 default_status=dg.DefaultScheduleStatus.RUNNING,
+                 description=f"maintenance_job on '{cron}' (UTC), a run per table; files vacuumed after "
+                 f"{vacuum_retain_hours:g} h.")
+    def maintenance_schedule(context: dg.ScheduleEvaluationContext):
+        busy = {run.tags.get(TABLE_TAG) for run in context.instance.get_runs(
+            dg.RunsFilter(job_name="maintenance_job", statuses=ACTIVE_STATUSES))}
+        for table in TABLES:
+            if table not in busy:
+                yield dg.RunRequest(
+                    run_key=f"{table}@{context.scheduled_execution_time:%Y-%m-%dT%H:%M}",
+                    run_config={"ops": {"maintain_tables": {"config": {
+                        "tables": [table], "vacuum_retain_hours": vacuum_retain_hours}}}},
+                    tags={TABLE_TAG: table, PRIORITY_TAG: MAINTENANCE_PRIORITY},
+                )
+
+    return maintenance_schedule

@@ -1,0 +1,98 @@
+"""Delta table maintenance: compaction (OPTIMIZE), VACUUM, and what a table's files and log look like.
+
+A micro-batch commits a few small files to each table it writes, every few seconds: without compaction a
+table holds thousands of files after a day, and every read and MERGE plans against all of them. Delta
+keeps the files that a compaction or an overwrite replaced, for time travel, until VACUUM deletes those
+older than the retention. Delta writes a checkpoint of its log every `delta.checkpointInterval` commits
+(10 by default), and when it does it also deletes log entries older than `delta.logRetentionDuration`
+(30 days), so the log stays bounded by itself; `TableFacts` reports its files and how far the last
+checkpoint is behind.
+
+Everything here is Delta SQL, so it runs on an in-process session and on Spark Connect alike.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from pinterest_dagster.lib import delta
+
+# Files at least this large are left alone by OPTIMIZE: compaction rewrites the small files a day of
+# micro-batches leaves, not the files an earlier compaction wrote (Delta's default is 1 GB, which would
+# rewrite a whole day's partition every time).
+COMPACTED_FILE_BYTES = 64 * 1024 * 1024
+DELTA_DEFAULT_RETAIN_HOURS = 168.0  # Delta refuses a shorter VACUUM retention unless told otherwise
+
+
+@dataclass(frozen=True)
+class TableFacts:
+    version: int
+    files: int  # data files of the current version
+    bytes: int
+    log_files: int  # files in _delta_log: commits, checksums, checkpoints
+    log_bytes: int
+    last_checkpoint: int | None  # the version of the newest checkpoint of the log, None before the first
+
+    @property
+    def commits_since_checkpoint(self) -> int:
+        return self.version - (self.last_checkpoint if self.last_checkpoint is not None else -1)
+
+    def metadata(self, suffix: str) -> dict[str, int]:
+        return {f"files_{suffix}": self.files, f"bytes_{suffix}": self.bytes,
+                f"log_files_{suffix}": self.log_files, f"log_bytes_{suffix}": self.log_bytes}
+
+
+CHECKPOINT_FILE = re.compile(r"(\d+)\.checkpoint\b")
+
+
+def table_facts(spark: SparkSession, path: str) -> TableFacts:
+    detail = spark.sql(f"DESCRIBE DETAIL {delta.sql_path(path)}").select("numFiles", "sizeInBytes").first()
+    # The log's files, listed by Spark so that the lake may be on S3 (binaryFile reads no content here).
+    log = (spark.read.format("binaryFile").load(f"{path.rstrip('/')}/_delta_log")
+           .select(F.element_at(F.split("path", "/"), -1).alias("name"), "length").collect())
+    checkpoints = [int(m.group(1)) for m in (CHECKPOINT_FILE.match(r["name"]) for r in log) if m]
+    return TableFacts(version=delta.latest_commit(spark, path).version, files=int(detail["numFiles"]),
+                      bytes=int(detail["sizeInBytes"]), log_files=len(log), log_bytes=sum(r["length"] for r in log),
+                      last_checkpoint=max(checkpoints, default=None))
+
+
+@dataclass(frozen=True)
+class Compaction:
+    files_removed: int
+    files_added: int
+    partitions: int  # partitions that had small files to compact
+
+
+def compact(spark: SparkSession, path: str) -> Compaction:
+    """OPTIMIZE the table: its small files, partition by partition, into files of up to 1 GB.
+
+    A compaction changes no data, so a micro-batch's commit never conflicts with it unless both touched
+    the same file (a MERGE that rewrote a file being compacted); the later commit is then tried again."""
+    spark.conf.set("spark.databricks.delta.optimize.minFileSize", str(COMPACTED_FILE_BYTES))
+    row = delta.retry_conflicts(
+        lambda: spark.sql(f"OPTIMIZE {delta.sql_path(path)}")
+        .select("metrics.numFilesRemoved", "metrics.numFilesAdded", "metrics.partitionsOptimized").first(),
+        f"compacting {path}",
+    )
+    return Compaction(files_removed=int(row["numFilesRemoved"] or 0), files_added=int(row["numFilesAdded"] or 0),
+                      partitions=int(row["partitionsOptimized"] or 0))
+
+
+def vacuum(spark: SparkSession, path: str, retain_hours: float) -> int:
+    """Delete the files no version younger than `retain_hours` needs; returns how many were deleted.
+
+    The current version never loses a file; time travel to versions older than the retention does.
+    Below Delta's 7 days a VACUUM is refused unless its safety check is off: a reader or writer that
+    started on a version that old would lose its files (here, every writer is in the `lake_writes`
+    pool, so none runs during maintenance)."""
+    if retain_hours < DELTA_DEFAULT_RETAIN_HOURS:
+        spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+    hours = f"RETAIN {retain_hours:g} HOURS"
+    deleted = spark.sql(f"VACUUM {delta.sql_path(path)} {hours} DRY RUN").count()
+    if deleted:
+        spark.sql(f"VACUUM {delta.sql_path(path)} {hours}").collect()
+    return deleted

@@ -1,0 +1,162 @@
+"""Table maintenance: compaction and VACUUM beside a micro-batch lose and duplicate nothing, the current
+version keeps every file it needs, the ingestion log is coalesced without losing a range, and the
+schedule queues one low-priority run per table. Real broker, in-process runs on a real lake."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pinterest_dagster.defs.maintenance.jobs import (
+    INGESTION_LOG, MAINTENANCE_PRIORITY, PRIORITY_TAG, TABLE_TAG, TABLES, build_maintenance_schedule, maintain_tables,
+)
+from pinterest_dagster.lib import delta
+from pinterest_dagster.lib.ingestion import COALESCED, coalesced_log_rows, lag, logged_ranges
+from pinterest_dagster.lib.maintenance import table_facts
+from pinterest_dagster.lib.offsets import union
+from pinterest_dagster.lib.pools import LAKE_WRITES
+from pinterest_dagster.lib.resources import KafkaResource, LakeResource
+from pinterest_dagster_tests.pipeline import Pipeline, make_pipeline
+from pinterest_dagster_tests.services import require_spark_connect
+from pinterest_dagster_tests.streaming.test_gaps import completeness
+from pinterest_dagster_tests.streaming.test_streaming_run import sensor_run_configs
+
+STATE_TABLES = [t for t in TABLES if not t.startswith(("aggregated/", "_meta/"))]
+
+
+@pytest.fixture(scope="module")
+def pipeline(spark, tmp_path_factory, source_url):
+    return make_pipeline(tmp_path_factory, source_url, spark_remote=None)
+
+
+def maintenance_config(tables=TABLES, retain_hours: float = 0, coalesce_after_hours: float = 0) -> dict:
+    return {"ops": {"maintain_tables": {"config": {
+        "tables": list(tables), "vacuum_retain_hours": retain_hours, "coalesce_log_after_hours": coalesce_after_hours}}}}
+
+
+def table_rows(spark, pipeline, tables) -> dict[str, list]:
+    return {t: sorted(map(tuple, delta.read_table(spark, pipeline.settings.table_path(*t.split("/"))).collect()))
+            for t in tables}
+
+
+@pytest.fixture(scope="module")
+def maintained_beside_a_micro_batch(pipeline, spark):
+    """Six micro-batches leave small files in every table; the others run while maintenance_job
+    compacts, vacuums and coalesces every table, with no pool between them: the
+    micro-batches on the Spark Connect server in a `dagster job execute` process, maintenance in this
+    process, two writers that Delta's conflict checks and our retries must keep apart."""
+    pipeline.post_emulated(posts=90, seed=21)
+    configs, cursor = [], None
+    while True:  # every micro-batch of the backlog: a tick plans at most 10
+        planned, cursor = sensor_run_configs(pipeline, cursor, max_records=40)
+        if not planned:
+            break
+        configs += planned
+    assert len(configs) >= 8
+    for config in configs[:6]:
+        pipeline.run_job("streaming_job", config)
+    before = {t: table_facts(spark, pipeline.settings.table_path(*t.split("/"))) for t in STATE_TABLES}
+    log_rows = delta.read_table(spark, pipeline.settings.table_path("_meta", "ingested_ranges")).count()
+    errors = []
+    on_connect = Pipeline(dataclasses.replace(pipeline.settings, spark_remote=require_spark_connect()), pipeline.defs)
+
+    def micro_batches():
+        try:
+            for config in configs[6:]:
+                on_connect.run_job("streaming_job", config)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread
+            errors.append(error)
+
+    streaming = threading.Thread(target=micro_batches)
+    streaming.start()
+    # Delta's retention, as scheduled: a VACUUM of 0 h beside a writer would delete the files it has
+    # written and not committed yet (why Delta refuses it unless told otherwise).
+    result = pipeline.run_job("maintenance_job", maintenance_config(retain_hours=168))
+    streaming.join()
+    assert not errors, errors
+    assert lag(spark, LakeResource.from_settings(pipeline.settings), KafkaResource.from_settings(pipeline.settings)) == 0
+    return before, log_rows, result
+
+
+def test_maintenance_beside_a_micro_batch_loses_and_duplicates_nothing(maintained_beside_a_micro_batch, pipeline, spark):
+    before, _, result = maintained_beside_a_micro_batch
+    checks = completeness(pipeline)
+    assert all(check.passed for check in checks.values()), {k: c.metadata for k, c in checks.items()}
+    # What the micro-batches merged, beside maintenance, is what a rebuild from raw computes.
+    merged = table_rows(spark, pipeline, [t for t in STATE_TABLES if t.startswith(("cleaned/", "realtime/"))])
+    pipeline.run_batch_job()
+    rebuilt = table_rows(spark, pipeline, merged)
+    assert rebuilt == merged, {t: (sorted(set(map(str, merged[t])) - set(map(str, rebuilt[t])))[:3],
+                                   sorted(set(map(str, rebuilt[t])) - set(map(str, merged[t])))[:3])
+                               for t in merged if merged[t] != rebuilt[t]}
+    # The small files were compacted, and the step says so for each table.
+    [output] = [e.step_output_data for e in result.all_events if e.is_successful_output]
+    metadata = output.metadata
+    for table in ("raw/pin", "cleaned/pin", "_state/poster_pins"):
+        assert before[table].files > 3
+        assert metadata[f"{table} files_compacted"].value >= before[table].files - 1
+    observed = [e.asset_observation_data.asset_observation for e in result.all_events if e.is_asset_observation]
+    assert {o.asset_key.to_user_string() for o in observed} >= {"raw/pin", "cleaned/pin", "realtime/category_trends"}
+    assert all("files_after" in o.metadata and "commits_since_checkpoint" in o.metadata for o in observed)
+
+
+def test_vacuum_keeps_every_file_the_current_version_needs(maintained_beside_a_micro_batch, pipeline, spark):
+    tables = [t for t in TABLES if t != INGESTION_LOG]
+    rows = table_rows(spark, pipeline, tables)
+    pipeline.run_job("maintenance_job", maintenance_config())
+    assert table_rows(spark, pipeline, tables) == rows
+    for table in tables:
+        path = pipeline.settings.table_path(*table.split("/"))
+        on_disk = [p for p in Path(path).rglob("*.parquet") if "_delta_log" not in p.parts]
+        assert len(on_disk) == table_facts(spark, path).files, f"{table}: files no version needs were left"
+    # The versions before the compaction lost their files: VACUUM really deleted them.
+    with pytest.raises(Exception, match="(?i)file|exist|not found"):
+        spark.read.format("delta").option("versionAsOf", 1).load(pipeline.settings.table_path("cleaned", "pin")).collect()
+
+
+def test_the_ingestion_log_is_coalesced_and_still_covers_every_range(maintained_beside_a_micro_batch, pipeline, spark):
+    _, log_rows, _ = maintained_beside_a_micro_batch
+    path = pipeline.settings.table_path("_meta", "ingested_ranges")
+    log = delta.read_table(spark, path).collect()
+    assert len(log) < log_rows
+    partitions = {(r.topic, r.partition) for r in log}
+    # One micro-batch ran after (or during) the coalescing: at most its rows are left as logged.
+    assert sum(r.run_id == COALESCED for r in log) <= len(partitions)
+    logged = logged_ranges(spark, LakeResource.from_settings(pipeline.settings))
+    assert all(len(union(intervals)) == 1 for intervals in logged.values()), logged
+
+
+def test_coalescing_merges_contiguous_ranges_keeps_gaps_and_recent_rows():
+    t0 = datetime(2026, 12, 1, 12)
+    old, young = t0 - timedelta(days=2), t0 + timedelta(minutes=1)
+    rows = [
+        ("pin", 0, 0, 10, 9, 1, "a", old), ("pin", 0, 10, 20, 10, 0, "b", old),
+        ("pin", 0, 10, 20, 10, 0, "b-retry", old + timedelta(seconds=5)),  # the same range logged twice
+        ("pin", 0, 25, 30, 5, 0, "c", old),  # after a gap of 5
+        ("pin", 1, 0, 4, 4, 0, "d", old), ("pin", 0, 30, 40, 10, 0, "young", young),
+    ]
+    assert sorted(coalesced_log_rows(rows, older_than=t0)) == sorted([
+        ("pin", 0, 0, 20, 19, 1, COALESCED, old + timedelta(seconds=5)), ("pin", 0, 25, 30, 5, 0, COALESCED, old),
+        ("pin", 1, 0, 4, 4, 0, COALESCED, old), ("pin", 0, 30, 40, 10, 0, "young", young),
+    ])
+
+
+def test_the_schedule_queues_one_low_priority_run_per_table_and_skips_busy_ones():
+    from dagster._core.test_utils import create_run_for_test
+
+    schedule = build_maintenance_schedule("*/5 * * * *", vacuum_retain_hours=24)
+    assert maintain_tables.pool == LAKE_WRITES
+    with dg.instance_for_test() as instance:
+        create_run_for_test(instance, job_name="maintenance_job", tags={TABLE_TAG: "raw/pin"},
+                            status=dg.DagsterRunStatus.STARTED)
+        requests = schedule.evaluate_tick(dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2026, 12, 1, 12, 5))).run_requests
+    assert sorted(r.tags[TABLE_TAG] for r in requests) == sorted(set(TABLES) - {"raw/pin"})
+    assert all(r.tags[PRIORITY_TAG] == MAINTENANCE_PRIORITY and int(MAINTENANCE_PRIORITY) < 0 for r in requests)
+    config = requests[0].run_config["ops"]["maintain_tables"]["config"]
+    assert config["tables"] == [requests[0].tags[TABLE_TAG]] and config["vacuum_retain_hours"] == 24
