@@ -241,8 +241,9 @@ class LogCompaction:
 
 def coalesce_log(spark: SparkSession, lake: LakeResource, older_than: datetime) -> LogCompaction:
     """Rewrite the ingestion log with the ranges logged before `older_than` coalesced: one row per run of
-    contiguous offsets of a partition. Younger rows are kept as logged, with their run ids: the sensor
-    and the ingestion step look up a recent run group's ranges by run id. A gap stays a gap."""
+    contiguous offsets of a partition. Younger rows are kept as logged, with their run ids: the merge
+    step of a catch-up or healing run looks up its run group's ranges by run id (`ranges_ingested_by`).
+    A gap stays a gap."""
     path = log_path(lake)
     if not delta.table_exists(spark, path):
         return LogCompaction(0, 0)

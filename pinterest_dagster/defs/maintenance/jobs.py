@@ -18,7 +18,7 @@ import dagster as dg
 from dagster_pyspark import PySparkResource
 
 from pinterest_dagster.lib import delta
-from pinterest_dagster.lib.ingestion import coalesce_log, log_path
+from pinterest_dagster.lib.ingestion import coalesce_log
 from pinterest_dagster.lib.maintenance import DELTA_DEFAULT_RETAIN_HOURS, compact, table_facts, vacuum
 from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES
@@ -76,7 +76,7 @@ def maintain_tables(context: dg.OpExecutionContext, config: MaintenanceConfig, p
 def maintain(context, spark, lake: LakeResource, table: str, path: str, config: MaintenanceConfig) -> dict:
     before = table_facts(spark, path)
     facts: dict = {}
-    if path == log_path(lake):
+    if table == INGESTION_LOG:
         cutoff = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(hours=config.coalesce_log_after_hours)
         log = coalesce_log(spark, lake, older_than=cutoff)
         facts.update(log_rows_before=log.rows_before, log_rows_after=log.rows_after)
@@ -110,7 +110,7 @@ def build_maintenance_schedule(cron: str, vacuum_retain_hours: float) -> dg.Sche
                  f"{vacuum_retain_hours:g} h.")
     def maintenance_schedule(context: dg.ScheduleEvaluationContext):
         busy = {run.tags.get(TABLE_TAG) for run in context.instance.get_runs(
-            dg.RunsFilter(job_name="maintenance_job", statuses=ACTIVE_STATUSES))}
+            dg.RunsFilter(job_name=maintenance_job.name, statuses=ACTIVE_STATUSES))}
         for table in TABLES:
             if table not in busy:
                 yield dg.RunRequest(
