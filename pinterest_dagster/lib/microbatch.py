@@ -66,6 +66,16 @@ def moved_back(cursor: Cursor, bounds: dict[tuple[str, int], tuple[int, int]]) -
     }
 
 
+def deleted_before_ingestion(cursor: Cursor, bounds: dict[tuple[str, int], tuple[int, int]]) -> list[OffsetRange]:
+    """Offsets between the cursor and the first one Kafka still retains: retention deleted them before any
+    micro-batch read them (the run that ingests the partition next reports them as lost)."""
+    return [
+        OffsetRange(topic, partition, cursor[cursor_key(topic, partition)], first)
+        for (topic, partition), (first, end) in sorted(bounds.items())
+        if cursor.get(cursor_key(topic, partition), first) < first <= end
+    ]
+
+
 def cursor_reset_command(cursor: Cursor, bounds: dict[tuple[str, int], tuple[int, int]], sensor_name: str) -> str:
     """The command that moves the cursor of every moved-back partition to its first offset."""
     reset = dict(cursor)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pinterest_dagster.lib.ingestion import OffsetRange
-from pinterest_dagster.lib.microbatch import cursor_reset_command, moved_back, plan_microbatches, run_config, run_key
+from pinterest_dagster.lib.microbatch import cursor_reset_command, deleted_before_ingestion, moved_back, plan_microbatches, run_config, run_key
 
 BOUNDS = {("t.pin", 0): (0, 10), ("t.pin", 1): (0, 4), ("t.geo", 0): (0, 0)}
 
@@ -75,6 +75,16 @@ def test_a_partition_whose_end_went_behind_the_cursor_is_named_with_the_command_
     command = cursor_reset_command(cursor, bounds, "kafka_microbatch_sensor")
     assert command.startswith("dagster sensor cursor kafka_microbatch_sensor -w workspace.yaml --set ")
     assert '"t.pin:0": 0' in command and '"t.pin:1": 7' in command
+
+
+def test_offsets_retention_deleted_between_the_cursor_and_kafkas_first_offset_are_named():
+    cursor = {"t.pin:0": 5, "t.pin:1": 7, "t.geo:0": 3}
+    # t.pin[0]: 5-12 deleted, nothing left to read; t.pin[1]: cursor within the log; t.user: no cursor yet.
+    bounds = {("t.pin", 0): (12, 12), ("t.pin", 1): (2, 9), ("t.geo", 0): (4, 6), ("t.user", 0): (8, 9)}
+    assert deleted_before_ingestion(cursor, bounds) == [OffsetRange("t.geo", 0, 3, 4), OffsetRange("t.pin", 0, 5, 12)]
+    batches, new_cursor = plan_microbatches(cursor, bounds, 100, 1)
+    assert sorted(batches[0]) == [OffsetRange("t.geo", 0, 4, 6), OffsetRange("t.pin", 1, 7, 9), OffsetRange("t.user", 0, 8, 9)]
+    assert new_cursor["t.pin:0"] == 12
 
 
 def test_a_healing_run_config_says_so():

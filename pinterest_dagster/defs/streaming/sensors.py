@@ -13,7 +13,7 @@ import dagster as dg
 from pinterest_dagster.defs.streaming.jobs import streaming_job
 from pinterest_dagster.lib.kafka import offset_bounds
 from pinterest_dagster.lib.microbatch import (
-    cursor_reset_command, moved_back, parse_cursor, plan_microbatches, run_config, run_key,
+    cursor_reset_command, deleted_before_ingestion, moved_back, parse_cursor, plan_microbatches, run_config, run_key,
 )
 from pinterest_dagster.lib.offsets import ranges_text
 from pinterest_dagster.lib.resources import KafkaResource
@@ -45,6 +45,15 @@ def moved_back_message(cursor, bounds) -> str:
         f"ingested from it until its cursor is reset. The lake keeps the old topic's events; the new topic's "
         f"replace those at the same offsets. To reset: {cursor_reset_command(cursor, bounds, SENSOR_NAME)}"
     )
+
+
+def deleted_message(cursor, bounds) -> str:
+    """Names the offsets retention deleted before they were read ("" when none): never skipped in silence."""
+    deleted = deleted_before_ingestion(cursor, bounds)
+    if not deleted:
+        return ""
+    return (f"; retention deleted {sum(r.size for r in deleted):,} offsets before they were ingested: "
+            f"{ranges_text(deleted)} (the next micro-batch of each partition reports them as lost)")
 
 
 def build_kafka_microbatch_sensor(
@@ -88,12 +97,14 @@ def build_kafka_microbatch_sensor(
             if time.monotonic() >= deadline:
                 if moved_back(cursor, bounds):
                     return dg.SkipReason(moved_back_message(cursor, bounds))
-                return dg.SkipReason(
-                    "no new events" if free_slots > 0 else f"{max_in_flight} streaming runs already queued or running"
-                )
+                if free_slots <= 0:
+                    return dg.SkipReason(f"{max_in_flight} streaming runs already queued or running")
+                return dg.SkipReason("no new events" + deleted_message(cursor, bounds))
             time.sleep(POLL_SECONDS if free_slots <= 0 else KAFKA_POLL_SECONDS)
         if moved_back(cursor, bounds):
             context.log.warning(moved_back_message(cursor, bounds))
+        if deleted_before_ingestion(cursor, bounds):
+            context.log.warning(deleted_message(cursor, bounds).removeprefix("; "))
         for failed in replans:
             context.log.warning(f"planning again the ranges of run {failed.run_id}, which failed past its retries: "
                                 f"{ranges_text(configured_ranges(failed))}")
