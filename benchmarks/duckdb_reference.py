@@ -84,6 +84,20 @@ def clean_raw(connection, raw_files: dict[str, Sequence[str]]) -> dict[str, int]
     return counts
 
 
+def load_cleaned(connection, cleaned_files: dict[str, Sequence[str]], lineage: Sequence[str]) -> dict[str, int]:
+    """Register the project's cleaned tables (`pin`, `geo`, `users`) from their Parquet files, without the
+    `lineage` columns, for the nine questions; their row counts."""
+    connection.execute("SET TimeZone = 'UTC'")
+    counts = {}
+    for kind, paths in cleaned_files.items():
+        files = ", ".join("'" + f.replace("'", "''") + "'" for f in paths)
+        table = "users" if kind == "user" else kind
+        connection.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * EXCLUDE ({', '.join(lineage)}) "
+                           f"FROM read_parquet([{files}])")
+        counts[kind] = connection.sql(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    return counts
+
+
 AGE_GROUP_SQL = """CASE WHEN age BETWEEN 18 AND 24 THEN '18-24' WHEN age BETWEEN 25 AND 35 THEN '25-35'
     WHEN age BETWEEN 36 AND 50 THEN '36-50' WHEN age > 50 THEN '+50' END"""
 PIN_GEO = "SELECT *, year(timestamp) AS post_year FROM pin JOIN geo USING (ind)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from pinterest_dagster.defs.aggregate.assets import aggregated_assets
-from pinterest_dagster.defs.batch.jobs import batch_job
+from pinterest_dagster.defs.batch.jobs import batch_job, rebuild_job
 from pinterest_dagster.defs.batch.schedules import daily_batch_schedule
 from pinterest_dagster.defs.clean.checks import cleaned_checks
 from pinterest_dagster.defs.housekeeping.jobs import housekeeping_job, housekeeping_schedule
@@ -37,7 +37,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[ingest_kafka_events, *merge_assets, *aggregated_assets],
         asset_checks=[*raw_checks, *cleaned_checks],
-        jobs=[batch_job, streaming_job, housekeeping_job, maintenance_job],
+        jobs=[batch_job, rebuild_job, streaming_job, housekeeping_job, maintenance_job],
         schedules=[daily_batch_schedule, housekeeping_schedule,
                    build_maintenance_schedule(settings.maintenance_cron, settings.vacuum_retain_hours)],
         sensors=[build_kafka_microbatch_sensor(settings.max_records_per_run)],

@@ -98,6 +98,9 @@ class Pipeline:
     def run_batch_job(self) -> dg.ExecuteInProcessResult | None:
         return self.run_job("batch_job")
 
+    def run_rebuild_job(self) -> dg.ExecuteInProcessResult | None:
+        return self.run_job("rebuild_job")
+
 
 def make_pipeline(tmp_path_factory, source_url: str, **overrides) -> Pipeline:
     """A pipeline with its own topics on the real broker, a temporary lake and the given source DB."""

@@ -89,7 +89,7 @@ def test_maintenance_beside_a_micro_batch_loses_and_duplicates_nothing(maintaine
     assert all(check.passed for check in checks.values()), {k: c.metadata for k, c in checks.items()}
     # What the micro-batches merged, beside maintenance, is what a rebuild from raw computes.
     merged = table_rows(spark, pipeline, [t for t in STATE_TABLES if t.startswith(("cleaned/", "realtime/"))])
-    pipeline.run_batch_job()
+    pipeline.run_rebuild_job()
     rebuilt = table_rows(spark, pipeline, merged)
     assert rebuilt == merged, {t: (sorted(set(map(str, merged[t])) - set(map(str, rebuilt[t])))[:3],
                                    sorted(set(map(str, rebuilt[t])) - set(map(str, merged[t])))[:3])
