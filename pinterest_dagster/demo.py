@@ -2,7 +2,7 @@
 
 With `--stream`, first the streaming pipeline: the Dagster daemon runs the Kafka sensor while the
 emulator posts for SECONDS, and the realtime tables are printed as they change. Then the batch:
-`batch_job` (raw catch-up -> cleaned -> aggregated) on the Dagster instance in DAGSTER_HOME, so
+`batch_job` (raw catch-up -> cleaned and realtime -> aggregated) on the Dagster instance in DAGSTER_HOME, so
 every run is visible in the UI afterwards, and the nine aggregated tables.
 """
 
@@ -37,7 +37,7 @@ def print_topic_counts(settings: Settings) -> None:
 
 def run_batch_job(defs: dg.Definitions) -> dg.ExecuteInProcessResult:
     started = time.monotonic()
-    print("running batch_job (raw catch-up -> cleaned -> aggregated, with checks)...", flush=True)
+    print("running batch_job (raw catch-up -> cleaned and realtime -> aggregated, with checks)...", flush=True)
     result = defs.resolve_job_def("batch_job").execute_in_process(
         instance=dg.DagsterInstance.get(), run_config=QUIET_LOGS, raise_on_error=False
     )
