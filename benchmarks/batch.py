@@ -92,6 +92,7 @@ def run(posts: int) -> list[Comparison]:
 
     progress("batch: running rebuild_job (raw catch-up, cleaned and realtime from all of raw, nine tables, checks)")
     rebuild_s = run_job(settings, "rebuild_job")
+    spark = build_spark_session(settings)  # a run releases its Spark Connect session when it ends
     raw_files = active_parquet_files(spark, settings, "raw")
     progress(f"batch: rebuild_job took {rebuild_s:.1f} s; DuckDB on the same {sum(map(len, raw_files.values()))} raw files")
     duckdb_raw_s, cleaned_counts, answers = run_duckdb(lambda connection: clean_raw(connection, raw_files))
@@ -100,6 +101,7 @@ def run(posts: int) -> list[Comparison]:
 
     progress("batch: running batch_job, the daily batch (nothing new to ingest or merge; nine tables from cleaned, checks)")
     daily_s = run_job(settings, "batch_job")
+    spark = build_spark_session(settings)
     cleaned_files = active_parquet_files(spark, settings, "cleaned")
     duckdb_cleaned_s, cleaned_counts, answers = run_duckdb(
         lambda connection: load_cleaned(connection, cleaned_files, EVENT_LINEAGE_COLUMNS))
