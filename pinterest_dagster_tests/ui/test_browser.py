@@ -110,4 +110,5 @@ def test_materializing_the_raw_group_from_the_ui_succeeds(ui):
         lambda: [s for s in ui.run_statuses() if s in ("Success", "Failure", "Canceled")],
         "the run to finish", timeout_s=RUN_TIMEOUT_S,
     )
-    assert finished == ["Success"]
+    # While the page refreshes ("Refreshing data...") it can draw the one run's row twice for a moment.
+    assert set(finished) == {"Success"}
