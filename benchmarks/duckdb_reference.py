@@ -23,13 +23,18 @@ FOLLOWER_PATTERN = r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kKmM]?)\s*$"
 SAVE_LOCATION_PREFIX = r"^\s*(?i:Local save in)\s*"
 
 
+def sql_strings(values: Sequence[str]) -> str:
+    """`values` as a comma-separated list of SQL string literals."""
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
 def blank_sql(text: str) -> str:
     return f"CASE WHEN NOT regexp_matches({text}, '{BLANK_PATTERN}') THEN {text} END"
 
 
 def text_sql(column: str) -> str:
     """A source text column with blanks and placeholders as null."""
-    placeholders = ", ".join("'" + p.replace("'", "''") + "'" for p in PLACEHOLDERS)
+    placeholders = sql_strings(PLACEHOLDERS)
     return f"CASE WHEN trim({column}, ' ') NOT IN ({placeholders}) THEN {blank_sql(column)} END"
 
 
@@ -76,8 +81,7 @@ def clean_raw(connection, raw_files: dict[str, Sequence[str]]) -> dict[str, int]
     connection.execute("SET TimeZone = 'UTC'")
     counts = {}
     for kind, sql in CLEANED_SQL.items():
-        files = ", ".join("'" + f.replace("'", "''") + "'" for f in raw_files[kind])
-        connection.execute(f"CREATE OR REPLACE VIEW raw_{kind} AS SELECT * FROM read_parquet([{files}])")
+        connection.execute(f"CREATE OR REPLACE VIEW raw_{kind} AS SELECT * FROM read_parquet([{sql_strings(raw_files[kind])}])")
         table = "users" if kind == "user" else kind
         connection.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}")
         counts[kind] = connection.sql(f"SELECT count(*) FROM {table}").fetchall()[0][0]
@@ -90,10 +94,9 @@ def load_cleaned(connection, cleaned_files: dict[str, Sequence[str]], lineage: S
     connection.execute("SET TimeZone = 'UTC'")
     counts = {}
     for kind, paths in cleaned_files.items():
-        files = ", ".join("'" + f.replace("'", "''") + "'" for f in paths)
         table = "users" if kind == "user" else kind
         connection.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * EXCLUDE ({', '.join(lineage)}) "
-                           f"FROM read_parquet([{files}])")
+                           f"FROM read_parquet([{sql_strings(paths)}])")
         counts[kind] = connection.sql(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     return counts
 

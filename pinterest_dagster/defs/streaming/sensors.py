@@ -52,7 +52,7 @@ def deleted_message(cursor, bounds) -> str:
     deleted = deleted_before_ingestion(cursor, bounds)
     if not deleted:
         return ""
-    return (f"; retention deleted {sum(r.size for r in deleted):,} offsets before they were ingested: "
+    return (f"retention deleted {sum(r.size for r in deleted):,} offsets before they were ingested: "
             f"{ranges_text(deleted)} (the next micro-batch of each partition reports them as lost)")
 
 
@@ -99,12 +99,12 @@ def build_kafka_microbatch_sensor(
                     return dg.SkipReason(moved_back_message(cursor, bounds))
                 if free_slots <= 0:
                     return dg.SkipReason(f"{max_in_flight} streaming runs already queued or running")
-                return dg.SkipReason("no new events" + deleted_message(cursor, bounds))
+                return dg.SkipReason("; ".join(filter(None, ["no new events", deleted_message(cursor, bounds)])))
             time.sleep(POLL_SECONDS if free_slots <= 0 else KAFKA_POLL_SECONDS)
         if moved_back(cursor, bounds):
             context.log.warning(moved_back_message(cursor, bounds))
-        if deleted_before_ingestion(cursor, bounds):
-            context.log.warning(deleted_message(cursor, bounds).removeprefix("; "))
+        if deleted := deleted_message(cursor, bounds):
+            context.log.warning(deleted)
         for failed in replans:
             context.log.warning(f"planning again the ranges of run {failed.run_id}, which failed past its retries: "
                                 f"{ranges_text(configured_ranges(failed))}")
