@@ -48,9 +48,11 @@ $(JARS)/%/.copied: infra/pom.xml
 
 jars: check-tools $(JARS)/kafka/.copied $(JARS)/spark/.copied $(JARS)/s3/.copied ## copy Kafka, Spark and S3 jars into .local/jars
 
-up: install jars ## start Kafka, MariaDB and Spark Connect on 127.0.0.1 and create the topics
+# Only the services the settings point at on this machine: with KAFKA_BOOTSTRAP_SERVERS, SOURCE_DB_URL or
+# SPARK_REMOTE naming another host, that one is left to it (pinterest_dagster/local_stack.py).
+up: install jars ## start Kafka, MariaDB and Spark Connect on 127.0.0.1 (those not remote) and create the topics
 	@mkdir -p $(DAGSTER_HOME) && cp $(DAGSTER_YAML) $(DAGSTER_HOME)/dagster.yaml
-	@infra/stack.sh up kafka mariadb spark-connect
+	@services="$$($(PY) -m pinterest_dagster.local_stack)" && if [ -n "$$services" ]; then infra/stack.sh up $$services; fi
 	@$(PY) -m emulator topics
 
 # PostgreSQL is not in `up`: only the Postgres instance tests need it, and they start it themselves.

@@ -2,11 +2,13 @@
 # The local stack: Apache Kafka (KRaft), MariaDB, a Spark Connect server and PostgreSQL (Dagster's
 # instance storage, infra/dagster/dagster-postgres.yaml), bound to 127.0.0.1, state under .local/.
 #
-#   infra/stack.sh up|down|status [kafka|kafka-cluster|mariadb|spark-connect|postgres ...]
+#   infra/stack.sh up|down|status [kafka|kafka-cluster|mariadb|spark-connect|spark-cluster|postgres ...]
 #
 # Kafka: PLAINTEXT 9092, controller 9093, SASL_PLAINTEXT 9094, SASL_SSL 9095 (LOCAL_KAFKA_*_PORT move them).
 # kafka-cluster: 3 KRaft brokers on 19092, 19094 and 19096 (replication factor 3, min.insync.replicas 2), for
 # the failover tests; `up kafka-cluster-N` starts node N alone again. `make up` keeps the single broker.
+# spark-cluster: a Spark standalone master (7077), two workers and a Spark Connect server on 15003 whose
+# executors run on them, for the tests of the scale-out path.
 # Idempotent: `up` starts what is not running, `down` stops what is. Logs in .local/logs/<service>.log,
 # pid files in .local/run/<service>.pid. Jars come from `make jars` (infra/pom.xml), never at run time.
 # Services run in sessions of their own (setsid), so stopping the shell or test that started them does not.
@@ -253,33 +255,114 @@ SQL
 # A long-lived Spark driver with the project's jars: runs connect to it in ~0.4 s (SPARK_REMOTE)
 # instead of starting a JVM each, and its JIT-warmed code keeps Delta commits fast.
 SPARK_CONNECT_PORT=15002
-spark_connect_up() {
-  need java "Java 17 is required to run Spark: install it (apt-get install openjdk-17-jre-headless)."
-  if pid_alive spark-connect; then echo "spark-connect: already running on 127.0.0.1:$SPARK_CONNECT_PORT"; return 0; fi
-  local spark_home jars
-  spark_home="$("$ROOT/.venv/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')" \
+
+spark_home() {
+  "$ROOT/.venv/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))' 2>/dev/null \
     || die "PySpark is not installed in .venv: run 'make install'."
+}
+
+# The Delta and Kafka jars (and hadoop-aws for an S3 lake), comma-separated, for spark-submit.
+spark_jars() {
+  local jars
   jars="$(ls "$LOCAL/jars/spark/"*.jar 2>/dev/null | paste -sd, -)"
   [ -n "$jars" ] || die "Spark jars missing in $LOCAL/jars/spark: run 'make jars'."
-  if [[ "${PINTEREST_LAKE_ROOT:-}" == s3a://* ]]; then  # hadoop-aws and the AWS SDK, for an S3 lake
+  if [[ "${PINTEREST_LAKE_ROOT:-}" == s3a://* ]]; then
     jars="$jars,$(ls "$LOCAL/jars/s3/"*.jar 2>/dev/null | paste -sd, -)"
   fi
-  # The same Delta and small-machine settings as an in-process session (pinterest_dagster/lib/spark.py).
+  echo "$jars"
+}
+
+connect_server_up() { # service port master tuning memory
+  need java "Java 17 is required to run Spark: install it (apt-get install openjdk-17-jre-headless)."
+  if pid_alive "$1"; then echo "$1: already running on 127.0.0.1:$2"; return 0; fi
+  local home jars
+  home="$(spark_home)"
+  jars="$(spark_jars)"
+  # Delta, UTC, the loopback binding, the tuning (small-machine or none) and PINTEREST_SPARK_CONF's overrides,
+  # as pinterest_dagster/lib/spark.py gives an in-process session.
   # SPARK_CONNECT_EXTRA_CONF adds spark-submit arguments, e.g. "--conf spark.eventLog.enabled=true
   # --conf spark.eventLog.dir=/tmp/spark-events" to see where a micro-batch's Spark time goes;
   # SPARK_CONNECT_JAVA_OPTIONS adds JVM options (the log configuration is infra/spark/log4j2.properties).
-  local conf; mapfile -t conf < <(cd "$ROOT" && .venv/bin/python -m pinterest_dagster.lib.spark)
-  port_open "$SPARK_CONNECT_PORT" && die "127.0.0.1:$SPARK_CONNECT_PORT is taken by another process; stop it or free the port."
-  SPARK_LOCAL_IP=127.0.0.1 setsid nohup "$spark_home/bin/spark-submit" \
-    --class org.apache.spark.sql.connect.service.SparkConnectServer --name pinterest-spark-connect \
-    --master "${SPARK_MASTER:-local[*]}" --driver-memory "${SPARK_CONNECT_MEMORY:-6g}" --jars "$jars" \
+  local conf; mapfile -t conf < <(cd "$ROOT" && PINTEREST_SPARK_TUNING="$4" .venv/bin/python -m pinterest_dagster.lib.spark)
+  [ ${#conf[@]} -gt 0 ] || die "could not compute the Spark Connect server's settings (see the error above)"
+  port_open "$2" && die "127.0.0.1:$2 is taken by another process; stop it or free the port."
+  # SPARK_REMOTE is where clients go; spark-submit refuses to start a server with it set ("Remote cannot be
+  # specified with master and/or deploy mode").
+  SPARK_LOCAL_IP=127.0.0.1 setsid nohup env -u SPARK_REMOTE "$home/bin/spark-submit" \
+    --class org.apache.spark.sql.connect.service.SparkConnectServer --name "pinterest-$1" \
+    --master "$3" --driver-memory "$5" --jars "$jars" \
     --driver-java-options "-Dlog4j2.configurationFile=$ROOT/infra/spark/log4j2.properties ${SPARK_CONNECT_JAVA_OPTIONS:-}" \
-    --conf spark.connect.grpc.binding.address=127.0.0.1 --conf spark.connect.grpc.binding.port=$SPARK_CONNECT_PORT \
+    --conf spark.connect.grpc.binding.address=127.0.0.1 --conf spark.connect.grpc.binding.port="$2" \
     "${conf[@]}" ${SPARK_CONNECT_EXTRA_CONF:-} \
-    >>"$LOGS/spark-connect.log" 2>&1 &
-  echo $! >"$RUN/spark-connect.pid"
-  wait_for_port spark-connect "$SPARK_CONNECT_PORT" 120
-  echo "spark-connect: running on 127.0.0.1:$SPARK_CONNECT_PORT (pid $(cat "$RUN/spark-connect.pid")); use SPARK_REMOTE=sc://127.0.0.1:$SPARK_CONNECT_PORT"
+    >>"$LOGS/$1.log" 2>&1 &
+  echo $! >"$RUN/$1.pid"
+  wait_for_port "$1" "$2" 120
+  echo "$1: running on 127.0.0.1:$2 (pid $(cat "$RUN/$1.pid")); use SPARK_REMOTE=sc://127.0.0.1:$2"
+}
+
+spark_connect_up() {
+  connect_server_up spark-connect "$SPARK_CONNECT_PORT" "${SPARK_MASTER:-local[*]}" "${PINTEREST_SPARK_TUNING:-small-machine}" \
+    "${SPARK_CONNECT_MEMORY:-6g}"
+}
+
+# --- A Spark standalone cluster (tests of the scale-out path; `make up` keeps the local Connect server) -----
+# A master, two workers of one core each and a Spark Connect server whose master is that cluster, with the
+# settings a cluster gets (PINTEREST_SPARK_TUNING=none): its executors run in the workers' processes.
+SPARK_MASTER_PORT=7077          # web UI and JSON status on 8080
+SPARK_WORKERS=(1 2)             # worker n: web UI and JSON status on 8080+n
+SPARK_CLUSTER_CONNECT_PORT=15003
+
+spark_daemon_up() { # service port class args...
+  local svc=$1 port=$2 class=$3; shift 3
+  if pid_alive "$svc"; then echo "$svc: already running on 127.0.0.1:$port"; return 0; fi
+  port_open "$port" && die "127.0.0.1:$port is taken by another process; stop it or free the port."
+  SPARK_LOCAL_IP=127.0.0.1 SPARK_DAEMON_MEMORY=256m SPARK_MASTER_OPTS="-Dspark.master.rest.enabled=false" \
+    setsid nohup env -u SPARK_REMOTE "$(spark_home)/bin/spark-class" "$class" "$@" >>"$LOGS/$svc.log" 2>&1 &
+  echo $! >"$RUN/$svc.pid"
+  wait_for_port "$svc" "$port" 60
+}
+
+spark_cluster_up() {
+  need java "Java 17 is required to run Spark: install it (apt-get install openjdk-17-jre-headless)."
+  spark_daemon_up spark-master "$SPARK_MASTER_PORT" org.apache.spark.deploy.master.Master \
+    --host 127.0.0.1 --port "$SPARK_MASTER_PORT" --webui-port 8080
+  local n i
+  for n in "${SPARK_WORKERS[@]}"; do
+    mkdir -p "$LOCAL/spark-cluster/worker-$n"
+    spark_daemon_up "spark-worker-$n" $((8080 + n)) org.apache.spark.deploy.worker.Worker --host 127.0.0.1 \
+      --webui-port $((8080 + n)) --cores 1 --memory 1536m --work-dir "$LOCAL/spark-cluster/worker-$n" \
+      "spark://127.0.0.1:$SPARK_MASTER_PORT"
+  done
+  # The Connect server's executors are placed on the workers registered when it starts: wait for all of them.
+  for ((i = 0; i < 300; i++)); do
+    [ "$(spark_alive_workers)" = "${#SPARK_WORKERS[@]}" ] && break
+    sleep 0.2
+  done
+  [ "$(spark_alive_workers)" = "${#SPARK_WORKERS[@]}" ] || die "the Spark workers did not register with the master (logs: $LOGS/spark-worker-*.log)"
+  connect_server_up spark-cluster-connect "$SPARK_CLUSTER_CONNECT_PORT" "spark://127.0.0.1:$SPARK_MASTER_PORT" none 2g
+  echo "spark-cluster: master spark://127.0.0.1:$SPARK_MASTER_PORT (status http://127.0.0.1:8080/json/), ${#SPARK_WORKERS[@]} workers; use SPARK_REMOTE=sc://127.0.0.1:$SPARK_CLUSTER_CONNECT_PORT"
+}
+
+spark_alive_workers() {
+  "$ROOT/.venv/bin/python" - 2>/dev/null <<'PY' || echo 0
+import json, urllib.request
+status = json.load(urllib.request.urlopen("http://127.0.0.1:8080/json/", timeout=2))
+print(status["aliveworkers"])
+PY
+}
+
+spark_cluster_down() {
+  local n
+  stop_pid spark-cluster-connect
+  for n in "${SPARK_WORKERS[@]}"; do stop_pid "spark-worker-$n"; done
+  stop_pid spark-master
+}
+
+spark_cluster_status() {
+  local n
+  status_of spark-master "$SPARK_MASTER_PORT"
+  for n in "${SPARK_WORKERS[@]}"; do status_of "spark-worker-$n" $((8080 + n)); done
+  status_of spark-cluster-connect "$SPARK_CLUSTER_CONNECT_PORT"
 }
 
 # --- PostgreSQL ----------------------------------------------------------------------------------
@@ -374,6 +457,9 @@ for svc in "${services[@]}"; do
     status:kafka-cluster) for n in "${KAFKA_CLUSTER_NODES[@]}"; do status_of "kafka-cluster-$n" "$(cluster_port "$n")"; done ;;
     up:mariadb) mariadb_up ;;
     up:spark-connect) spark_connect_up ;;
+    up:spark-cluster) spark_cluster_up ;;
+    down:spark-cluster) spark_cluster_down ;;
+    status:spark-cluster) spark_cluster_status ;;
     up:postgres) postgres_up ;;
     down:kafka | down:mariadb | down:spark-connect) stop_pid "$svc" ;;
     # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for every client to disconnect.
@@ -382,6 +468,6 @@ for svc in "${services[@]}"; do
     status:mariadb) status_of mariadb "$MYSQL_PORT" ;;
     status:spark-connect) status_of spark-connect "$SPARK_CONNECT_PORT" ;;
     status:postgres) status_of postgres "$PG_PORT" ;;
-    *) die "usage: infra/stack.sh up|down|status [kafka|kafka-cluster|kafka-cluster-N|mariadb|spark-connect|postgres ...]" ;;
+    *) die "usage: infra/stack.sh up|down|status [kafka|kafka-cluster|kafka-cluster-N|mariadb|spark-connect|spark-cluster|postgres ...]" ;;
   esac
 done

@@ -13,6 +13,7 @@ from pinterest_dagster.defs.ingest.assets import ingest_kafka_events
 from pinterest_dagster.defs.ingest.checks import raw_checks
 from pinterest_dagster.defs.maintenance.jobs import build_maintenance_schedule, maintenance_job
 from pinterest_dagster.defs.merge.assets import merge_assets
+from pinterest_dagster.defs.merge.checks import build_freshness_checks, with_freshness_policies
 from pinterest_dagster.defs.streaming.jobs import streaming_job
 from pinterest_dagster.defs.streaming.sensors import build_kafka_microbatch_sensor
 from pinterest_dagster.lib.io_managers import SparkDeltaIOManager
@@ -34,13 +35,15 @@ def build_resources(settings: Settings) -> dict:
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
+    freshness_checks, freshness_sensor = build_freshness_checks(settings.freshness_minutes)
+    merge = [with_freshness_policies(assets_def, settings.freshness_minutes) for assets_def in merge_assets]
     return dg.Definitions(
-        assets=[ingest_kafka_events, *merge_assets, *aggregated_assets],
-        asset_checks=[*raw_checks, *cleaned_checks],
+        assets=[ingest_kafka_events, *merge, *aggregated_assets],
+        asset_checks=[*raw_checks, *cleaned_checks, *freshness_checks],
         jobs=[batch_job, rebuild_job, streaming_job, housekeeping_job, maintenance_job],
         schedules=[daily_batch_schedule, housekeeping_schedule,
                    build_maintenance_schedule(settings.maintenance_cron, settings.vacuum_retain_hours)],
-        sensors=[build_kafka_microbatch_sensor(settings.max_records_per_run)],
+        sensors=[build_kafka_microbatch_sensor(settings.max_records_per_run), freshness_sensor],
         resources=build_resources(settings),
     )
 

@@ -18,6 +18,9 @@ TOPIC_KINDS = ("pin", "geo", "user")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 PASSWORD_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 SASL_MECHANISMS = (*PASSWORD_MECHANISMS, "AWS_MSK_IAM")
+# PINTEREST_SPARK_TUNING: the small-machine settings of the local stack (lib/spark.py), or none (a cluster).
+SPARK_TUNINGS = ("small-machine", "none")
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 # Both need code, not a variable: a token provider object (kafka-python) and a login callback class (Java).
 UNSUPPORTED_SASL_MECHANISMS = ("OAUTHBEARER", "GSSAPI")
 
@@ -133,9 +136,13 @@ class Settings:
     # A run on Spark Connect fails after this long without an answer from the server, and is retried.
     spark_connect_timeout_s: int = 120
     jars_dir: Path = field(default=LOCAL_DIR / "jars")
+    # None: small-machine when Spark runs on this machine (`spark_is_local`), none on a cluster.
+    spark_tuning: str | None = None
+    spark_conf_file: str | None = None  # spark-defaults style overrides, applied last (lib/spark.py)
     max_records_per_run: int = 1_000_000
     maintenance_cron: str = "47 * * * *"  # when maintenance_schedule compacts and vacuums the tables (UTC)
     vacuum_retain_hours: float = 168.0  # files a compaction or overwrite replaced are kept this long
+    freshness_minutes: float = 15.0  # cleaned/pin and the realtime tables are stale after this long without a merge
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     s3_endpoint_url: str | None = None  # an S3-compatible server (MinIO, moto); unset = AWS S3
     aws_region: str | None = None
@@ -151,6 +158,13 @@ class Settings:
             # Spark Connect server resolves a relative one against its own working directory: both would
             # silently miss the tables this process means, so a local root is made absolute here.
             object.__setattr__(self, "lake_root", str(Path(self.lake_root).expanduser().resolve()))
+        if self.spark_tuning not in (None, *SPARK_TUNINGS):
+            raise SettingsError(f"PINTEREST_SPARK_TUNING={self.spark_tuning} is not one of {', '.join(SPARK_TUNINGS)}")
+        if self.spark_conf_file and not Path(self.spark_conf_file).is_file():
+            raise SettingsError(
+                f"PINTEREST_SPARK_CONF={self.spark_conf_file} is not a file (spark-defaults style: one "
+                "'spark.key value' or 'spark.key=value' a line)"
+            )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -165,9 +179,12 @@ class Settings:
             spark_master=env.get("SPARK_MASTER") or defaults.spark_master,
             spark_connect_timeout_s=int(env.get("PINTEREST_SPARK_CONNECT_TIMEOUT_SECONDS") or defaults.spark_connect_timeout_s),
             jars_dir=Path(env["PINTEREST_JARS_DIR"]) if env.get("PINTEREST_JARS_DIR") else defaults.jars_dir,
+            spark_tuning=(env.get("PINTEREST_SPARK_TUNING") or "").strip().lower() or None,
+            spark_conf_file=env.get("PINTEREST_SPARK_CONF") or None,
             max_records_per_run=int(env.get("PINTEREST_MAX_RECORDS_PER_RUN") or defaults.max_records_per_run),
             maintenance_cron=env.get("PINTEREST_MAINTENANCE_CRON") or defaults.maintenance_cron,
             vacuum_retain_hours=float(env.get("PINTEREST_VACUUM_RETAIN_HOURS") or defaults.vacuum_retain_hours),
+            freshness_minutes=float(env.get("PINTEREST_FRESHNESS_MINUTES") or defaults.freshness_minutes),
             kafka_security=KafkaSecurity.from_env(env),
             # The variables boto3 itself reads, so one setting serves boto3 and Spark's s3a.
             s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
@@ -191,11 +208,28 @@ class Settings:
         return {kind: self.topic(kind) for kind in TOPIC_KINDS}
 
     @property
+    def spark_is_local(self) -> bool:
+        """Spark runs on this machine: an in-process `local[...]` session, or a Spark Connect server on the
+        loopback interface (the one `make up` starts)."""
+        if self.spark_remote:
+            return is_loopback(urlsplit(self.spark_remote).hostname)
+        return self.spark_master.startswith("local")
+
+    @property
+    def small_machine_spark(self) -> bool:
+        """Whether the small-machine Spark settings apply: PINTEREST_SPARK_TUNING, or where Spark runs."""
+        return (self.spark_tuning or ("small-machine" if self.spark_is_local else "none")) == "small-machine"
+
+    @property
     def lake_on_s3(self) -> bool:
         return self.lake_root.startswith("s3a://")
 
     def table_path(self, layer: str, name: str) -> str:
         return f"{self.lake_root.rstrip('/')}/{layer}/{name}"
+
+
+def is_loopback(host: str | None) -> bool:
+    return (host or "").strip("[]").lower() in LOOPBACK_HOSTS
 
 
 def mask_url(url: str) -> str:

@@ -9,7 +9,8 @@ from emulator.cli import main as emulator_main
 from pinterest_dagster.lib.spark import build_spark_session
 from pinterest_dagster.settings import Settings
 from pinterest_dagster_tests.pipeline import Pipeline, make_pipeline
-from pinterest_dagster_tests.services import delete_test_topics, temporary_postgres_database
+from pinterest_dagster_tests.services import delete_test_topics, spark_cluster as start_spark_cluster
+from pinterest_dagster_tests.services import temporary_postgres_database
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -53,3 +54,11 @@ def dagster_pg_env():
         for name, value in env.items():
             patch.setenv(name, value)
         yield env
+
+
+@pytest.fixture(scope="module")
+def spark_cluster():
+    """A Spark standalone cluster of two workers with a Spark Connect server on it, for the module; yields
+    the server's SPARK_REMOTE."""
+    with start_spark_cluster() as remote:
+        yield remote

@@ -92,6 +92,8 @@ class Pipeline:
             env = {
                 **os.environ, "DAGSTER_HOME": home, "SPARK_REMOTE": self.settings.spark_remote,
                 "PINTEREST_TOPIC_PREFIX": self.settings.topic_prefix, "PINTEREST_LAKE_ROOT": self.settings.lake_root,
+                "PINTEREST_SPARK_TUNING": self.settings.spark_tuning or "",
+                "PINTEREST_SPARK_CONF": self.settings.spark_conf_file or "",
             }
             execute_job_cli(name, run_config, env, Path(home))
 

@@ -4,10 +4,12 @@ tests start themselves; with clear failures."""
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import socket
 import subprocess
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,6 +76,60 @@ def require_spark_connect(remote: str = LOCAL_SPARK_REMOTE) -> str:
     if not port_open(host, int(port)):
         pytest.fail(f"no Spark Connect server at {remote}: start it with `make up`")
     return remote
+
+
+SPARK_CLUSTER_REMOTE = "sc://127.0.0.1:15003"  # the Connect server of `infra/stack.sh up spark-cluster`
+SPARK_MASTER_STATUS = "http://127.0.0.1:8080/json/"
+
+
+@contextmanager
+def spark_cluster() -> Iterator[str]:
+    """A Spark standalone master, two workers and a Spark Connect server on them (infra/stack.sh), stopped
+    afterwards; yields the server's SPARK_REMOTE. Started with SPARK_REMOTE exported, as a user pointing
+    the project at it would have it: the server must start all the same."""
+    stack = ["bash", str(REPO_ROOT / "infra/stack.sh")]
+    started = subprocess.run([*stack, "up", "spark-cluster"], capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "SPARK_REMOTE": SPARK_CLUSTER_REMOTE})
+    assert started.returncode == 0, f"infra/stack.sh up spark-cluster failed:\n{started.stdout}{started.stderr}"
+    try:
+        yield SPARK_CLUSTER_REMOTE
+    finally:
+        subprocess.run([*stack, "down", "spark-cluster"], capture_output=True, timeout=120)
+
+
+def spark_cluster_executors(app_name: str = "pinterest-spark-cluster-connect") -> dict[str, int]:
+    """Executors of the application `app_name` on each worker, as the workers themselves list them
+    (each worker's JSON status), by worker address."""
+    status = json.load(urllib.request.urlopen(SPARK_MASTER_STATUS, timeout=10))
+    app_ids = {app["id"] for app in status["activeapps"] if app["name"] == app_name}
+    executors = {}
+    for worker in status["workers"]:
+        if worker["state"] == "ALIVE":
+            listed = json.load(urllib.request.urlopen(f"{worker['webuiaddress']}/json/", timeout=10))["executors"]
+            executors[worker["webuiaddress"]] = sum(1 for executor in listed if executor["appid"] in app_ids)
+    return executors
+
+
+def run_session_settings(settings: Settings, keys: list[str], env: dict | None = None) -> dict[str, str | None]:
+    """The values of `keys` in the Spark Connect session a run of `settings` opens (the code location's
+    own resource), read in a process of its own: the tests' process holds a classic session."""
+    script = (
+        "import json, sys\n"
+        "from pinterest_dagster.definitions import build_resources\n"
+        "from pinterest_dagster.settings import Settings\n"
+        "from pinterest_dagster.lib.spark import connect_session\n"
+        "resource = build_resources(Settings.from_env())['pyspark']\n"
+        "session = connect_session(resource.spark_config, resource.connect_timeout_s)\n"
+        "print(json.dumps({key: session.conf.get(key, None) for key in sys.argv[1:]}))\n"
+        "session.stop()\n"
+    )
+    variables = {"SPARK_REMOTE": settings.spark_remote, "PINTEREST_SPARK_TUNING": settings.spark_tuning or "",
+                 "PINTEREST_SPARK_CONF": settings.spark_conf_file or "", "PINTEREST_LAKE_ROOT": settings.lake_root,
+                 **(env or {})}
+    done = subprocess.run([str(REPO_ROOT / ".venv/bin/python"), "-c", script, *keys], capture_output=True, text=True,
+                          timeout=180, cwd=REPO_ROOT, env={**os.environ, **variables})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # The topic prefixes the tests of this session used: their topics are deleted when the session passes.

@@ -163,7 +163,7 @@ def test_an_s3_scheme_hadoop_aws_does_not_serve_is_refused_with_the_fix():
 
 
 def test_the_local_connect_server_releases_idle_sessions_and_clients_do_not_set_it():
-    args = connect_server_args()
+    args = connect_server_args(Settings.from_env())
     assert "spark.connect.session.manager.defaultSessionTimeout=10m" in args
     remote = spark_config(replace(Settings.from_env(), spark_remote="sc://spark:15002"))
     assert not [key for key in remote if key.startswith("spark.connect.")]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import re
+from dataclasses import replace
 from pathlib import Path
 
 from dagster_pyspark import PySparkResource
@@ -10,23 +12,34 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pinterest_dagster.lib.s3 import s3_resource, s3a_options
-from pinterest_dagster.settings import Settings
+from pinterest_dagster.settings import Settings, SettingsError
 
+# Static settings: an in-process session and the Connect servers `infra/stack.sh` starts get them; a remote
+# server must have them already (`connect_session` checks).
 DELTA_CONFIG = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
 
-# Small-machine defaults: the pipeline moves micro-batches, not terabytes, per run.
-LOCAL_CONFIG = {
-    "spark.sql.session.timeZone": "UTC",
+# What every session needs to compute the contract, wherever it runs: timestamps are UTC (DESIGN section 4).
+CORRECTNESS_CONFIG = {"spark.sql.session.timeZone": "UTC"}
+
+# A driver on this machine binds its services to the loopback interface only (never on a cluster, whose
+# executors must reach the driver).
+LOOPBACK_CONFIG = {"spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1"}
+
+# Set on a session whose steps choose compiled or interpreted expressions by their input size
+# (`fit_code_generation`): part of the small-machine tuning, never imposed on a cluster.
+PER_STEP_CODEGEN = "spark.pinterest.perStepCodeGeneration"
+
+# Small-machine tuning: the local stack moves micro-batches, not terabytes, on 2 cores. Applied to an
+# in-process `local[*]` session and the local Connect server (`Settings.small_machine_spark`); a cluster
+# keeps its own defaults (PINTEREST_SPARK_TUNING=none, the default for a remote Spark).
+SMALL_MACHINE_CONFIG = {
     "spark.sql.shuffle.partitions": "2",
     "spark.default.parallelism": "2",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
-    # Bind the driver's services to the loopback interface only.
-    "spark.driver.bindAddress": "127.0.0.1",
-    "spark.driver.host": "127.0.0.1",
     "spark.driver.memory": "4g",
     "spark.sql.ansi.enabled": "false",
     "spark.databricks.delta.snapshotPartitions": "1",
@@ -35,6 +48,7 @@ LOCAL_CONFIG = {
     # Listing a table's files (VACUUM) is a Spark job of this many tasks, 10,000 by default: a VACUUM of a
     # table of ten files took 57-85 s on 2 cores, 1.7 s with 2.
     "spark.sql.sources.parallelPartitionDiscovery.parallelism": "2",
+    PER_STEP_CODEGEN: "true",
 }
 
 
@@ -50,8 +64,12 @@ COMPILED_CODE_FROM_ROWS = 100_000
 def fit_code_generation(spark, rows: int) -> None:
     """Compile the session's queries when a step reads at least COMPILED_CODE_FROM_ROWS rows, interpret them below.
 
-    A session setting: the steps of a run share a session, so each step that reads data sets it.
+    A session setting: the steps of a run share a session, so each step that reads data sets it. Only on a
+    session of the small-machine tuning (PER_STEP_CODEGEN): `factoryMode` is internal to Spark, and a
+    cluster keeps its own.
     """
+    if spark.conf.get(PER_STEP_CODEGEN, "false") != "true":
+        return
     mode = "FALLBACK" if rows >= COMPILED_CODE_FROM_ROWS else "NO_CODEGEN"  # FALLBACK is Spark's default
     spark.conf.set("spark.sql.codegen.factoryMode", mode)
 
@@ -82,27 +100,58 @@ def spark_jars(settings: Settings) -> list[str]:
     return jars
 
 
-# Session-level settings a Spark Connect client applies to its own session on the server.
-SESSION_CONFIG_PREFIXES = ("spark.sql.", "spark.databricks.delta.")
+# What a Spark Connect client can set on its own session; the rest is the server's configuration.
+SESSION_CONFIG_PREFIXES = ("spark.sql.", "spark.databricks.delta.", "spark.pinterest.")
+
+
+def spark_conf_overrides(settings: Settings) -> dict[str, str]:
+    """The settings of PINTEREST_SPARK_CONF, a spark-defaults style file: `key value` or `key=value` a line,
+    `#` comments. They are applied last, over the project's own."""
+    if not settings.spark_conf_file:
+        return {}
+    overrides = {}
+    for number, line in enumerate(Path(settings.spark_conf_file).read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, value = re.split(r"\s*=\s*|\s+", line, maxsplit=1) if re.search(r"[=\s]", line) else (line, "")
+        if not key.startswith("spark.") or not value:
+            raise SettingsError(
+                f"{settings.spark_conf_file}, line {number}: {line!r} is not a setting "
+                "('spark.key value' or 'spark.key=value', as in spark-defaults.conf)"
+            )
+        overrides[key] = value
+    return overrides
+
+
+def tuning_config(settings: Settings) -> dict[str, str]:
+    return SMALL_MACHINE_CONFIG if settings.small_machine_spark else {}
 
 
 def spark_config(settings: Settings) -> dict[str, str]:
     """The Spark configuration for these settings, as given to dagster-pyspark's resource.
 
-    An S3 lake adds the s3a options of the lake's S3Resource (endpoint, region; never credentials).
+    A remote session (SPARK_REMOTE) receives what correctness needs (UTC, the lake's s3a options), the
+    session-level part of the small-machine tuning when that applies, and the PINTEREST_SPARK_CONF
+    overrides; nothing else. An S3 lake adds the s3a options of the lake's S3Resource (endpoint, region;
+    never credentials).
     """
     s3a = s3a_options(s3_resource(settings)) if settings.lake_on_s3 else {}
     if settings.spark_remote:
-        session = {k: v for k, v in LOCAL_CONFIG.items() if k.startswith(SESSION_CONFIG_PREFIXES)}
+        tuning = {k: v for k, v in tuning_config(settings).items() if k.startswith(SESSION_CONFIG_PREFIXES)}
         # A session's settings reach the Hadoop configuration its reads and writes use.
-        return {"spark.remote": settings.spark_remote, **session, **s3a}
+        return {"spark.remote": settings.spark_remote, **CORRECTNESS_CONFIG, **tuning, **s3a,
+                **spark_conf_overrides(settings)}
     return {
         "spark.master": settings.spark_master,
         "spark.app.name": "pinterest-data-pipeline",
         "spark.jars": ",".join(spark_jars(settings)),
         **DELTA_CONFIG,
-        **LOCAL_CONFIG,
+        **CORRECTNESS_CONFIG,
+        **(LOOPBACK_CONFIG if settings.spark_is_local else {}),
+        **tuning_config(settings),
         **{f"spark.hadoop.{key}": value for key, value in s3a.items()},
+        **spark_conf_overrides(settings),
     }
 
 
@@ -120,30 +169,53 @@ def connect_retry_policy(timeout_s: float):
 
 
 def connect_session(config: dict[str, str], timeout_s: float):
-    """A Spark Connect session that fails within about `timeout_s` when the server does not answer.
+    """A Spark Connect session that fails within about `timeout_s` when the server does not answer, and
+    with one sentence when it has no Delta Lake or refuses one of the settings.
 
-    The policy is set before the first call reaches the server: creating the session makes none, and
-    applying the settings is the first. The process's session is reused: the IO manager's resource and
-    the assets' must hand out DataFrames of one session."""
+    The policy is set before the first call reaches the server: creating the session makes none. The
+    process's session is reused: the IO manager's resource and the assets' must hand out DataFrames of
+    one session."""
     from pyspark.sql import SparkSession
 
-    session = SparkSession.builder.remote(config["spark.remote"]).getOrCreate()
+    remote = config["spark.remote"]
+    session = SparkSession.builder.remote(remote).getOrCreate()
     session.client.set_retry_policies([connect_retry_policy(timeout_s)])
     try:
-        for key, value in config.items():
-            if key != "spark.remote":
-                session.conf.set(key, value)
+        extensions = session.conf.get("spark.sql.extensions", "") or ""
     except Exception as error:
         raise SparkUnavailableError(
-            f"no Spark Connect server answered at {config['spark.remote']} within {timeout_s:g} s "
+            f"no Spark Connect server answered at {remote} within {timeout_s:g} s "
             f"(PINTEREST_SPARK_CONNECT_TIMEOUT_SECONDS): is it running? `make up` starts the local one; "
-            f"SPARK_REMOTE points elsewhere. Last error: {str(error).strip().splitlines()[0][:200]}"
+            f"SPARK_REMOTE points elsewhere. Last error: {first_line(error)}"
         ) from None
+    if DELTA_CONFIG["spark.sql.extensions"] not in extensions:
+        raise SparkConfigError(
+            f"the Spark Connect server at {remote} has no Delta Lake: start it with the delta-spark jars and "
+            + " ".join(f"--conf {key}={value}" for key, value in DELTA_CONFIG.items())
+        )
+    for key, value in config.items():
+        if key == "spark.remote":
+            continue
+        try:
+            session.conf.set(key, value)
+        except Exception as error:
+            raise SparkConfigError(
+                f"the Spark Connect server at {remote} refused {key}={value} (a setting of the server, not of a "
+                f"session? set it in the server's configuration, not in PINTEREST_SPARK_CONF): {first_line(error)}"
+            ) from None
     return session
+
+
+def first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
 
 
 class SparkUnavailableError(RuntimeError):
     """The Spark Connect server did not answer within the configured time."""
+
+
+class SparkConfigError(RuntimeError):
+    """The Spark Connect server cannot serve the project as configured (no Delta Lake, a refused setting)."""
 
 
 class SparkResource(PySparkResource):
@@ -181,20 +253,23 @@ def build_spark_session(settings: Settings):
     return builder.getOrCreate()
 
 
-# The local Connect server's own settings. Every run opens a session there and none closes it (dagster-pyspark's
-# resource has no teardown), and Spark keeps an idle session for 60 min by default: hundreds of them at a run
-# every few seconds. Here they go after 10 min. (After the history benchmark's drain the server's old
-# generation was 99.7% full, `jstat -gcutil`, and the next micro-batches ran 1.5-2x slower in every step;
-# whether idle sessions were the cause is not measured yet.)
+# The Connect servers' own settings. Spark keeps an idle session for 60 min by default: a run that died
+# before releasing its session (SparkResource does at the end of every run) leaves one behind. Here they go
+# after 10 min. (After the history benchmark's drain the server's old generation was 99.7% full,
+# `jstat -gcutil`, and the next micro-batches ran 1.5-2x slower in every step; whether idle sessions were the
+# cause is not measured yet.)
 CONNECT_SERVER_CONFIG = {"spark.connect.session.manager.defaultSessionTimeout": "10m"}
 
 
-def connect_server_args() -> list[str]:
-    """`--conf` arguments for the Spark Connect server `infra/stack.sh` starts (jars are added there)."""
-    config = {**DELTA_CONFIG, **LOCAL_CONFIG, **CONNECT_SERVER_CONFIG}
-    config.pop("spark.driver.memory")  # the server's memory is SPARK_CONNECT_MEMORY, given to spark-submit
+def connect_server_args(settings: Settings) -> list[str]:
+    """`--conf` arguments for a Spark Connect server `infra/stack.sh` starts (jars are added there): Delta,
+    UTC, the loopback binding, the tuning of `settings` and its PINTEREST_SPARK_CONF overrides."""
+    config = {**DELTA_CONFIG, **CORRECTNESS_CONFIG, **LOOPBACK_CONFIG, **tuning_config(settings),
+              **CONNECT_SERVER_CONFIG, **spark_conf_overrides(settings)}
+    config.pop("spark.driver.memory", None)  # the server's memory is given to spark-submit (SPARK_CONNECT_MEMORY)
     return [arg for key, value in config.items() for arg in ("--conf", f"{key}={value}")]
 
 
-if __name__ == "__main__":  # infra/stack.sh: python -m pinterest_dagster.lib.spark
-    print("\n".join(connect_server_args()))
+if __name__ == "__main__":  # infra/stack.sh: [PINTEREST_SPARK_TUNING=...] python -m pinterest_dagster.lib.spark
+    # The server is started for the local stack: its own address is not where the settings point.
+    print("\n".join(connect_server_args(replace(Settings.from_env(), spark_remote=None, spark_master="local[*]"))))

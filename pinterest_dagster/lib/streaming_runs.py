@@ -16,6 +16,7 @@ from pinterest_dagster.lib.microbatch import parse_cursor
 from pinterest_dagster.lib.offsets import OffsetRange
 
 SENSOR_NAME = "kafka_microbatch_sensor"
+FRESHNESS_SENSOR = "freshness_checks_sensor"  # evaluates the streamed tables' freshness checks, a run at a time
 STREAMING_JOB = "streaming_job"
 STREAMING_TAGS = {"pipeline": "streaming"}
 HEALS_TAG = "pinterest/heals_gaps"  # a micro-batch that also ingests the gaps it finds

@@ -12,10 +12,12 @@ from pinterest_dagster.lib.realtime_state import REALTIME_TABLES
 from pinterest_dagster.lib.resources import KafkaResource
 from pinterest_dagster.transforms.aggregate import AGGREGATES
 from pinterest_dagster_tests.pipeline import make_pipeline
-from pinterest_dagster_tests.services import require_spark_connect
+from pinterest_dagster.lib.spark import PER_STEP_CODEGEN
+from pinterest_dagster_tests.services import require_spark_connect, run_session_settings, spark_cluster_executors
 
 MALFORMED = ["not json", "[]", '{"ind": "x"}']
 POSTS = 600
+CLUSTER_SHUFFLE_PARTITIONS = 3
 TABLE_NAMES = {"cleaned": ["pin", "geo", "user"], "realtime": sorted(REALTIME_TABLES), "aggregated": sorted(AGGREGATES)}
 
 
@@ -28,10 +30,20 @@ def sensor_run_configs(pipeline, cursor=None, max_records=1_000):
     return [r.run_config for r in result.run_requests], result.cursor
 
 
-@pytest.fixture(scope="module", params=["in-process", "spark-connect"])
+@pytest.fixture(scope="module", params=["in-process", "spark-connect", "spark-cluster"])
 def pipeline(request, spark, tmp_path_factory, source_url):
-    """The same micro-batches with Spark in the run's process and on the Spark Connect server that
-    `make up` starts (what `make dev` and `make demo` use)."""
+    """The same micro-batches with Spark in the run's process, on the Spark Connect server that `make up`
+    starts (what `make dev` and `make demo` use), and on a Spark standalone cluster of two workers through
+    its own Connect server, with the settings a cluster gets (no small-machine tuning)."""
+    if request.param == "spark-cluster":
+        # Spark's 200 shuffle partitions and Delta's 50 snapshot partitions would make every merge of these
+        # small batches hundreds of tasks on two one-core workers: the deployment sizes them for its cluster
+        # (PINTEREST_SPARK_CONF), as a real one would.
+        overrides = tmp_path_factory.mktemp("spark") / "spark-defaults.conf"
+        overrides.write_text(f"spark.sql.shuffle.partitions {CLUSTER_SHUFFLE_PARTITIONS}\n"
+                             "spark.databricks.delta.snapshotPartitions=2\n")
+        return make_pipeline(tmp_path_factory, source_url, spark_remote=request.getfixturevalue("spark_cluster"),
+                             spark_tuning="none", spark_conf_file=str(overrides))
     remote = require_spark_connect() if request.param == "spark-connect" else None
     return make_pipeline(tmp_path_factory, source_url, spark_remote=remote)
 
@@ -90,6 +102,8 @@ def test_realtime_tables_agree_with_the_cleaned_and_raw_tables(streamed, spark, 
     assert trends.agg(F.sum("pin_count")).first()[0] == pins_with_category
 
 
+# Idempotence is the same whatever runs Spark: two modes show it, and the cluster's minute goes elsewhere.
+@pytest.mark.parametrize("pipeline", ["in-process", "spark-connect"], indirect=True)
 def test_re_executing_a_micro_batch_changes_nothing(streamed, spark, pipeline):
     before = counts(spark, pipeline)
     trends_before = sorted(map(tuple, table(spark, pipeline, "realtime", "category_trends").collect()))
@@ -110,3 +124,18 @@ def test_the_daily_batch_and_the_rebuild_give_the_tables_the_micro_batches_merge
     assert all(daily.values()), [t for t, r in daily.items() if not r]
     pipeline.run_rebuild_job()  # every table recomputed from raw
     assert rows(["cleaned", "realtime", "aggregated"]) == {**merged, **daily}
+
+
+@pytest.mark.parametrize("pipeline", ["spark-cluster"], indirect=True)
+def test_on_a_cluster_the_work_runs_in_executors_on_both_workers_with_the_clusters_own_settings(streamed, pipeline):
+    # From the workers' own status: each runs an executor of the Connect server's application. A driver on
+    # a standalone master runs no task itself, so every micro-batch above ran in them.
+    executors = spark_cluster_executors()
+    assert len(executors) == 2 and all(count >= 1 for count in executors.values()), executors
+    # A run's session there keeps the cluster's defaults: none of the small-machine tuning (ANSI off, per-step
+    # code generation) reaches it, only UTC and the deployment's own overrides.
+    keys = ["spark.sql.shuffle.partitions", "spark.sql.ansi.enabled", PER_STEP_CODEGEN, "spark.sql.session.timeZone"]
+    assert run_session_settings(pipeline.settings, keys) == {
+        "spark.sql.shuffle.partitions": str(CLUSTER_SHUFFLE_PARTITIONS), "spark.sql.ansi.enabled": None,
+        PER_STEP_CODEGEN: None, "spark.sql.session.timeZone": "UTC",
+    }

@@ -2,8 +2,9 @@
 
 Every micro-batch is a run with its event log (about forty events), and at a run every few seconds
 Dagster's storage would grow without end. `housekeeping_job` deletes successful `streaming_job` runs
-older than `keep_successful_streaming_runs_hours`; failed and canceled runs (what someone may want to
-look into) and the runs of every other job (batch_job, materializations from the UI) are kept.
+older than `keep_successful_streaming_runs_hours`, and so the successful runs of the freshness checks'
+sensor; failed and canceled runs (what someone may want to look into) and the runs of every other job
+(batch_job, materializations from the UI) are kept.
 Tick retention is the instance's business (`retention` in infra/dagster/dagster.yaml).
 """
 
@@ -11,7 +12,9 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
-from pinterest_dagster.lib.streaming_runs import STREAMING_JOB
+from pinterest_dagster.lib.streaming_runs import FRESHNESS_SENSOR, STREAMING_JOB
+
+SENSOR_NAME_TAG = "dagster/sensor_name"  # set by Dagster on every run a sensor requests
 
 DELETE_CHUNK = 500  # runs looked up per query, so a first clean-up of a large backlog stays small per step
 
@@ -22,20 +25,24 @@ class HousekeepingConfig(dg.Config):
 
 # An output of type Nothing: the count is metadata, stored by no IO manager (the project's stores tables).
 @dg.op(out=dg.Out(dg.Nothing),
-       description="Deletes successful streaming_job runs, with their event logs, older than the configured age.")
+       description="Deletes successful streaming_job and freshness check runs, with their event logs, older "
+                   "than the configured age.")
 def delete_old_streaming_runs(context: dg.OpExecutionContext, config: HousekeepingConfig):
     cutoff = datetime.now(timezone.utc) - timedelta(hours=config.keep_successful_streaming_runs_hours)
-    old = dg.RunsFilter(job_name=STREAMING_JOB, statuses=[dg.DagsterRunStatus.SUCCESS], updated_before=cutoff)
+    success = {"statuses": [dg.DagsterRunStatus.SUCCESS], "updated_before": cutoff}
     deleted = 0
-    while True:
-        run_ids = [run.run_id for run in context.instance.get_runs(old, limit=DELETE_CHUNK)]
-        for run_id in run_ids:
-            context.instance.delete_run(run_id)
-        deleted += len(run_ids)
-        if len(run_ids) < DELETE_CHUNK:
-            break
-        context.log.info(f"deleted {deleted:,} runs so far")
-    context.log.info(f"deleted {deleted:,} successful streaming_job runs last updated before {cutoff:%Y-%m-%d %H:%M} UTC")
+    for old in (dg.RunsFilter(job_name=STREAMING_JOB, **success),
+                dg.RunsFilter(tags={SENSOR_NAME_TAG: FRESHNESS_SENSOR}, **success)):
+        while True:
+            run_ids = [run.run_id for run in context.instance.get_runs(old, limit=DELETE_CHUNK)]
+            for run_id in run_ids:
+                context.instance.delete_run(run_id)
+            deleted += len(run_ids)
+            if len(run_ids) < DELETE_CHUNK:
+                break
+            context.log.info(f"deleted {deleted:,} runs so far")
+    context.log.info(f"deleted {deleted:,} successful streaming_job and freshness check runs last updated before "
+                     f"{cutoff:%Y-%m-%d %H:%M} UTC")
     return dg.Output(None, metadata={"runs_deleted": deleted, "cutoff": cutoff.isoformat(timespec="seconds")})
 
 

@@ -1,0 +1,125 @@
+"""Spark settings by where Spark runs: the small-machine tuning for the local stack only, what a remote
+session receives, overrides from PINTEREST_SPARK_CONF, and which local services `make up` starts."""
+
+from __future__ import annotations
+
+import pytest
+
+from pinterest_dagster.lib.spark import (
+    PER_STEP_CODEGEN,
+    SMALL_MACHINE_CONFIG,
+    connect_server_args,
+    fit_code_generation,
+    spark_config,
+)
+from pinterest_dagster.local_stack import local_services, remote_services
+from pinterest_dagster.settings import Settings, SettingsError
+from pinterest_dagster_tests.services import LOCAL_SPARK_REMOTE, require_spark_connect, run_session_settings
+
+CLUSTER = {"SPARK_REMOTE": "sc://spark.prod.internal:15002"}
+
+
+def server_config(env: dict) -> dict[str, str]:
+    args = connect_server_args(Settings.from_env(env))
+    return dict(arg.split("=", 1) for arg in args[1::2])
+
+
+def test_a_remote_session_receives_only_what_correctness_needs():
+    assert spark_config(Settings.from_env(CLUSTER)) == {
+        "spark.remote": "sc://spark.prod.internal:15002", "spark.sql.session.timeZone": "UTC",
+    }
+    lake = {**CLUSTER, "PINTEREST_LAKE_ROOT": "s3a://bucket/lake", "AWS_ENDPOINT_URL_S3": "http://minio:9000"}
+    assert set(spark_config(Settings.from_env(lake))) == {
+        "spark.remote", "spark.sql.session.timeZone", "fs.s3a.endpoint", "fs.s3a.path.style.access",
+    }
+
+
+def test_the_local_stack_gets_the_small_machine_tuning_and_a_variable_turns_it_off_or_on():
+    local = spark_config(Settings.from_env({"SPARK_REMOTE": LOCAL_SPARK_REMOTE}))
+    assert local["spark.sql.shuffle.partitions"] == "2" and local[PER_STEP_CODEGEN] == "true"
+    # Only what a session may set: the driver's memory or the UI are the server's.
+    assert "spark.driver.memory" not in local and "spark.ui.enabled" not in local
+    off = spark_config(Settings.from_env({"SPARK_REMOTE": LOCAL_SPARK_REMOTE, "PINTEREST_SPARK_TUNING": "none"}))
+    assert set(off) == {"spark.remote", "spark.sql.session.timeZone"}
+    opted_in = spark_config(Settings.from_env({**CLUSTER, "PINTEREST_SPARK_TUNING": "small-machine"}))
+    assert opted_in["spark.sql.shuffle.partitions"] == "2"
+    with pytest.raises(SettingsError, match="PINTEREST_SPARK_TUNING=fast is not one of small-machine, none"):
+        Settings.from_env({"PINTEREST_SPARK_TUNING": "fast"})
+
+
+def test_an_in_process_driver_binds_to_loopback_and_is_tuned_only_on_a_local_master():
+    local = spark_config(Settings.from_env({}))
+    assert local["spark.driver.bindAddress"] == "127.0.0.1" and local["spark.sql.shuffle.partitions"] == "2"
+    assert local["spark.sql.session.timeZone"] == "UTC"
+    on_cluster = spark_config(Settings.from_env({"SPARK_MASTER": "spark://master.internal:7077"}))
+    assert on_cluster["spark.master"] == "spark://master.internal:7077"
+    assert not set(SMALL_MACHINE_CONFIG) & set(on_cluster) and "spark.driver.bindAddress" not in on_cluster
+    assert on_cluster["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+
+
+def test_overrides_from_a_spark_defaults_file_come_last_everywhere(tmp_path):
+    conf = tmp_path / "spark-defaults.conf"
+    conf.write_text("# tuned for the prod cluster\nspark.sql.shuffle.partitions 64\n\n"
+                    "spark.sql.adaptive.enabled=false\nspark.executor.memory   8g\n")
+    env = {"PINTEREST_SPARK_CONF": str(conf)}
+    in_process = spark_config(Settings.from_env(env))
+    assert (in_process["spark.sql.shuffle.partitions"], in_process["spark.executor.memory"]) == ("64", "8g")
+    remote = spark_config(Settings.from_env({**env, **CLUSTER}))
+    assert remote["spark.sql.shuffle.partitions"] == "64" and remote["spark.sql.adaptive.enabled"] == "false"
+    assert server_config(env)["spark.sql.shuffle.partitions"] == "64"
+
+
+def test_a_bad_overrides_file_is_named_with_its_line(tmp_path):
+    with pytest.raises(SettingsError, match="PINTEREST_SPARK_CONF=.*missing.conf is not a file"):
+        Settings.from_env({"PINTEREST_SPARK_CONF": str(tmp_path / "missing.conf")})
+    conf = tmp_path / "spark-defaults.conf"
+    conf.write_text("spark.sql.shuffle.partitions 8\nshuffle.partitions=8\n")
+    with pytest.raises(SettingsError, match=r"spark-defaults.conf, line 2: 'shuffle.partitions=8' is not a setting"):
+        spark_config(Settings.from_env({"PINTEREST_SPARK_CONF": str(conf)}))
+
+
+def test_the_local_connect_server_is_tuned_for_the_machine_a_cluster_server_is_not():
+    local = server_config({})
+    assert local["spark.sql.shuffle.partitions"] == "2" and local["spark.driver.bindAddress"] == "127.0.0.1"
+    assert local["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    cluster = server_config({"PINTEREST_SPARK_TUNING": "none"})
+    assert not set(SMALL_MACHINE_CONFIG) & set(cluster)
+    assert cluster["spark.sql.session.timeZone"] == "UTC" and cluster["spark.driver.bindAddress"] == "127.0.0.1"
+
+
+def test_code_generation_is_chosen_per_step_only_on_a_tuned_session(spark):
+    assert spark.conf.get(PER_STEP_CODEGEN) == "true"  # the tests' in-process session is the local stack's
+    previous = spark.conf.get("spark.sql.codegen.factoryMode")
+    try:
+        fit_code_generation(spark, 0)
+        assert spark.conf.get("spark.sql.codegen.factoryMode") == "NO_CODEGEN"
+        spark.conf.set("spark.sql.codegen.factoryMode", "FALLBACK")
+        spark.conf.unset(PER_STEP_CODEGEN)
+        fit_code_generation(spark, 0)
+        assert spark.conf.get("spark.sql.codegen.factoryMode") == "FALLBACK"
+    finally:
+        spark.conf.set(PER_STEP_CODEGEN, "true")
+        spark.conf.set("spark.sql.codegen.factoryMode", previous)
+
+
+def test_an_override_reaches_a_runs_spark_connect_session(tmp_path):
+    conf = tmp_path / "spark-defaults.conf"
+    conf.write_text("spark.sql.shuffle.partitions 7\n")
+    settings = Settings.from_env({"SPARK_REMOTE": require_spark_connect(), "PINTEREST_SPARK_CONF": str(conf)})
+    assert run_session_settings(settings, ["spark.sql.shuffle.partitions", "spark.sql.session.timeZone"]) == {
+        "spark.sql.shuffle.partitions": "7", "spark.sql.session.timeZone": "UTC",
+    }
+
+
+def test_make_up_starts_only_the_services_the_settings_point_at_on_this_machine():
+    assert local_services(Settings.from_env({})) == ["kafka", "mariadb", "spark-connect"]
+    assert local_services(Settings.from_env({"SPARK_REMOTE": LOCAL_SPARK_REMOTE,
+                                             "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092"})) == ["kafka", "mariadb", "spark-connect"]
+    remote = Settings.from_env({
+        **CLUSTER, "KAFKA_BOOTSTRAP_SERVERS": "localhost:9092,b-2.kafka.internal:9092",
+        "SOURCE_DB_URL": "mysql+pymysql://pinterest:s3cret@db.internal:3306/pinterest_data",
+    })
+    assert local_services(remote) == []
+    reasons = remote_services(remote)
+    assert "s3cret" not in str(reasons) and "db.internal" in reasons["mariadb"]
+    assert local_services(Settings.from_env({"SOURCE_DB_URL": "mysql+pymysql://u:p@127.0.0.1:3306/x"}))[1] == "mariadb"
