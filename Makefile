@@ -13,10 +13,10 @@ JARS := .local/jars
 PYTEST_ARGS ?=
 # Runs started by `make demo` and `make dev` share one Dagster instance, so the UI shows them all.
 export DAGSTER_HOME ?= $(CURDIR)/.local/dagster
-# The instance `make up` puts there: infra/dagster/dagster-postgres.yaml keeps it in PostgreSQL (README).
+# The instance `make up` puts there: infra/dagster/dagster-postgres.yaml keeps it in PostgreSQL (docs/configuration.md).
 DAGSTER_YAML ?= infra/dagster/dagster.yaml
 # `make dev` and `make demo` run Spark work on the Spark Connect server `make up` starts: a run then
-# connects in 0.4 s to a warm JVM instead of starting a cold one (measured in the README).
+# connects in 0.4 s to a warm JVM instead of starting a cold one (measured in docs/benchmarks.md).
 LOCAL_SPARK_REMOTE := sc://127.0.0.1:15002
 
 help: ## list the targets

@@ -5,7 +5,7 @@
 Posts `--posts` emulated posts (3 events each) to fresh topics, ingests all of them in one ingestion
 (`ingest_ranges`, as a backlog run does) into a fresh lake with an in-process Spark session, and prints
 the Parquet bytes of raw/pin, raw/geo and raw/user per event. Run it on an older commit (a `git
-worktree` with this file copied in) to compare layouts; the README gives both figures.
+worktree` with this file copied in) to compare layouts; docs/benchmarks.md gives both figures.
 """
 
 from __future__ import annotations

@@ -99,7 +99,7 @@ def _protocol_error(security: KafkaSecurity) -> str | None:
 def _sasl_error(security: KafkaSecurity) -> str | None:
     mechanism = security.sasl_mechanism
     if mechanism in UNSUPPORTED_SASL_MECHANISMS:
-        return f"KAFKA_SASL_MECHANISM={mechanism} is not supported (README, 'Secure Kafka / MSK')"
+        return f"KAFKA_SASL_MECHANISM={mechanism} is not supported (docs/configuration.md, 'Secure Kafka / MSK')"
     if mechanism and mechanism not in SASL_MECHANISMS:
         return f"KAFKA_SASL_MECHANISM={mechanism} is not one of {', '.join(SASL_MECHANISMS)}"
     if security.uses_password and not (security.sasl_username and security.sasl_password):

@@ -105,7 +105,7 @@ def test_emulator_posts_and_the_sensor_sees_the_offsets_through_sasl(monkeypatch
 @pytest.mark.parametrize("protocol, mechanism", [("SASL_PLAINTEXT", "PLAIN"), ("SASL_SSL", "SCRAM-SHA-512")])
 def test_a_wrong_password_fails_in_seconds_with_an_error_that_names_the_variables(caplog, protocol, mechanism):
     settings = secure_kafka_settings(protocol, mechanism, password="not-the-pa55word")
-    # kafka-python's own DEBUG lines dump the bytes it sends, PLAIN's password included (README); ours never do.
+    # kafka-python's own DEBUG lines dump the bytes it sends, PLAIN's password included (docs/configuration.md); ours never do.
     caplog.set_level(logging.INFO)
     caplog.set_level(logging.DEBUG, logger="pinterest_dagster")
     started = time.monotonic()

@@ -16,6 +16,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -23,7 +24,9 @@ from pyspark.sql import types as T
 
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib import kafka as kafka_lib
-from pinterest_dagster.lib.offsets import Interval, OffsetRange, PartitionCoverage, coverage_of, ranges_to_ingest
+from pinterest_dagster.lib.offsets import (
+    Interval, OffsetRange, PartitionCoverage, coverage_of, lag_per_topic, ranges_to_ingest,
+)
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.settings import TOPIC_KINDS
 from pinterest_dagster.transforms.parse import (
@@ -46,7 +49,7 @@ LOG_SCHEMA = T.StructType([
 # re-ingesting a range and reading a time window then open only the files whose offsets or times overlap,
 # and no write spends time on statistics of event text that no query filters on. Files are zstd-compressed:
 # with the events kept as sent, raw took 74.5 bytes per event with Spark's default (snappy), 41.8 with zstd
-# (README, "Tables").
+# (docs/architecture.md).
 RAW_TABLE_PROPERTIES = {"delta.dataSkippingStatsColumns": ",".join(KAFKA_METADATA_COLUMNS)}
 REJECTS_LAYOUT = {"options": {**RAW_TABLE_PROPERTIES, "compression": "zstd"}}
 RAW_LAYOUT = {"partition_by": RAW_PARTITION_COLUMNS, **REJECTS_LAYOUT}
@@ -62,11 +65,18 @@ class LegacyRawTableError(RuntimeError):
 
 @dataclass(frozen=True)
 class TopicCounts:
-    """What ingesting one topic's ranges produced."""
+    """What ingesting one topic's ranges produced; `newest_us`: its newest event's Kafka time (epoch µs)."""
 
     read: int
     accepted: int
     rejected: int
+    newest_us: int | None = None
+
+
+class RangeCounts(NamedTuple):
+    accepted: int
+    rejected: int
+    newest_us: int | None  # the Kafka time of the range's newest event, in epoch microseconds
 
 
 def log_path(lake: LakeResource) -> str:
@@ -93,6 +103,27 @@ def partition_coverage(spark: SparkSession, lake: LakeResource, kafka: KafkaReso
 def lag(spark: SparkSession, lake: LakeResource, kafka: KafkaResource) -> int:
     """Retained events in the pin/geo/user topics that the lake does not hold: not yet ingested, or in a gap."""
     return sum(c.lag for c in partition_coverage(spark, lake, kafka))
+
+
+def topic_observations(kafka: KafkaResource, counts: dict[str, TopicCounts], positions: dict[tuple[str, int], int],
+                       ingested: list[OffsetRange], owned: list[OffsetRange] = ()) -> dict[str, dict]:
+    """Per kind, what an ingestion observes of its topic: `end_offset` (events produced, summed over the
+    partitions), `lag_events` (not in the lake yet: `lag_per_topic`) and `lag_seconds` (while events wait,
+    how old the newest event this ingestion wrote is; 0 when none waits)."""
+    topics = {kafka.topic(kind): kind for kind in TOPIC_KINDS}
+    ends = {(tp.topic, tp.partition): end for tp, (_, end) in kafka_lib.offset_bounds(kafka.settings(), list(topics)).items()}
+    lag = lag_per_topic(ends, positions, ingested, owned)
+    now_us = datetime.now(timezone.utc).timestamp() * 1e6
+    observations = {}
+    for topic, kind in topics.items():
+        observation = {"end_offset": sum(end for (t, _), end in ends.items() if t == topic), "lag_events": lag.get(topic, 0)}
+        newest = counts[kind].newest_us if kind in counts else None
+        if not observation["lag_events"]:
+            observation["lag_seconds"] = 0.0
+        elif newest is not None:
+            observation["lag_seconds"] = round(max(0.0, (now_us - newest) / 1e6), 3)
+        observations[kind] = observation
+    return observations
 
 
 def plan_catch_up(
@@ -202,31 +233,39 @@ def _replace_slice(spark: SparkSession, lake: LakeResource, table: str, rows: Da
         raise
 
 
-def count_per_range(classified: dict[str, DataFrame], ranges: list[OffsetRange]) -> dict[OffsetRange, tuple[int, int]]:
-    """(accepted, rejected) per range, for every kind in one Spark query."""
+def count_per_range(classified: dict[str, DataFrame], ranges: list[OffsetRange]) -> dict[OffsetRange, RangeCounts]:
+    """Accepted and rejected events and the newest Kafka time per range, for every kind in one Spark query."""
     flags = functools.reduce(
         DataFrame.unionByName,
-        (events.select("_topic", "_partition", "_offset", F.col("error").isNull().alias("ok")) for events in classified.values()),
+        (events.select("_topic", "_partition", "_offset", "_kafka_timestamp", F.col("error").isNull().alias("ok"))
+         for events in classified.values()),
     )
     # A partition may have several ranges: each event counts for the one its offset lies in.
     range_start = F.coalesce(*[F.when(F.expr(r.predicate()), F.lit(r.start)) for r in ranges])
-    totals = defaultdict(lambda: [0, 0])
-    for row in flags.groupBy("_topic", "_partition", range_start.alias("start"), "ok").count().collect():
-        totals[(row["_topic"], row["_partition"], row["start"])][0 if row["ok"] else 1] += row["count"]
-    return {r: tuple(totals.get((r.topic, r.partition, r.start), (0, 0))) for r in ranges}
+    totals = defaultdict(lambda: [0, 0, None])
+    grouped = flags.groupBy("_topic", "_partition", range_start.alias("start"), "ok")
+    # As epoch microseconds: a collected timestamp would be turned into this process's local time.
+    newest = F.max(F.unix_micros("_kafka_timestamp")).alias("newest")
+    for row in grouped.agg(F.count(F.lit(1)).alias("count"), newest).collect():
+        total = totals[(row["_topic"], row["_partition"], row["start"])]
+        total[0 if row["ok"] else 1] += row["count"]
+        total[2] = max(filter(None, [total[2], row["newest"]]), default=None)
+    return {r: RangeCounts(*totals.get((r.topic, r.partition, r.start), (0, 0, None))) for r in ranges}
 
 
-def counts_per_kind(per_range: dict[OffsetRange, tuple[int, int]], kinds: dict[str, str]) -> dict[str, TopicCounts]:
+def counts_per_kind(per_range: dict[OffsetRange, RangeCounts], kinds: dict[str, str]) -> dict[str, TopicCounts]:
     counts: dict[str, TopicCounts] = {}
-    for r, (accepted, rejected) in per_range.items():
+    for r, (accepted, rejected, newest) in per_range.items():
         old = counts.get(kinds[r.topic], TopicCounts(0, 0, 0))
-        counts[kinds[r.topic]] = TopicCounts(old.read + accepted + rejected, old.accepted + accepted, old.rejected + rejected)
+        counts[kinds[r.topic]] = TopicCounts(old.read + accepted + rejected, old.accepted + accepted,
+                                             old.rejected + rejected, max(filter(None, [old.newest_us, newest]), default=None))
     return counts
 
 
 def _log_ranges(spark, lake, ranges, per_range, run_id) -> None:
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    rows = [(r.topic, r.partition, r.start, r.end, *per_range[r], run_id, now) for r in ranges]
+    rows = [(r.topic, r.partition, r.start, r.end, per_range[r].accepted, per_range[r].rejected, run_id, now)
+            for r in ranges]
     delta.write_table(spark, spark.createDataFrame(rows, LOG_SCHEMA), log_path(lake), "append", describe=False)
 
 

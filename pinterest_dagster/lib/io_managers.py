@@ -7,6 +7,7 @@ from pyspark.sql import DataFrame
 
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.resources import LakeResource
+from pinterest_dagster.transforms.columns import COLUMN_DESCRIPTIONS
 from pinterest_dagster.transforms.dedupe import newer_event_condition
 
 PREVIEW_MAX_ROWS = 25
@@ -41,9 +42,11 @@ def write_args(spec: dict) -> dict:
 
 
 def table_schema(df: DataFrame) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[dg.TableColumn(f.name, f.dataType.simpleString(), constraints=None) for f in df.schema.fields]
-    )
+    """The DataFrame's columns with their types and what each means (transforms/columns.py)."""
+    return dg.TableSchema(columns=[
+        dg.TableColumn(f.name, f.dataType.simpleString(), description=COLUMN_DESCRIPTIONS.get(f.name), constraints=None)
+        for f in df.schema.fields
+    ])
 
 
 def markdown_preview(df: DataFrame, max_rows: int = PREVIEW_MAX_ROWS) -> str:

@@ -34,7 +34,7 @@ JAVA_LOGIN_MODULES = {
     "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
     "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
 }
-# From aws-msk-iam-auth, a jar Spark needs on its classpath for AWS_MSK_IAM (README, "Secure Kafka / MSK").
+# From aws-msk-iam-auth, a jar Spark needs on its classpath for AWS_MSK_IAM (docs/configuration.md, "Secure Kafka / MSK").
 MSK_IAM_JAVA_CONFIG = {
     "sasl.jaas.config": "software.amazon.msk.auth.iam.IAMLoginModule required;",
     "sasl.client.callback.handler.class": "software.amazon.msk.auth.iam.IAMClientCallbackHandler",

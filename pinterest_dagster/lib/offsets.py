@@ -169,3 +169,20 @@ def ranges_text(ranges, limit: int = 20) -> str:
     ranges = sorted(ranges)
     text = ", ".join(str(r) for r in ranges[:limit])
     return text + (f" and {len(ranges) - limit} more" if len(ranges) > limit else "") if ranges else "none"
+
+
+def lag_per_topic(ends: dict[tuple[str, int], int], positions: dict[tuple[str, int], int],
+                  ingested: list[OffsetRange] = (), owned: list[OffsetRange] = ()) -> dict[str, int]:
+    """Events of each topic not in the lake yet: from each partition's position (the next offset nobody
+    has taken: the streaming cursor, or the end of what the log holds) or the end of the `ingested` ranges,
+    whichever is further, up to Kafka's end; plus what `owned` ranges (runs in flight) will write. Gaps
+    below the position are the completeness check's business."""
+    reached = dict(positions)
+    for r in ingested:
+        reached[(r.topic, r.partition)] = max(reached.get((r.topic, r.partition), 0), r.end)
+    lag: dict[str, int] = {}
+    for (topic, partition), end in ends.items():
+        lag[topic] = lag.get(topic, 0) + max(0, end - reached.get((topic, partition), 0))
+    for r in owned:
+        lag[r.topic] = lag.get(r.topic, 0) + r.size
+    return lag

@@ -57,7 +57,7 @@ SMALL_MACHINE_CONFIG = {
 # thousand rows the compiling is most of the work. A profile of the Spark Connect server (JFR) during
 # streaming runs of 3,000 events put about 40% of its CPU in code generation; evaluating expressions
 # interpreted took such a run from 10.4-11.1 s to 6.6 s, while at 1,000,000 events the compiled
-# ingestion is faster (13-15 s against 19-25 s). See README, "Performance".
+# ingestion is faster (13-15 s against 19-25 s). See docs/benchmarks.md, "Performance".
 COMPILED_CODE_FROM_ROWS = 100_000
 
 

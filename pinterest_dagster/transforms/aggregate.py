@@ -9,6 +9,9 @@ shifts a median, and sorts its output by the group columns so the tables read na
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -156,19 +159,26 @@ def median_followers_by_age_group_and_join_year(pin: DataFrame, user: DataFrame)
     return medians.orderBy(_age_group_order(F.col("age_group")), "post_year")
 
 
-# Asset name -> (function, names of the cleaned tables it takes, in argument order), so the Dagster
-# layer builds the nine assets from one loop.
+class Aggregate(NamedTuple):
+    """One analytics table: how it is computed, from which cleaned tables (in argument order), and the
+    columns that name its groups (one row per group; none: the table is one row)."""
+
+    compute: Callable[..., DataFrame]
+    inputs: tuple[str, ...]
+    group_by: tuple[str, ...]
+
+
+# Asset name -> Aggregate, so the Dagster layer builds the nine assets and their checks from one loop.
 AGGREGATES = {
-    "top_category_by_country": (top_category_by_country, ("pin", "geo")),
-    "top_category_by_year": (top_category_by_year, ("pin", "geo")),
-    "top_user_by_country": (top_user_by_country, ("pin", "geo")),
-    "top_country_by_followers": (top_country_by_followers, ("pin", "geo")),
-    "top_category_by_age_group": (top_category_by_age_group, ("pin", "user")),
-    "median_followers_by_age_group": (median_followers_by_age_group, ("pin", "user")),
-    "users_joined_by_year": (users_joined_by_year, ("user",)),
-    "median_followers_by_join_year": (median_followers_by_join_year, ("pin", "user")),
-    "median_followers_by_age_group_and_join_year": (
-        median_followers_by_age_group_and_join_year,
-        ("pin", "user"),
+    "top_category_by_country": Aggregate(top_category_by_country, ("pin", "geo"), ("country",)),
+    "top_category_by_year": Aggregate(top_category_by_year, ("pin", "geo"), ("post_year",)),
+    "top_user_by_country": Aggregate(top_user_by_country, ("pin", "geo"), ("country",)),
+    "top_country_by_followers": Aggregate(top_country_by_followers, ("pin", "geo"), ()),
+    "top_category_by_age_group": Aggregate(top_category_by_age_group, ("pin", "user"), ("age_group",)),
+    "median_followers_by_age_group": Aggregate(median_followers_by_age_group, ("pin", "user"), ("age_group",)),
+    "users_joined_by_year": Aggregate(users_joined_by_year, ("user",), ("post_year",)),
+    "median_followers_by_join_year": Aggregate(median_followers_by_join_year, ("pin", "user"), ("post_year",)),
+    "median_followers_by_age_group_and_join_year": Aggregate(
+        median_followers_by_age_group_and_join_year, ("pin", "user"), ("age_group", "post_year"),
     ),
 }

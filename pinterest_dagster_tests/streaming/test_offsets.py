@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pinterest_dagster.lib.offsets import OffsetRange, PartitionCoverage, coverage_of, missing, ranges_to_ingest, union
+from pinterest_dagster.lib.offsets import (
+    OffsetRange, PartitionCoverage, coverage_of, lag_per_topic, missing, ranges_to_ingest, union,
+)
 
 
 def test_union_joins_overlapping_and_touching_intervals():
@@ -59,3 +61,13 @@ def test_the_window_that_must_be_in_the_lake_leaves_out_ranges_of_runs_in_flight
     assert c.window() == [(10, 80)]
     # A retry queued behind the run checking will write 40-60: not a gap yet.
     assert c.window([OffsetRange("t", 0, 40, 60), OffsetRange("t", 1, 0, 99)]) == [(10, 40), (60, 80)]
+
+
+def test_lag_per_topic_counts_from_the_cursor_or_what_was_ingested_plus_what_runs_in_flight_will_write():
+    ends = {("t.pin", 0): 100, ("t.pin", 1): 50, ("t.geo", 0): 30}
+    # The cursor: pin[0] planned up to 80, pin[1] to 50; nothing of geo. A run in flight will write pin[0] 60-80.
+    assert lag_per_topic(ends, {("t.pin", 0): 80, ("t.pin", 1): 50}, owned=[OffsetRange("t.pin", 0, 60, 80)]) == {
+        "t.pin": 20 + 20, "t.geo": 30}
+    # Without a cursor: what the log holds, moved on by this run's own ranges; never below zero.
+    assert lag_per_topic(ends, {("t.pin", 0): 70}, ingested=[OffsetRange("t.pin", 0, 70, 90), OffsetRange("t.geo", 0, 0, 35)]) == {
+        "t.pin": 10 + 50, "t.geo": 0}

@@ -8,11 +8,14 @@ from pyspark.sql import functions as F
 
 from pinterest_dagster.defs.streaming.sensors import build_kafka_microbatch_sensor
 from pinterest_dagster.lib import delta
+from pinterest_dagster.lib.kafka import end_offsets
+from pinterest_dagster.lib.microbatch import run_config
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES
 from pinterest_dagster.lib.resources import KafkaResource
-from pinterest_dagster.transforms.aggregate import AGGREGATES
-from pinterest_dagster_tests.pipeline import make_pipeline
 from pinterest_dagster.lib.spark import PER_STEP_CODEGEN
+from pinterest_dagster.transforms.aggregate import AGGREGATES
+from pinterest_dagster.transforms.columns import COLUMN_DESCRIPTIONS
+from pinterest_dagster_tests.pipeline import make_pipeline
 from pinterest_dagster_tests.services import require_spark_connect, run_session_settings, spark_cluster_executors
 
 MALFORMED = ["not json", "[]", '{"ind": "x"}']
@@ -124,6 +127,43 @@ def test_the_daily_batch_and_the_rebuild_give_the_tables_the_micro_batches_merge
     assert all(daily.values()), [t for t, r in daily.items() if not r]
     pipeline.run_rebuild_job()  # every table recomputed from raw
     assert rows(["cleaned", "realtime", "aggregated"]) == {**merged, **daily}
+
+
+@pytest.mark.parametrize("pipeline", ["in-process"], indirect=True)
+def test_each_ingestion_observes_its_topics_end_offsets_and_how_far_the_lake_is_behind(streamed, pipeline):
+    sent = sorted(pipeline.ranges_sent_by(lambda: pipeline.post_emulated(posts=30, seed=9)))
+    first, rest = sent[0], sent[1:]
+    result = pipeline.run_job("streaming_job", run_config([first]))
+    observed = {e.asset_observation_data.asset_observation.asset_key.path[-1]: e.asset_observation_data.asset_observation.metadata
+                for e in result.all_events if e.is_asset_observation}
+    ends = end_offsets(pipeline.settings, list(pipeline.settings.topics.values()))
+    for kind, topic in pipeline.settings.topics.items():
+        metadata = {name: value.value for name, value in observed[kind].items()}
+        assert metadata["end_offset"] == sum(end for tp, end in ends.items() if tp.topic == topic)
+        # Everything streamed before is in the lake: what waits is what this run left of the new events.
+        assert metadata["lag_events"] == sum(r.size for r in rest if r.topic == topic)
+    waiting = observed[first.topic.rsplit(".", 1)[1]]
+    assert waiting["lag_seconds"].value > 0 if waiting["lag_events"].value else waiting["lag_seconds"].value == 0
+
+@pytest.mark.parametrize("pipeline", ["in-process"], indirect=True)
+def test_every_column_of_every_table_has_a_description_in_its_schema(streamed, spark, pipeline):
+    tables = {"raw": ["pin", "geo", "user", "rejects"], **TABLE_NAMES}
+    undescribed = {f"{layer}/{name}.{column}" for layer, names in tables.items() for name in names
+                   for column in table(spark, pipeline, layer, name).columns if column not in COLUMN_DESCRIPTIONS}
+    assert not undescribed
+
+
+@pytest.mark.parametrize("pipeline", ["in-process"], indirect=True)
+def test_a_cleaned_or_realtime_table_materialized_alone_fails_saying_what_to_materialize(streamed, spark, pipeline):
+    before = counts(spark, pipeline)
+    job = pipeline.defs.resolve_implicit_global_asset_job_def()
+    for key in (["cleaned", "pin"], ["realtime", "poster_popularity"]):
+        result = job.execute_in_process(asset_selection=[dg.AssetKey(key)], instance=dg.DagsterInstance.ephemeral(),
+                                        raise_on_error=False)
+        [failure] = [e for e in result.all_events if e.is_step_failure]
+        message = failure.step_failure_data.error.message
+        assert "/".join(key) in message and "materialize them together with raw/*" in message and "rebuild_job" in message
+    assert counts(spark, pipeline) == before
 
 
 @pytest.mark.parametrize("pipeline", ["spark-cluster"], indirect=True)

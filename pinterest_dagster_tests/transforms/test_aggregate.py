@@ -71,7 +71,7 @@ def tables_from_posts(spark, posts):
 
 
 def run(name, tables):
-    function, inputs = AGGREGATES[name]
+    function, inputs, _ = AGGREGATES[name]
     return function(*(tables[table] for table in inputs))
 
 
@@ -212,7 +212,7 @@ def test_median_followers_by_age_group_and_join_year_needs_both_groups(spark):
 
 def test_aggregates_name_the_nine_assets_and_each_functions_input_tables():
     assert list(AGGREGATES) == list(EXPECTED_SCHEMAS)
-    for name, (function, inputs) in AGGREGATES.items():
+    for name, (function, inputs, _) in AGGREGATES.items():
         assert function.__name__ == name
         assert tuple(inspect.signature(function).parameters) == inputs
 

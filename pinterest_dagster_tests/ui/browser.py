@@ -25,7 +25,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from pinterest_dagster.settings import REPO_ROOT
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-GROUPS = ("raw", "cleaned", "realtime", "aggregated")
+GROUPS = ("kafka", "raw", "cleaned", "realtime", "aggregated")
 VIEWPORT = (1400, 900)
 RUN_STATUSES = ("Queued", "Starting", "Started", "Success", "Failure", "Canceling", "Canceled")
 

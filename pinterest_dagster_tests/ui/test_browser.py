@@ -88,7 +88,7 @@ def test_the_automation_page_shows_the_running_sensor(ui):
 
 def test_every_asset_check_is_shown_on_its_asset(ui, settings):
     checks = expected_checks(settings)
-    assert len(checks) == 6, checks  # raw and cleaned pin/geo/user
+    assert len(checks) == 6 + 2 + 9, checks  # raw and cleaned pin/geo/user, the realtime and the aggregated tables
     for asset, names in checks.items():
         ui.open(f"/assets/{asset}?view=checks")
         ui.wait_for_text(f"Checks ({len(names)})")

@@ -29,12 +29,12 @@ def cleaned_key(kind: str) -> dg.AssetKey:
 aggregated_specs = [
     dg.AssetSpec(
         key=["aggregated", name],
-        deps=[cleaned_key(kind) for kind in inputs],
+        deps=[cleaned_key(kind) for kind in aggregate.inputs],
         group_name="aggregated",
         kinds={"spark", "delta"},
-        description=compute.__doc__,
+        description=aggregate.compute.__doc__,
     )
-    for name, (compute, inputs) in AGGREGATES.items()
+    for name, aggregate in AGGREGATES.items()
 ]
 
 
@@ -44,7 +44,7 @@ def aggregated_tables(context: dg.AssetExecutionContext, pyspark: PySparkResourc
     spark = pyspark.spark_session
     names = [key.path[-1] for key in context.selected_asset_keys]
     cleaned = {}
-    for kind in sorted({kind for name in names for kind in AGGREGATES[name][1]}):
+    for kind in sorted({kind for name in names for kind in AGGREGATES[name].inputs}):
         path = lake.path_for(cleaned_key(kind))
         if not delta.table_exists(spark, path):
             raise FileNotFoundError(f"no Delta table for cleaned/{kind} at {path}: materialize it first")
@@ -53,8 +53,8 @@ def aggregated_tables(context: dg.AssetExecutionContext, pyspark: PySparkResourc
     fit_code_generation_to(list(cleaned.values()))  # a session setting: set once, before the threads
 
     def write(name: str) -> dg.MaterializeResult:
-        compute, inputs = AGGREGATES[name]
-        table = compute(*(cleaned[kind] for kind in inputs))
+        aggregate = AGGREGATES[name]
+        table = aggregate.compute(*(cleaned[kind] for kind in aggregate.inputs))
         key = dg.AssetKey(["aggregated", name])
         result = delta.write_table(spark, table, lake.path_for(key), mode="overwrite")
         return dg.MaterializeResult(asset_key=key, metadata=write_metadata(spark, table, result, preview=True))

@@ -1,9 +1,11 @@
 """Kafka -> raw: the raw/pin, raw/geo, raw/user and raw/rejects tables, written exactly once per offset."""
 
+import warnings
+
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
-from pinterest_dagster.lib.ingestion import ingest_ranges, partition_coverage, run_group_id
+from pinterest_dagster.lib.ingestion import ingest_ranges, partition_coverage, run_group_id, topic_observations
 from pinterest_dagster.lib.offsets import OffsetRange, ranges_text, ranges_to_ingest
 from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
@@ -21,6 +23,23 @@ RAW_DESCRIPTIONS = {
 }
 
 RAW_KEYS = {name: dg.AssetKey(["raw", name]) for name in (*TOPIC_KINDS, "rejects")}
+TOPIC_KEYS = {kind: dg.AssetKey(["kafka", kind]) for kind in TOPIC_KINDS}
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)  # code references are beta in Dagster 1.13; the UI shows them
+    TOPIC_CODE_REFERENCES = dg.CodeReferencesMetadataValue(
+        code_references=[dg.LocalFileCodeReference(file_path=__file__, label="defined here")])
+
+# The topics, as external assets upstream of raw: Kafka writes them, every ingestion observes them (its end
+# offsets and how far the lake is behind), and the UI plots those observations over time.
+kafka_topic_specs = [
+    dg.AssetSpec(key, group_name="kafka", kinds={"kafka"},
+                 metadata={"dagster/code_references": TOPIC_CODE_REFERENCES},
+                 description=f"The `<prefix>.{kind}` Kafka topic (PINTEREST_TOPIC_PREFIX). Observed by every ingestion: "
+                 "end_offset (events produced), lag_events (events not in the lake yet), lag_seconds (how old "
+                 "the newest event in the lake is while events wait; 0 when none does).")
+    for kind, key in TOPIC_KEYS.items()
+]
 
 
 class OffsetRangeConfig(dg.Config):
@@ -44,7 +63,8 @@ class IngestConfig(dg.Config):
     name="ingest_kafka_events",
     pool=LAKE_WRITES,
     specs=[
-        dg.AssetSpec(key, group_name="raw", kinds={"kafka", "spark", "delta"}, description=RAW_DESCRIPTIONS[name])
+        dg.AssetSpec(key, group_name="raw", kinds={"kafka", "spark", "delta"}, description=RAW_DESCRIPTIONS[name],
+                     deps=[TOPIC_KEYS[name]] if name in TOPIC_KEYS else list(TOPIC_KEYS.values()))
         for name, key in RAW_KEYS.items()
     ],
 )
@@ -61,7 +81,7 @@ def ingest_kafka_events(
     # Ranges that other streaming runs, queued or running, will write: left to them.
     owned = ranges_in_flight(context.instance, except_group=group)
     ranges = [OffsetRange(r.topic, r.partition, r.start, r.end) for r in config.ranges]
-    healed = []
+    healed, coverage, cursor = [], None, streaming_cursor(context.instance)
     if ranges and config.heal_gaps:
         # Retained offsets below the highest one ingested that no range covers (a run that failed for good, a
         # cursor moved past them), from one read of the ingestion log against Kafka's offsets.
@@ -71,7 +91,7 @@ def ingest_kafka_events(
         # A catch-up, gaps included: up to the end of each partition, but while the sensor streams, the offsets
         # from its cursor on are streaming's.
         coverage = partition_coverage(spark, lake, kafka)
-        up_to = streaming_cursor(context.instance) or {(c.topic, c.partition): c.end for c in coverage}
+        up_to = cursor or {(c.topic, c.partition): c.end for c in coverage}
         ranges = ranges_to_ingest(coverage, owned, up_to, config.max_records_per_partition)
         until = {(c.topic, c.partition): c.until for c in coverage}
         healed = [r for r in ranges if r.end <= until[(r.topic, r.partition)]]
@@ -82,6 +102,12 @@ def ingest_kafka_events(
     context.log.info(f"ingesting {offsets:,} offsets in {len(ranges)} ranges")
     fit_code_generation(spark, offsets)
     counts = ingest_ranges(spark, lake, kafka, ranges, run_id=group)
+    # How far behind Kafka the lake is: from the streaming cursor (no read of the log) while streaming runs.
+    if cursor is None and coverage is None:
+        coverage = partition_coverage(spark, lake, kafka)
+    positions = cursor or {(c.topic, c.partition): max(c.until, c.first) for c in coverage}
+    for kind, observation in topic_observations(kafka, counts, positions, ranges, owned).items():
+        context.log_event(dg.AssetObservation(asset_key=TOPIC_KEYS[kind], metadata=observation))
     for kind in TOPIC_KINDS:
         kind_counts = counts.get(kind)
         yield dg.MaterializeResult(

@@ -26,6 +26,7 @@ from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.lib.spark import COMPILED_CODE_FROM_ROWS, fit_code_generation
 
 MERGE_STEP = "cleaned_and_realtime"
+INGEST_STEP = "ingest_kafka_events"  # the step whose ranges a merge takes (defs/ingest/assets.py)
 CONCURRENT_TABLES = 4
 
 
@@ -47,6 +48,13 @@ def cleaned_and_realtime(
         batch = raw
         fit_code_generation(spark, COMPILED_CODE_FROM_ROWS)
     else:
+        if INGEST_STEP not in {node.name for node in context.job_def.nodes}:
+            # Materialized alone (from the UI), the step would merge the events its run ingested: none.
+            raise dg.Failure(
+                f"{', '.join(k.to_user_string() for k in sorted(context.selected_asset_keys, key=str))} merge the events "
+                "their own run ingests, and this run ingests none: materialize them together with raw/* (or let "
+                "the streaming sensor or batch_job run), or run rebuild_job to recompute them from all of raw"
+            )
         # The raw rows of this run's ranges: Delta skips every file whose offsets lie outside them.
         ranges = run_ranges(context, spark, lake)
         batch = {kind: events_in(table, ranges) for kind, table in raw.items()}
