@@ -114,7 +114,7 @@ def spark_conf_overrides(settings: Settings) -> dict[str, str]:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        key, value = re.split(r"\s*=\s*|\s+", line, maxsplit=1) if re.search(r"[=\s]", line) else (line, "")
+        key, value = [*re.split(r"\s*=\s*|\s+", line, maxsplit=1), ""][:2]
         if not key.startswith("spark.") or not value:
             raise SettingsError(
                 f"{settings.spark_conf_file}, line {number}: {line!r} is not a setting "
