@@ -4,7 +4,7 @@ the batch benchmark times it against `batch_job`.
 The nine questions share no code with `pinterest_dagster.transforms.aggregate`: "top" is the group's
 maximum joined back and the first name reaching it (no ranking), medians are DuckDB's `quantile_cont`.
 They read tables registered as `pin`, `geo` and `users` (`user` is a keyword), which `clean_raw`
-builds from raw events with the rules of DESIGN.md section 4, written again in SQL.
+builds from raw events with the rules of docs/architecture.md section 4, written again in SQL.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-# The source's "no value" texts (DESIGN.md section 2): null in any text column, as in Spark's cleaning.
+# The source's "no value" texts (docs/architecture.md section 2): null in any text column, as in Spark's cleaning.
 PLACEHOLDERS = (
     "No Title Data Available", "No description available Story format", "No description available", "Untitled",
     "User Info Error", "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e", "Image src error.",

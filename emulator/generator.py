@@ -1,4 +1,4 @@
-"""A realistic, deterministic Pinterest source data set (DESIGN.md section 2).
+"""A realistic, deterministic Pinterest source data set (docs/architecture.md section 2).
 
 The real data set is not public. This one reproduces its shape and its dirt: placeholders such as
 `User Info Error`, follower counts written `437`, `306k`, `1.5k` or `3M`, `Local save in /data/...`

@@ -1,4 +1,4 @@
-"""The user posting emulation (DESIGN.md section 3): source rows become pin, geo and user events.
+"""The user posting emulation (docs/architecture.md section 3): source rows become pin, geo and user events.
 
 Rows are read from the source database in bulk and serialised once; a post is then three sends
 (pin, geo, user) with the row key as the message key, so the events of one post stay in order.

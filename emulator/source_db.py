@@ -1,4 +1,4 @@
-"""The source database (DESIGN.md section 2): table definitions, connection with readable errors, bulk I/O.
+"""The source database (docs/architecture.md section 2): table definitions, connection with readable errors, bulk I/O.
 
 One SQLAlchemy schema serves SQLite and MySQL/MariaDB (through pymysql), so the same seed writes the
 same rows to both. The keys (`index`, `ind`) are 64-bit (BIGINT): real pin ids exceed 2^31.

@@ -1,4 +1,4 @@
-"""The one place that reads the environment (DESIGN.md section 6).
+"""The one place that reads the environment (docs/architecture.md section 6).
 
 Everything else receives a `Settings` object, so a test or a deployment changes behaviour by
 building a different `Settings`, never by patching globals.

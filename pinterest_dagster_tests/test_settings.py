@@ -1,4 +1,4 @@
-"""The settings object reads DESIGN.md section 6 from the environment, refuses Kafka security settings
+"""The settings object reads docs/architecture.md section 6 from the environment, refuses Kafka security settings
 that cannot work, and never prints secrets."""
 
 from __future__ import annotations

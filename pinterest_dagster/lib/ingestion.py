@@ -1,4 +1,4 @@
-"""Kafka offset ranges to raw Delta tables, exactly once (DESIGN.md sections 4 and 5).
+"""Kafka offset ranges to raw Delta tables, exactly once (docs/architecture.md sections 4 and 5).
 
 A run ingests explicit offset ranges `[start, end)` per (topic, partition). Every event of a range
 lands in `raw/<kind>` or `raw/rejects`, and each table's slice for the range is replaced atomically

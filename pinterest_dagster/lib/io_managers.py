@@ -16,7 +16,7 @@ PREVIEW_MAX_ROWS = 25
 def write_mode_metadata(mode: str, merge_keys: tuple[str, ...] = (), newer_events_only: bool = False) -> dict:
     """Asset metadata that tells the IO manager how to write the asset's table.
 
-    `newer_events_only`: a merge replaces a stored row only with a row of a newer event (DESIGN.md
+    `newer_events_only`: a merge replaces a stored row only with a row of a newer event (docs/architecture.md
     section 4's event order), so batches may commit in any order and a replayed one changes nothing.
     """
     return {

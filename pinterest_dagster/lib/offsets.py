@@ -1,7 +1,7 @@
 """Offset ranges, and what the lake holds of each Kafka partition measured against Kafka's own offsets.
 
 Kafka retains offsets `[first, end)` of a partition; the ingestion log records the ranges written to
-raw and rejects. From the two, for every (topic, partition) (DESIGN.md section 5):
+raw and rejects. From the two, for every (topic, partition) (docs/architecture.md section 5):
 
 - gaps: offsets from `first` up to the highest ingested one that no logged range covers (a micro-batch
   that failed for good, a cursor that moved past them). The pipeline ingests them again by itself.

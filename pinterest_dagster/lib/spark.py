@@ -21,7 +21,7 @@ DELTA_CONFIG = {
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
 
-# What every session needs to compute the contract, wherever it runs: timestamps are UTC (DESIGN section 4).
+# What every session needs to compute the contract, wherever it runs: timestamps are UTC (docs/architecture.md section 4).
 CORRECTNESS_CONFIG = {"spark.sql.session.timeZone": "UTC"}
 
 # A driver on this machine binds its services to the loopback interface only (never on a cluster, whose

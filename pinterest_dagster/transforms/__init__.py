@@ -1,4 +1,4 @@
-"""Pure PySpark transformations (DataFrame in, DataFrame out) holding the rules of DESIGN.md section 4."""
+"""Pure PySpark transformations (DataFrame in, DataFrame out) holding the rules of docs/architecture.md section 4."""
 
 from pinterest_dagster.transforms.clean import CLEANED_COLUMNS, clean_geo, clean_pin, clean_user
 from pinterest_dagster.transforms.parse import (

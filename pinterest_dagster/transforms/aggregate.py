@@ -1,4 +1,4 @@
-"""The nine batch analytics of DESIGN.md section 4 (`aggregated/*`), as pure DataFrame functions.
+"""The nine batch analytics of docs/architecture.md section 4 (`aggregated/*`), as pure DataFrame functions.
 
 Inputs are the cleaned tables (`pin`, `geo`, `user`), joined on `ind`. The shared rules live in one
 place each: `age_group` for the age buckets, `_top_per_group` for "one row per group, highest value

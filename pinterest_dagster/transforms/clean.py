@@ -1,4 +1,4 @@
-"""Raw rows to cleaned rows: one function per rule of DESIGN.md section 4.
+"""Raw rows to cleaned rows: one function per rule of docs/architecture.md section 4.
 
 Inputs are raw rows, whose source columns are strings as typed in the event; natively typed columns
 work too. Every rule turns a value it cannot read into null instead of failing, with Spark's ANSI mode
@@ -34,7 +34,7 @@ CLEANED_COLUMNS = {
     "user": ["ind", "user_name", "age", "date_joined"],
 }
 
-# The source's ways of saying "no value" (DESIGN.md section 2), by the column they are seen in.
+# The source's ways of saying "no value" (docs/architecture.md section 2), by the column they are seen in.
 PLACEHOLDERS = {
     "title": ("No Title Data Available",),
     "description": ("No description available Story format", "No description available", "Untitled"),

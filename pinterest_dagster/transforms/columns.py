@@ -1,4 +1,4 @@
-"""What each column of the lake means (DESIGN.md section 4), by name: the UI shows it in every table's schema."""
+"""What each column of the lake means (docs/architecture.md section 4), by name: the UI shows it in every table's schema."""
 
 COLUMN_DESCRIPTIONS = {
     # The post key and the source columns, as the contract names them.

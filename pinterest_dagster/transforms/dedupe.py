@@ -1,4 +1,4 @@
-"""The event-order rule (DESIGN.md section 4): of the events of one key, the one with the highest
+"""The event-order rule (docs/architecture.md section 4): of the events of one key, the one with the highest
 (`_kafka_timestamp`, `_offset`) wins, within a batch (`latest_per_key`) and across batches, where a
 MERGE updates a stored row only when the batch's event is newer (`newer_event_condition`). The result
 is the same in whatever order micro-batches commit, and a replayed batch changes nothing."""

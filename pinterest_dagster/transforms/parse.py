@@ -1,6 +1,6 @@
 """Kafka messages to raw rows: split every event into accepted (raw/<kind>) or rejected (raw/rejects).
 
-DESIGN.md sections 3 and 4. Accepted rows keep the source columns as typed in the event: strings stay
+docs/architecture.md sections 3 and 4. Accepted rows keep the source columns as typed in the event: strings stay
 strings, so a bad value is preserved exactly and only the cleaning step decides what it means.
 """
 

@@ -1,4 +1,4 @@
-"""Real-time popularity metrics (DESIGN.md section 4, `realtime/`), from cleaned pin events.
+"""Real-time popularity metrics (docs/architecture.md section 4, `realtime/`), from cleaned pin events.
 
 Inputs are cleaned pin rows that still carry `_kafka_timestamp` and `_offset` (one row per event,
 not deduplicated), so the metrics can say when something was seen, not only what it is now.

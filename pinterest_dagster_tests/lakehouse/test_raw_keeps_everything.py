@@ -1,4 +1,4 @@
-"""Raw loses nothing (DESIGN.md section 4): 64-bit keys flow to every table, the event is kept exactly as
+"""Raw loses nothing (docs/architecture.md section 4): 64-bit keys flow to every table, the event is kept exactly as
 sent with fields the contract does not name, drift is reported by a check, a rebuild needs nothing but
 the kept events, and topics whose every event was rejected still give a successful batch_job."""
 

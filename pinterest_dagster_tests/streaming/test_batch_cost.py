@@ -1,4 +1,4 @@
-"""A micro-batch costs its batch, not the history (DESIGN.md section 8), and its result does not depend on
+"""A micro-batch costs its batch, not the history (docs/architecture.md section 8), and its result does not depend on
 the order in which batches commit (section 5): real streaming_job runs on the real broker and Delta lake.
 
 Two batches touch the same keys and posters: batch A holds older events, batch B newer ones. One lake

@@ -1,4 +1,4 @@
-"""The aggregated analytics (DESIGN.md section 4): one tiny hand-built case per rule, then every
+"""The aggregated analytics (docs/architecture.md section 4): one tiny hand-built case per rule, then every
 aggregate checked against an independent DuckDB SQL computation over a generated data set with planted
 ties, nulls, missing rows, out-of-range years and boundary ages."""
 

@@ -1,4 +1,4 @@
-"""Raw rows to cleaned rows: one test per rule of DESIGN.md section 4."""
+"""Raw rows to cleaned rows: one test per rule of docs/architecture.md section 4."""
 
 from __future__ import annotations
 

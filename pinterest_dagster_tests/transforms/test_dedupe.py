@@ -1,4 +1,4 @@
-"""One row per key, the latest event wins (DESIGN.md section 4): the rule, and the cleaned rows built on it."""
+"""One row per key, the latest event wins (docs/architecture.md section 4): the rule, and the cleaned rows built on it."""
 
 from __future__ import annotations
 

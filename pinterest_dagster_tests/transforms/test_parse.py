@@ -1,4 +1,4 @@
-"""Kafka messages to raw rows and rejects (DESIGN.md sections 3 and 4)."""
+"""Kafka messages to raw rows and rejects (docs/architecture.md sections 3 and 4)."""
 
 from __future__ import annotations
 

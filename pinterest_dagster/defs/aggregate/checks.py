@@ -1,4 +1,4 @@
-"""Checks of the nine analytics tables, beside them: one row per group, and no null anywhere (DESIGN.md
+"""Checks of the nine analytics tables, beside them: one row per group, and no null anywhere (docs/architecture.md
 section 4 leaves out every row whose group or measured value is null)."""
 
 from concurrent.futures import ThreadPoolExecutor

@@ -1,6 +1,6 @@
 """`kafka_microbatch_sensor`: turns new Kafka offsets into bounded micro-batch runs of streaming_job.
 
-It also keeps the lake free of gaps (DESIGN.md section 5): a micro-batch that failed past its retries
+It also keeps the lake free of gaps (docs/architecture.md section 5): a micro-batch that failed past its retries
 is planned again, and every `heal_interval_seconds` one micro-batch also ingests whatever retained
 offsets are missing below what was ingested (`heal_gaps`, in lib/offsets.py's sense).
 """
