@@ -64,9 +64,13 @@ def _top_per_group(df: DataFrame, group_cols: list[str], name_col: str, value_co
     """One row per group: the highest `value_col`, a tie going to the alphabetically first `name_col`.
 
     The name breaks ties so that a rebuild gives the same answer every time, whatever the partitioning.
-    With no group columns it returns the single top row of the whole frame.
+    With no group columns it returns the single top row of the whole frame (a sort and a limit: a window
+    with no partition moves every row to one task, and Spark Connect warns of it on every query).
     """
-    ranking = Window.partitionBy(*group_cols).orderBy(F.desc(value_col), F.asc(name_col))
+    order = [F.desc(value_col), F.asc(name_col)]
+    if not group_cols:
+        return df.orderBy(*order).limit(1).select(name_col, value_col)
+    ranking = Window.partitionBy(*group_cols).orderBy(*order)
     top = df.withColumn("_rank", F.row_number().over(ranking)).where(F.col("_rank") == 1)
     return top.select(*group_cols, name_col, value_col)
 
