@@ -40,6 +40,7 @@ from pinterest_dagster.defs.streaming.jobs import STREAMING_TAGS
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import OffsetRange, events_in
 from pinterest_dagster.lib.kafka import events_per_topic
+from pinterest_dagster.lib.microbatch import INGEST_STEP
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES
 from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.lib.spark import build_spark_session
@@ -113,7 +114,7 @@ def evenly_spaced(items: list, n: int) -> list:
 
 def ranges_of(run_config: dict) -> list[OffsetRange]:
     """The offset ranges a sensor's micro-batch run names in its config (lib/microbatch.py `run_config`)."""
-    return [OffsetRange(**r) for r in run_config["ops"]["ingest_kafka_events"]["config"]["ranges"]]
+    return [OffsetRange(**r) for r in run_config["ops"][INGEST_STEP]["config"]["ranges"]]
 
 
 def window_runs(settings: Settings, env: dict, since: float, pin_events: int) -> list:

@@ -8,6 +8,9 @@ import math
 
 from pinterest_dagster.lib.offsets import OffsetRange
 
+# The step that ingests a run's ranges (defs/ingest/assets.py): the run config names it, the merge step looks for it.
+INGEST_STEP = "ingest_kafka_events"
+
 Cursor = dict[str, int]  # "topic:partition" -> next offset to ingest
 
 
@@ -94,7 +97,7 @@ def run_config(batch: list[OffsetRange], heal_gaps: bool = False) -> dict:
     """Run config naming the exact ranges (never the payloads); `heal_gaps` also ingests the gaps below them."""
     ranges = [{"topic": r.topic, "partition": r.partition, "start": r.start, "end": r.end} for r in sorted(batch)]
     config = {"ranges": ranges, **({"heal_gaps": True} if heal_gaps else {})}
-    return {"ops": {"ingest_kafka_events": {"config": config}}}
+    return {"ops": {INGEST_STEP: {"config": config}}}
 
 
 def parse_cursor(text: str | None) -> Cursor:

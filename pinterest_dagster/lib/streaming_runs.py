@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import dagster as dg
 from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType
 
-from pinterest_dagster.lib.microbatch import parse_cursor
+from pinterest_dagster.lib.microbatch import INGEST_STEP, parse_cursor
 from pinterest_dagster.lib.offsets import OffsetRange
 
 SENSOR_NAME = "kafka_microbatch_sensor"
@@ -37,7 +37,7 @@ def streaming_runs_in_flight(instance: dg.DagsterInstance) -> int:
 
 def ingest_config(run: dg.DagsterRun) -> dict:
     """The config a run gives its ingestion step (empty for a catch-up run with defaults)."""
-    return run.run_config.get("ops", {}).get("ingest_kafka_events", {}).get("config", {})
+    return run.run_config.get("ops", {}).get(INGEST_STEP, {}).get("config", {})
 
 
 def configured_ranges(run: dg.DagsterRun) -> list[OffsetRange]:

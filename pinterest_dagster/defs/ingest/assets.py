@@ -6,6 +6,7 @@ import dagster as dg
 from dagster_pyspark import PySparkResource
 
 from pinterest_dagster.lib.ingestion import ingest_ranges, partition_coverage, run_group_id, topic_observations
+from pinterest_dagster.lib.microbatch import INGEST_STEP
 from pinterest_dagster.lib.offsets import OffsetRange, ranges_text, ranges_to_ingest
 from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
@@ -60,7 +61,7 @@ class IngestConfig(dg.Config):
 
 
 @dg.multi_asset(
-    name="ingest_kafka_events",
+    name=INGEST_STEP,
     pool=LAKE_WRITES,
     specs=[
         dg.AssetSpec(key, group_name="raw", kinds={"kafka", "spark", "delta"}, description=RAW_DESCRIPTIONS[name],

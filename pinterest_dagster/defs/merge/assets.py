@@ -21,12 +21,12 @@ from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.batch_scope import IncrementalConfig, run_ranges
 from pinterest_dagster.lib.ingestion import events_in
 from pinterest_dagster.lib.io_managers import write_args, write_metadata
+from pinterest_dagster.lib.microbatch import INGEST_STEP
 from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.lib.spark import COMPILED_CODE_FROM_ROWS, fit_code_generation
 
 MERGE_STEP = "cleaned_and_realtime"
-INGEST_STEP = "ingest_kafka_events"  # the step whose ranges a merge takes (defs/ingest/assets.py)
 CONCURRENT_TABLES = 4
 
 
