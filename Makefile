@@ -76,8 +76,8 @@ demo: up ## seed, post, stream with the daemon (realtime tables), then batch_job
 dev: up ## run the Dagster UI (http://127.0.0.1:3000) on the workspace
 	SPARK_REMOTE=$${SPARK_REMOTE:-$(LOCAL_SPARK_REMOTE)} $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-screenshot: install ## save the UI's asset lineage to docs/images/asset-lineage.png (needs chromium, chromium-driver)
-	$(PY) -m pinterest_dagster_tests.ui.screenshot docs/images/asset-lineage.png
+screenshot: install ## after make demo: the UI's lineage and kafka/pin's plots into docs/images (needs chromium, chromium-driver)
+	$(PY) -m pinterest_dagster_tests.ui.screenshot docs/images
 
 # The benchmarks use the running stack (`make up`) with their own topics, lakes and DAGSTER_HOMEs, and
 # the default source database (seeded here if missing).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import batch, emulator, history, streaming
+from benchmarks import batch, emulator, first_minutes, history, streaming
 from benchmarks.common import discard_workspaces, progress
 from benchmarks.report import write_results
 from pinterest_dagster.settings import REPO_ROOT
@@ -20,14 +20,18 @@ PARAMETERS = {
     "full": {"emulator": {"posts": 200_000, "repeats": 3}, "batch": {"posts": 1_000_000},
              "streaming": {"posts": 333_334, "max_records_per_run": 1_000_000},
              "latency": {"events_per_s": [1_000, 10_000], "seconds": 60, "max_records_per_run": 1_000_000},
-             "history": {"history_posts": 3_000_000, "events_per_s": 1_000, "seconds": 60, "max_records_per_run": 1_000_000}},
+             "history": {"history_posts": 3_000_000, "events_per_s": 1_000, "seconds": 60, "max_records_per_run": 1_000_000},
+             "first_minutes": {"events_per_s": 1_000, "seconds": 60, "max_records_per_run": 1_000_000}},
     "quick": {"emulator": {"posts": 10_000, "repeats": 1}, "batch": {"posts": 20_000},
               "streaming": {"posts": 10_000, "max_records_per_run": 1_000_000},
               "latency": {"events_per_s": [1_000], "seconds": 20, "max_records_per_run": 1_000_000},
-              "history": {"history_posts": 20_000, "events_per_s": 1_000, "seconds": 20, "max_records_per_run": 1_000_000}},
+              "history": {"history_posts": 20_000, "events_per_s": 1_000, "seconds": 20, "max_records_per_run": 1_000_000},
+              "first_minutes": {"events_per_s": 1_000, "seconds": 20, "max_records_per_run": 1_000_000}},
 }
 BENCHMARKS = {"emulator": emulator.run, "batch": batch.run, "streaming": streaming.compare_throughput,
-              "latency": streaming.compare_latency, "history": history.compare_history}
+              "latency": streaming.compare_latency, "history": history.compare_history,
+              # Last: it restarts the local stack (make down, make up) to measure a cold Spark Connect server.
+              "first_minutes": first_minutes.compare_first_minutes}
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ checks that both sides produced the same result before it reports anything.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import statistics
@@ -127,3 +128,28 @@ def timed(function, *args, **kwargs) -> tuple[float, object]:
     started = time.perf_counter()
     result = function(*args, **kwargs)
     return time.perf_counter() - started, result
+
+
+# A benchmark that reads the lake through Spark's classic API (scan metrics, a session of its own that must
+# not warm the Connect server) runs in a process of its own: `python -m benchmarks` holds Connect sessions,
+# and a process that opened one cannot build a classic session.
+def comparisons_from_process(module: str, *args: str) -> list[Comparison]:
+    """`python -m <module> ARGS --json --discard`, which deletes its workspaces once it succeeded and
+    prints its comparisons as one JSON line."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_LOCAL_REMOTE")}
+    done = subprocess.run([sys.executable, "-m", module, *args, "--json", "--discard"],
+                          cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True, check=True)
+    return [Comparison(**{k: v for k, v in c.items() if k != "met"}) for c in json.loads(done.stdout.strip().splitlines()[-1])]
+
+
+def report_from_process(results: list[Comparison], as_json: bool, discard: bool) -> None:
+    """The end of such a module's main: discard its workspaces if asked, then the JSON line or one line each."""
+    if discard:
+        discard_workspaces()
+    if as_json:
+        print(json.dumps([asdict(c) for c in results]))
+        return
+    for c in results:
+        figures = ", ".join(f"{k} {v:,.2f}" for k, v in c.figures.items())
+        met = "met" if c.met else "NOT MET"
+        print(f"{c.name}: {c.question}: {figures}; ratio {c.ratio:.2f}, target ≥ {c.target:.2f} ({c.target_text}): {met}")

@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import statistics
-import subprocess
-import sys
 
 import dagster as dg
 from pyspark.sql.utils import is_remote
 
-from benchmarks.common import Comparison, discard_workspaces, fresh_workspace, percentiles, post, progress, require_same
+from benchmarks.common import (Comparison, comparisons_from_process, fresh_workspace, percentiles, post, progress,
+                               report_from_process, require_same)
 from benchmarks.scan_metrics import files_scanned
 from benchmarks.streaming import daemon_latencies, drain_with_daemon, structured_streaming
 from pinterest_dagster.defs.clean.assets import latest_cleaned
@@ -44,23 +42,17 @@ from pinterest_dagster.lib.microbatch import INGEST_STEP
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES
 from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.lib.spark import build_spark_session
-from pinterest_dagster.settings import REPO_ROOT, Settings
+from pinterest_dagster.settings import Settings
 
 SAMPLED_RUNS = 10  # runs whose merges' scans are measured, per side
 
 
 def compare_history(history_posts: int, events_per_s: int, seconds: int, max_records_per_run: int,
                     timeout_s: float = 3600) -> list[Comparison]:
-    """`python -m benchmarks` has Spark Connect sessions open: the benchmark runs in a process of its own,
-    which deletes its workspaces once it succeeded, and hands back its comparisons as one JSON line."""
-    env = {k: v for k, v in os.environ.items() if k not in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_LOCAL_REMOTE")}
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.history", "--history-posts", str(history_posts),
-         "--rate", str(events_per_s / 3), "--seconds", str(seconds), "--max-records-per-run", str(max_records_per_run),
-         "--timeout", str(timeout_s), "--json", "--discard"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True, check=True,
-    )
-    return [Comparison(**{k: v for k, v in c.items() if k != "met"}) for c in json.loads(done.stdout.strip().splitlines()[-1])]
+    """`python -m benchmarks` has Spark Connect sessions open: the benchmark runs in a process of its own."""
+    return comparisons_from_process(
+        "benchmarks.history", "--history-posts", str(history_posts), "--rate", str(events_per_s / 3),
+        "--seconds", str(seconds), "--max-records-per-run", str(max_records_per_run), "--timeout", str(timeout_s))
 
 
 def classic_session(settings: Settings):
@@ -145,7 +137,7 @@ def raw_files_read(spark, settings: Settings, ranges: list[OffsetRange]) -> tupl
 def measure_side(side: str, spark, settings: Settings, env: dict, rate: float, seconds: int, timeout_s: float) -> dict:
     """The window posted into this workspace under the daemon: run times, latencies, files read per merge."""
     progress(f"history: {side} lake, daemon at {rate * 3:,.0f} events/s for {seconds} s")
-    latencies, since = daemon_latencies(spark, settings, env, rate, seconds, timeout_s)  # one per pin event of the window
+    latencies, since, _ = daemon_latencies(spark, settings, env, rate, seconds, timeout_s)  # one per pin event of the window
     runs = window_runs(settings, env, since, len(latencies))
     sampled = evenly_spaced(runs, SAMPLED_RUNS)
     files = [raw_files_read(spark, settings, ranges_of(run.dagster_run.run_config)) for run in sampled]
@@ -218,17 +210,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the comparisons as one JSON line (python -m benchmarks)")
     parser.add_argument("--discard", action="store_true", help="delete the topics and folders after success")
     args = parser.parse_args()
-    results = run(args.history_posts, args.rate, args.seconds, args.max_records_per_run, args.timeout)
-    if args.discard:
-        discard_workspaces()
-    if args.json:
-        print(json.dumps([dataclasses.asdict(c) for c in results]))
-        return
-    for c in results:
-        figures = ", ".join(f"{k} {v:,.2f}" for k, v in c.figures.items())
-        met = "met" if c.met else "NOT MET"
-        print(f"{c.name}: {c.question}: {figures}; ratio {c.ratio:.2f}, target ≥ {c.target:.2f} ({c.target_text}): {met}")
-
+    report_from_process(run(args.history_posts, args.rate, args.seconds, args.max_records_per_run, args.timeout),
+                        args.json, args.discard)
 
 if __name__ == "__main__":
     main()

@@ -36,7 +36,7 @@ from pinterest_dagster.lib.kafka import client_config, end_offsets, events_per_t
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import build_spark_session
-from pinterest_dagster.lib.streaming_runs import streaming_runs_in_flight
+from pinterest_dagster.lib.streaming_runs import streaming_cursor, streaming_runs_in_flight
 from pinterest_dagster.settings import REPO_ROOT, TOPIC_KINDS, Settings
 
 CLEANED_PIN = dg.AssetKey(["cleaned", "pin"])
@@ -168,20 +168,38 @@ def compare_throughput(posts: int, max_records_per_run: int, timeout_s: float = 
 
 
 class WindowLatencies(NamedTuple):
-    """Produce -> cleaned/pin seconds of the pin events posted in a window, and when posting began (epoch s)."""
+    """Produce -> cleaned/pin seconds of the pin events posted in a window (sorted), when posting began
+    (epoch s), and per event (seconds after `since` it was produced, its latency) in production order."""
 
     latencies: list[float]
     since: float
+    by_produce_time: list[tuple[float, float]]
 
 
-def daemon_latencies(spark, settings: Settings, env: dict, rate: float, seconds: int, timeout_s: float) -> WindowLatencies:
+def wait_sensor_ticking(home: str, timeout_s: float = 120) -> float:
+    """Seconds until the daemon of this DAGSTER_HOME has evaluated the streaming sensor once."""
+    started = time.monotonic()
+    instance = dg.DagsterInstance.from_config(home)
+    while streaming_cursor(instance) is None:
+        if time.monotonic() - started > timeout_s:
+            raise SystemExit(f"the daemon did not evaluate the streaming sensor within {timeout_s:.0f} s")
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def daemon_latencies(spark, settings: Settings, env: dict, rate: float, seconds: int, timeout_s: float,
+                     sensor_first: bool = False) -> WindowLatencies:
     """Per pin event posted at `rate` posts/s for `seconds` under the daemon into this workspace: produce ->
     cleaned/pin, seconds. The lake may already hold history: only the events produced since posting began
-    count (raw/pin rows of that Kafka time on), checked against the pin offsets the topic gained meanwhile."""
+    count (raw/pin rows of that Kafka time on), checked against the pin offsets the topic gained meanwhile.
+    With `sensor_first`, posting starts once the daemon has evaluated the streaming sensor (its start-up,
+    about 10 s, left out of the window)."""
     pin = settings.topic("pin")
     before = events_per_topic(settings)[pin]
     daemon = start_daemon(env)
     try:
+        if sensor_first:
+            progress(f"daemon evaluated the streaming sensor {wait_sensor_ticking(env['DAGSTER_HOME']):.1f} s after starting")
         # Whole milliseconds, as Kafka timestamps are: an event produced from this instant on counts.
         since = math.floor(time.time() * 1000) / 1000
         post(env, "--duration", str(seconds), "--rate", str(rate))
@@ -198,10 +216,10 @@ def daemon_latencies(spark, settings: Settings, env: dict, rate: float, seconds:
            .where(F.col("tsd") >= since))
     joined = raw.join(log, (raw._partition == log.partition) & (raw._offset >= log.start_offset)
                       & (raw._offset < log.end_offset)).select("run_id", "tsd")
-    latencies = sorted(queryable[r["run_id"]] - r["tsd"] for r in joined.collect() if r["run_id"] in queryable)
+    events = sorted((r["tsd"] - since, queryable[r["run_id"]] - r["tsd"]) for r in joined.collect() if r["run_id"] in queryable)
     require_same("pin events of the window visible in cleaned/pin (daemon) vs produced in it",
-                 len(latencies), events_per_topic(settings)[pin] - before)
-    return WindowLatencies(latencies, since)
+                 len(events), events_per_topic(settings)[pin] - before)
+    return WindowLatencies(sorted(latency for _, latency in events), since, events)
 
 
 def fresh_daemon_latencies(rate: float, seconds: int, max_records_per_run: int, timeout_s: float) -> list[float]:

@@ -301,8 +301,14 @@ connect_server_up() { # service port master tuning memory
 }
 
 spark_connect_up() {
+  if pid_alive spark-connect; then echo "spark-connect: already running on 127.0.0.1:$SPARK_CONNECT_PORT"; return 0; fi
   connect_server_up spark-connect "$SPARK_CONNECT_PORT" "${SPARK_MASTER:-local[*]}" "${PINTEREST_SPARK_TUNING:-small-machine}" \
     "${SPARK_CONNECT_MEMORY:-6g}"
+  # A cold server's first micro-batches took twice as long as later ones: a few real ones on scratch topics
+  # and a scratch lake warm it (pinterest_dagster/warm_up.py; PINTEREST_WARM_UP=0 skips it). Kafka starts first.
+  if [ "${PINTEREST_WARM_UP:-1}" = 0 ]; then echo "spark-connect: warm-up skipped (PINTEREST_WARM_UP=0)"; return 0; fi
+  (cd "$ROOT" && SPARK_REMOTE="sc://127.0.0.1:$SPARK_CONNECT_PORT" .venv/bin/python -m pinterest_dagster.warm_up) \
+    || echo "spark-connect: the warm-up failed (above); the server runs, its first micro-batches will be slower"
 }
 
 # --- A Spark standalone cluster (tests of the scale-out path; `make up` keeps the local Connect server) -----

@@ -3,6 +3,7 @@ giving what the Spark cleaning gives (the batch benchmark times the two against 
 
 from __future__ import annotations
 
+import statistics
 from datetime import datetime, timezone
 
 import duckdb
@@ -11,6 +12,7 @@ from pyspark.sql import functions as F
 
 from benchmarks.common import Comparison, ResultMismatch, require_same_rows
 from benchmarks.duckdb_reference import clean_raw
+from benchmarks.first_minutes import split_p50
 from benchmarks.report import markdown_table, replace_readme_block
 from benchmarks.scan_metrics import files_scanned
 from pinterest_dagster.defs.clean.assets import latest_cleaned
@@ -139,3 +141,10 @@ def test_ranges_of_a_run_are_the_ones_its_config_names():
 
     batch = [OffsetRange("t.pin", 1, 5, 9), OffsetRange("t.geo", 0, 0, 3)]
     assert ranges_of(run_config(batch)) == sorted(batch)
+
+
+def test_the_first_minutes_split_events_by_when_they_were_produced():
+    events = [(t / 10, 20.0 + (t % 7)) for t in range(0, 600)] + [(60 + t / 10, 10.0 + (t % 5)) for t in range(0, 600)]
+    first, later = split_p50(events + [(125.0, 99.0)], 60)  # produced after both windows: in neither
+    assert first["p50"] == statistics.median(latency for t, latency in events if t < 60) == 23.0
+    assert later["p50"] == statistics.median(latency for t, latency in events if t >= 60) == 12.0

@@ -6,8 +6,11 @@ import os
 import subprocess
 
 import pytest
+from kafka import KafkaAdminClient
 
+from pinterest_dagster.lib.kafka import client_config
 from pinterest_dagster.settings import REPO_ROOT
+from pinterest_dagster_tests.services import isolated_settings, require_kafka, require_spark_connect
 
 
 def path_without(tmp_path, hidden: str) -> str:
@@ -49,3 +52,21 @@ def test_stack_without_java_says_what_to_install(tmp_path):
 def test_stack_rejects_an_unknown_command():
     result = subprocess.run(["bash", "infra/stack.sh", "restart"], cwd=REPO_ROOT, capture_output=True, text=True)
     assert result.returncode != 0 and "usage: infra/stack.sh" in result.stderr
+
+
+def test_the_warm_up_runs_micro_batches_on_the_connect_server_and_leaves_nothing_behind(tmp_path):
+    """What `infra/stack.sh up spark-connect` runs on a server it has just started (here: the running one)."""
+    settings = isolated_settings(spark_remote=require_spark_connect())
+    require_kafka(settings)
+    env = {**os.environ, "SPARK_REMOTE": settings.spark_remote, "PINTEREST_TOPIC_PREFIX": settings.topic_prefix,
+           "TMPDIR": str(tmp_path)}
+    done = subprocess.run([str(REPO_ROOT / ".venv/bin/python"), "-m", "pinterest_dagster.warm_up", "--rounds", "2",
+                           "--posts", "50"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "micro-batch 2 of 2 took" in done.stdout and "2 micro-batches on" in done.stdout
+    admin = KafkaAdminClient(**client_config(settings))
+    try:
+        assert [t for t in admin.list_topics() if t.startswith(f"{settings.topic_prefix}-warm-up.")] == []
+    finally:
+        admin.close()
+    assert list(tmp_path.iterdir()) == []  # its lake was a temporary folder, deleted

@@ -50,12 +50,14 @@ def dagster_dev_env(home: Path, **env) -> dict:
 
 
 @contextmanager
-def dagster_dev(env: dict, log_path: Path, timeout_s: float = 90):
-    """`dagster dev` (webserver and daemon) on a free port; yields its URL, then stops its whole session."""
+def dagster_dev(env: dict, log_path: Path, timeout_s: float = 90, daemon: bool = True):
+    """`dagster dev` (webserver and daemon) on a free port; yields its URL, then stops its whole session.
+    Without `daemon`, the webserver alone: it shows the instance and launches nothing by itself."""
     port = free_port()
+    command = ["dagster", "dev"] if daemon else ["dagster-webserver"]
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [str(REPO_ROOT / ".venv/bin/dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            [str(REPO_ROOT / ".venv/bin" / command[0]), *command[1:], "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
             cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"

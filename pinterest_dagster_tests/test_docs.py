@@ -1,0 +1,101 @@
+"""The commands the README and docs/ show exist in the code as written.
+
+Every command in an inline code span or a ```bash block is checked against what it names: a `make` target
+in the Makefile, a `python -m` module that imports and whose `--help` lists each option the docs pass, an
+`infra/stack.sh` verb and service its dispatch handles, a path `pytest` is given, and each PINTEREST_*
+variable set in front of a command read by the code. The long-running ones are run elsewhere: `make test`
+by CI (`.ci/run`), which then runs `make demo` and `make screenshot` too; the benchmarks by `make bench`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.util
+import re
+import shlex
+import subprocess
+import sys
+from functools import cache
+
+import pytest
+
+from pinterest_dagster.settings import REPO_ROOT
+
+DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+COMMAND = re.compile(
+    r"^(?P<env>(?:[A-Z][A-Z0-9_]*=\S*\s+)*)(?:time\s+)?"
+    r"(?P<program>make|(?:\.venv/bin/)?python -m|\.venv/bin/pytest|infra/stack\.sh)\s+(?P<args>.+)$"
+)
+
+
+def documented_commands() -> list[tuple[str, str]]:
+    """(file, command) for every command of the README and docs/ (inline code, and lines of bash blocks)."""
+    found = []
+    for path in DOCS:
+        text = path.read_text()
+        blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+        inline = re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+        lines = [line.split("  #")[0].strip() for block in blocks for line in block.splitlines()]
+        found += [(path.name, command) for command in (*lines, *inline) if COMMAND.match(command)]
+    return found
+
+
+COMMANDS = documented_commands()
+
+
+@cache
+def make_targets() -> set[str]:
+    return set(re.findall(r"^([a-z][a-z-]*):", (REPO_ROOT / "Makefile").read_text(), flags=re.M))
+
+
+@cache
+def stack_cases() -> list[str]:
+    """The `verb:service` patterns infra/stack.sh's dispatch handles."""
+    labels = re.findall(r"^\s+([a-z][a-z0-9:|\s\[\]*-]*)\)", (REPO_ROOT / "infra/stack.sh").read_text(), flags=re.M)
+    return [part.strip() for label in labels for part in label.split("|") if ":" in part]
+
+
+@cache
+def help_text(module: str, subcommand: str | None) -> str:
+    done = subprocess.run([sys.executable, "-m", module, *([subcommand] if subcommand else []), "--help"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"python -m {module} {subcommand or ''} --help failed:\n{done.stderr[-1500:]}"
+    return done.stdout
+
+
+@cache
+def code_text() -> str:
+    """Where the project reads its variables: settings, the Makefile and the scripts of infra/."""
+    paths = [REPO_ROOT / "pinterest_dagster/settings.py", REPO_ROOT / "Makefile", *(REPO_ROOT / "infra").glob("*.sh")]
+    return "\n".join(p.read_text() for p in paths)
+
+
+def test_the_docs_show_commands():
+    assert len(COMMANDS) > 40 and {name for name, _ in COMMANDS} >= {"README.md", "operations.md", "benchmarks.md"}
+
+
+@pytest.mark.parametrize("where,command", COMMANDS, ids=[f"{w}: {c}" for w, c in COMMANDS])
+def test_a_documented_command_exists_as_written(where, command):
+    parts = COMMAND.match(command)
+    program, args = parts["program"], shlex.split(parts["args"])
+    for variable in re.findall(r"(PINTEREST_[A-Z0-9_]+)=", parts["env"]):
+        assert variable in code_text(), f"{where}: {variable} is read nowhere in the code"
+    if program == "make":
+        targets = [a for a in args if "=" not in a and not a.startswith("-")]
+        assert targets and set(targets) <= make_targets(), f"{where}: no such make target in `{command}`"
+    elif program.endswith("python -m"):
+        module, rest = args[0], args[1:]
+        assert importlib.util.find_spec(module) is not None, f"{where}: no module {module}"
+        options = re.findall(r"--[a-z][a-z0-9-]*", " ".join(rest))  # synopses too: [--posts N | --duration S]
+        if options:
+            subcommand = rest[0] if rest and not rest[0].startswith("-") else None
+            text = help_text(module, subcommand)
+            assert all(o in text for o in options), f"{where}: `{command}`: {module} --help does not list {options}"
+    elif program.endswith("pytest"):
+        paths = [a.split("::")[0] for a in args if not a.startswith("-")]
+        assert all((REPO_ROOT / p).exists() for p in paths), f"{where}: `{command}` names a path that is not there"
+    else:
+        verb, services = args[0], args[1:] or ["kafka"]
+        for service in services:
+            assert any(fnmatch.fnmatchcase(f"{verb}:{service}", case) for case in stack_cases()), \
+                f"{where}: infra/stack.sh does not handle `{verb} {service}`"
