@@ -81,9 +81,9 @@ screenshot: install ## after make demo: the UI's lineage and kafka/pin's plots i
 
 # The benchmarks use the running stack (`make up`) with their own topics, lakes and DAGSTER_HOMEs, and
 # the default source database (seeded here if missing).
-bench: install ## side-by-side benchmarks at full size (stack from make up); rewrites the README block
+bench: install ## side-by-side benchmarks at full size (stack from make up); rewrites the README block; SOAK=1 adds the 20-min soak
 	@test -f .local/pinterest.db || $(PY) -m emulator seed
-	SPARK_REMOTE=$${SPARK_REMOTE:-$(LOCAL_SPARK_REMOTE)} $(PY) -m benchmarks
+	SPARK_REMOTE=$${SPARK_REMOTE:-$(LOCAL_SPARK_REMOTE)} $(PY) -m benchmarks $(if $(SOAK),--soak)
 
 bench-quick: install ## the same benchmarks at small sizes, a few minutes: checks the harness, not the figures
 	@test -f .local/pinterest.db || $(PY) -m emulator seed

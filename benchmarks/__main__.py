@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import batch, emulator, first_minutes, history, streaming
+from benchmarks import batch, emulator, first_minutes, history, soak, streaming
 from benchmarks.common import discard_workspaces, progress
 from benchmarks.report import write_results
 from pinterest_dagster.settings import REPO_ROOT
@@ -21,17 +21,21 @@ PARAMETERS = {
              "streaming": {"posts": 333_334, "max_records_per_run": 1_000_000},
              "latency": {"events_per_s": [1_000, 10_000], "seconds": 60, "max_records_per_run": 1_000_000},
              "history": {"history_posts": 3_000_000, "events_per_s": 1_000, "seconds": 60, "max_records_per_run": 1_000_000},
-             "first_minutes": {"events_per_s": 1_000, "seconds": 60, "max_records_per_run": 1_000_000}},
+             "first_minutes": {"events_per_s": 1_000, "seconds": 60, "max_records_per_run": 1_000_000},
+             "soak": {"events_per_s": 11_600, "minutes": 20, "every_minutes": 5}},
     "quick": {"emulator": {"posts": 10_000, "repeats": 1}, "batch": {"posts": 20_000},
               "streaming": {"posts": 10_000, "max_records_per_run": 1_000_000},
               "latency": {"events_per_s": [1_000], "seconds": 20, "max_records_per_run": 1_000_000},
               "history": {"history_posts": 20_000, "events_per_s": 1_000, "seconds": 20, "max_records_per_run": 1_000_000},
-              "first_minutes": {"events_per_s": 1_000, "seconds": 20, "max_records_per_run": 1_000_000}},
+              "first_minutes": {"events_per_s": 1_000, "seconds": 20, "max_records_per_run": 1_000_000},
+              "soak": {"events_per_s": 3_000, "minutes": 10, "every_minutes": 2}},
 }
 BENCHMARKS = {"emulator": emulator.run, "batch": batch.run, "streaming": streaming.compare_throughput,
               "latency": streaming.compare_latency, "history": history.compare_history,
               # Last: it restarts the local stack (make down, make up) to measure a cold Spark Connect server.
-              "first_minutes": first_minutes.compare_first_minutes}
+              "first_minutes": first_minutes.compare_first_minutes, "soak": soak.compare_soak}
+# Run only when named (--only soak, or --soak): 20 minutes of sustained load.
+OPT_IN = ("soak",)
 
 
 def main() -> None:
@@ -39,9 +43,10 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes, for checking the harness")
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), help="run only these benchmarks")
+    parser.add_argument("--soak", action="store_true", help="also run the soak benchmark (20 min; opt-in)")
     args = parser.parse_args()
     mode = "quick" if args.quick else "full"
-    names = args.only or list(BENCHMARKS)
+    names = args.only or [name for name in BENCHMARKS if name not in OPT_IN or args.soak]
     parameters = {name: PARAMETERS[mode][name] for name in names}
     comparisons = []
     for name in names:

@@ -143,6 +143,8 @@ class Settings:
     maintenance_cron: str = "47 * * * *"  # when maintenance_schedule compacts and vacuums the tables (UTC)
     vacuum_retain_hours: float = 168.0  # files a compaction or overwrite replaced are kept this long
     freshness_minutes: float = 15.0  # cleaned/pin and the realtime tables are stale after this long without a merge
+    housekeeping_cron: str = "17 * * * *"  # when housekeeping_schedule deletes old successful micro-batch runs (UTC)
+    keep_successful_runs_hours: float = 24.0  # successful micro-batch runs are kept this long
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     s3_endpoint_url: str | None = None  # an S3-compatible server (MinIO, moto); unset = AWS S3
     aws_region: str | None = None
@@ -185,6 +187,8 @@ class Settings:
             maintenance_cron=env.get("PINTEREST_MAINTENANCE_CRON") or defaults.maintenance_cron,
             vacuum_retain_hours=float(env.get("PINTEREST_VACUUM_RETAIN_HOURS") or defaults.vacuum_retain_hours),
             freshness_minutes=float(env.get("PINTEREST_FRESHNESS_MINUTES") or defaults.freshness_minutes),
+            housekeeping_cron=env.get("PINTEREST_HOUSEKEEPING_CRON") or defaults.housekeeping_cron,
+            keep_successful_runs_hours=float(env.get("PINTEREST_KEEP_SUCCESSFUL_RUNS_HOURS") or defaults.keep_successful_runs_hours),
             kafka_security=KafkaSecurity.from_env(env),
             # The variables boto3 itself reads, so one setting serves boto3 and Spark's s3a.
             s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,

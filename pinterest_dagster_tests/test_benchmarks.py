@@ -15,6 +15,7 @@ from benchmarks.duckdb_reference import clean_raw
 from benchmarks.first_minutes import split_p50
 from benchmarks.report import markdown_table, replace_readme_block
 from benchmarks.scan_metrics import files_scanned
+from benchmarks.soak import files_per_partition, levels_off, per_minute
 from pinterest_dagster.defs.clean.assets import latest_cleaned
 from pinterest_dagster.transforms import CLEANED_COLUMNS
 from pinterest_dagster.transforms.parse import SOURCE_COLUMNS
@@ -148,3 +149,18 @@ def test_the_first_minutes_split_events_by_when_they_were_produced():
     first, later = split_p50(events + [(125.0, 99.0)], 60)  # produced after both windows: in neither
     assert first["p50"] == statistics.median(latency for t, latency in events if t < 60) == 23.0
     assert later["p50"] == statistics.median(latency for t, latency in events if t >= 60) == 12.0
+
+
+def test_the_soak_averages_per_minute_and_compares_minutes_5_10_with_the_last_5():
+    samples = [(m * 60 + s, 100.0 * (m < 3) + m) for m in range(20) for s in (0, 30)]  # a burst, then a slow climb
+    series = per_minute(samples, 20)
+    assert series[:4] == [100.0, 101.0, 102.0, 3.0] and len(series) == 20
+    assert levels_off(series, 20) == (statistics.fmean(range(5, 10)), statistics.fmean(range(15, 20)))
+    assert per_minute([(30, 1.0)], 3) == [1.0, None, None] and levels_off([1.0, None, None], 3) == (0.0, 1.0)
+
+
+def test_the_soak_counts_data_files_per_partition_directory():
+    files = ["file:/l/raw/pin/_kafka_date=2026-12-01/a.parquet", "file:/l/raw/pin/_kafka_date=2026-12-01/b.parquet",
+             "file:/l/raw/pin/_kafka_date=2026-12-02/c.parquet"]
+    assert files_per_partition(files) == {"_kafka_date=2026-12-01": 2, "_kafka_date=2026-12-02": 1}
+    assert files_per_partition(["s3a://b/cleaned/pin/x.parquet"] * 3) == {"(table)": 3}

@@ -13,6 +13,7 @@ from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, Postgr
 
 from pinterest_dagster.definitions import defs
 from pinterest_dagster.defs.streaming.jobs import streaming_job
+from pinterest_dagster.defs.ingest.checks import raw_checks
 from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.settings import REPO_ROOT
 
@@ -73,6 +74,9 @@ def test_every_step_that_writes_the_lake_is_in_the_lake_writes_pool_held_for_the
         if assets_def.is_executable and assets_def.keys:
             writers[assets_def.node_def.name] = assets_def.node_def.pool
     assert set(writers.values()) == {LAKE_WRITES}, writers
+    # The raw checks write how far they have read (lib/check_state.py).
+    assert {check.node_def.name: check.node_def.pool for check in raw_checks} == {
+        "raw_completeness": LAKE_WRITES, "raw_schema_drift": LAKE_WRITES}
 
 
 def test_the_run_queue_and_retries_are_what_the_readme_documents(postgres_instance):

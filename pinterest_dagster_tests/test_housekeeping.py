@@ -6,8 +6,9 @@ from __future__ import annotations
 import dagster as dg
 from dagster._core.test_utils import create_run_for_test
 
-from pinterest_dagster.definitions import defs
+from pinterest_dagster.definitions import build_definitions, defs
 from pinterest_dagster.lib.streaming_runs import FRESHNESS_SENSOR, STREAMING_TAGS
+from pinterest_dagster.settings import Settings
 
 
 def runs(instance) -> dict[str, str]:
@@ -39,3 +40,12 @@ def test_old_successful_streaming_runs_go_and_failed_and_batch_runs_stay():
                                                    "streaming_job:FAILURE"]
         deleted = set(before) - set(runs(instance))
         assert all(instance.get_run_by_id(run_id) is None and not instance.all_logs(run_id) for run_id in deleted)
+
+
+def test_the_schedule_runs_on_the_configured_cron_with_the_configured_age():
+    assert defs.resolve_schedule_def("housekeeping_schedule").cron_schedule == "17 * * * *"  # the defaults
+    settings = Settings.from_env({"PINTEREST_HOUSEKEEPING_CRON": "*/5 * * * *", "PINTEREST_KEEP_SUCCESSFUL_RUNS_HOURS": "0.5"})
+    schedule = build_definitions(settings).resolve_schedule_def("housekeeping_schedule")
+    [request] = schedule.evaluate_tick(dg.build_schedule_context()).run_requests
+    assert schedule.cron_schedule == "*/5 * * * *"
+    assert request.run_config["ops"]["delete_old_streaming_runs"]["config"] == {"keep_successful_streaming_runs_hours": 0.5}

@@ -79,6 +79,24 @@ def size(intervals) -> int:
     return sum(end - start for start, end in intervals)
 
 
+def intersection(a, b) -> list[Interval]:
+    """The offsets both unions of intervals hold, as sorted disjoint intervals."""
+    both = [(max(s1, s2), min(e1, e2)) for s1, e1 in union(a) for s2, e2 in union(b)]
+    return union(i for i in both if i[0] < i[1])
+
+
+def since_last_check(window: list[Interval], checked_up_to: int | None, rewritten: list[Interval]) -> list[Interval]:
+    """The part of a partition's `window` a check reads when it reads only what arrived since it last passed:
+    all of it if it never passed (`checked_up_to` None); else the offsets from `checked_up_to` (where the
+    window ended then) on, and the ranges ingested again since (their slices of raw and rejects were
+    replaced). The rest of the lake is as the passing check saw it: every write replaces the slice of a
+    range the ingestion log records (docs/architecture.md section 5)."""
+    if checked_up_to is None:
+        return union(window)
+    until = max((end for _, end in window), default=checked_up_to)
+    return intersection(window, [(checked_up_to, max(checked_up_to, until)), *rewritten])
+
+
 @dataclass(frozen=True)
 class PartitionCoverage:
     """One partition: Kafka's retained offsets `[first, end)` and the union of the ranges ingested."""

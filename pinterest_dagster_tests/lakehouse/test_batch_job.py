@@ -9,7 +9,6 @@ import pytest
 
 from emulator import generator
 from pinterest_dagster.defs.ingest.checks import COMPLETENESS_CHECK, offsets_stored
-from pinterest_dagster.lib.offsets import PartitionCoverage
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.transforms.aggregate import AGGREGATES
@@ -198,8 +197,12 @@ def test_an_offset_stored_twice_is_a_duplicate_even_across_raw_and_rejects(spark
     }
     for table, rows in stored.items():
         delta.write_table(spark, spark.createDataFrame(rows, schema), lake.path("raw", table), "append", describe=False)
-    window = [PartitionCoverage("t.pin", 0, first=1, end=9, ingested=((0, 3),)), PartitionCoverage("t.pin", 1, 0, 9, ((0, 1),))]
-    counts = offsets_stored(spark, lake, "pin", "t.pin", window)
+    # The retained, ingested window: offsets 1-2 of partition 0 (offset 0 is past retention), 0 of partition 1.
+    window = {0: [(1, 3)], 1: [(0, 1)]}
+    counts = offsets_stored(spark, lake, "pin", "t.pin", window, everything=True)
     # 4 + 2 rows of t.pin hold 4 distinct offsets: (1, 0) twice in raw, (0, 1) in raw and in rejects;
-    # of those, (0, 1), (0, 2) and (1, 0) lie in the retained, ingested window.
-    assert (counts["raw"], counts["rejects"], counts["offsets"], counts["in_window"]) == (4, 2, 4, 3)
+    # of those, (0, 1), (0, 2) and (1, 0) lie in the window.
+    assert (counts["raw"], counts["rejects"], counts["offsets"], counts["in_regions"]) == (4, 2, 4, 3)
+    # Without `everything`, only the rows in the window are read.
+    counts = offsets_stored(spark, lake, "pin", "t.pin", window)
+    assert (counts["raw"], counts["rejects"], counts["offsets"], counts["in_regions"]) == (3, 2, 3, 3)

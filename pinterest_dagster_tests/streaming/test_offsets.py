@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pinterest_dagster.defs.ingest.checks import regions_to_check, verified_up_to
+from pinterest_dagster.lib.check_state import CheckedSince
 from pinterest_dagster.lib.offsets import (
-    OffsetRange, PartitionCoverage, coverage_of, lag_per_topic, missing, ranges_to_ingest, union,
+    OffsetRange, PartitionCoverage, coverage_of, intersection, lag_per_topic, missing, ranges_to_ingest, since_last_check,
+    union,
 )
 
 
@@ -71,3 +74,28 @@ def test_lag_per_topic_counts_from_the_cursor_or_what_was_ingested_plus_what_run
     # Without a cursor: what the log holds, moved on by this run's own ranges; never below zero.
     assert lag_per_topic(ends, {("t.pin", 0): 70}, ingested=[OffsetRange("t.pin", 0, 70, 90), OffsetRange("t.geo", 0, 0, 35)]) == {
         "t.pin": 10 + 50, "t.geo": 0}
+
+
+def test_intersection_keeps_what_both_unions_hold():
+    assert intersection([(0, 10), (20, 30)], [(5, 25), (28, 40)]) == [(5, 10), (20, 25), (28, 30)]
+    assert intersection([(0, 10)], []) == [] and intersection([(0, 10)], [(10, 20)]) == []
+
+
+def test_a_check_reads_what_arrived_since_it_last_passed_and_what_was_ingested_again():
+    window = [(50, 80), (90, 200)]  # retained from 50, a gap 80-90, ingested up to 200
+    assert since_last_check(window, None, []) == [(50, 80), (90, 200)]  # never passed: all of it
+    assert since_last_check(window, 150, []) == [(150, 200)]
+    # A range ingested again below (a heal, a retried run) is read again; one outside the window is not.
+    assert since_last_check(window, 150, [(60, 70), (0, 10)]) == [(60, 70), (150, 200)]
+    assert since_last_check(window, 200, []) == []  # nothing new
+    assert since_last_check([], 40, [(0, 10)]) == []
+
+
+def test_the_regions_a_completeness_check_reads_and_where_it_may_resume():
+    c = PartitionCoverage("t", 0, first=0, end=300, ingested=((0, 200),))
+    recreated = PartitionCoverage("t", 1, first=0, end=20, ingested=((0, 20),))
+    since = CheckedSince(up_to={("t", 0): 120, ("t", 1): 500}, rewritten={("t", 0): [(10, 20)]})
+    owned = [OffsetRange("t", 0, 150, 160)]
+    assert regions_to_check([c, recreated], since, owned) == {0: [(10, 20), (120, 150), (160, 200)], 1: [(0, 20)]}
+    # Passing, it has seen partition 0 up to the range a run in flight will write, partition 1 all of it.
+    assert verified_up_to([c, recreated], owned) == {("t", 0): 150, ("t", 1): 20}

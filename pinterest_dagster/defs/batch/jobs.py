@@ -6,6 +6,7 @@ from __future__ import annotations
 import dagster as dg
 
 from pinterest_dagster.defs.merge.assets import MERGE_STEP
+from pinterest_dagster.lib.check_state import FULL_CHECK_TAG
 
 # Both jobs select every table a catch-up can change: the events it ingests reach cleaned and realtime
 # as a micro-batch's do, and the nine aggregated tables are recomputed from cleaned.
@@ -33,4 +34,6 @@ rebuild_job = dg.define_asset_job(
     "recomputed from every raw event, then the nine aggregated tables, with their checks.",
     executor_def=dg.in_process_executor,
     config=FULL_REFRESH,
+    # Its raw checks read all of raw; batch_job's read what arrived since they last passed.
+    tags={FULL_CHECK_TAG: "full"},
 )

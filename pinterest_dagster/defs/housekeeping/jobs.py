@@ -51,11 +51,15 @@ def housekeeping_job():
     delete_old_streaming_runs()
 
 
-housekeeping_schedule = dg.ScheduleDefinition(
-    name="housekeeping_schedule",
-    job=housekeeping_job,
-    cron_schedule="17 * * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Runs housekeeping_job every hour: successful micro-batch runs are kept 24 h.",
-)
+def build_housekeeping_schedule(cron: str, keep_hours: float) -> dg.ScheduleDefinition:
+    """housekeeping_job on `cron` (UTC), keeping successful micro-batch runs `keep_hours`
+    (PINTEREST_HOUSEKEEPING_CRON, PINTEREST_KEEP_SUCCESSFUL_RUNS_HOURS)."""
+    return dg.ScheduleDefinition(
+        name="housekeeping_schedule",
+        job=housekeeping_job,
+        cron_schedule=cron,
+        execution_timezone="UTC",
+        run_config={"ops": {"delete_old_streaming_runs": {"config": {"keep_successful_streaming_runs_hours": keep_hours}}}},
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Runs housekeeping_job on '{cron}' (UTC): successful micro-batch runs are kept {keep_hours:g} h.",
+    )

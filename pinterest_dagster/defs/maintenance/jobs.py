@@ -23,14 +23,17 @@ from pinterest_dagster.lib.maintenance import DELTA_DEFAULT_RETAIN_HOURS, compac
 from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES
 from pinterest_dagster.lib.resources import LakeResource
+from pinterest_dagster.lib.check_state import STATE_TABLE
 from pinterest_dagster.lib.streaming_runs import ACTIVE_STATUSES
 from pinterest_dagster.settings import TOPIC_KINDS
 from pinterest_dagster.transforms.aggregate import AGGREGATES
 
 INGESTION_LOG = "_meta/ingested_ranges"
-# Every table of the lake, as layer/name: the assets' tables, the ingestion log and the realtime state.
+RAW_CHECKS_STATE = "/".join(STATE_TABLE)
+# Every table of the lake, as layer/name: the assets' tables, the ingestion log, the raw checks' state and
+# the realtime state.
 TABLES = (
-    *(f"raw/{kind}" for kind in (*TOPIC_KINDS, "rejects")), INGESTION_LOG, "_state/poster_pins",
+    *(f"raw/{kind}" for kind in (*TOPIC_KINDS, "rejects")), INGESTION_LOG, RAW_CHECKS_STATE, "_state/poster_pins",
     *(f"cleaned/{kind}" for kind in TOPIC_KINDS), *(f"realtime/{name}" for name in REALTIME_TABLES),
     *(f"aggregated/{name}" for name in AGGREGATES),
 )

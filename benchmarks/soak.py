@@ -1,0 +1,205 @@
+"""Runs for days, compressed: a sustained load under the daemon with maintenance and housekeeping on their
+schedules. Does the pipeline level off, do files stay few, does Dagster's storage stay bounded?
+
+    SPARK_REMOTE=sc://127.0.0.1:15002 .venv/bin/python -m benchmarks.soak --rate 3867 --minutes 20
+
+In a fresh workspace (topics, lake, SQLite DAGSTER_HOME) the Dagster daemon evaluates the streaming sensor,
+`maintenance_schedule` and `housekeeping_schedule`, both every `--every` minutes here instead of hourly
+(PINTEREST_MAINTENANCE_CRON, PINTEREST_HOUSEKEEPING_CRON), housekeeping keeping successful micro-batch runs
+as long (PINTEREST_KEEP_SUCCESSFUL_RUNS_HOURS), while the emulator posts `--rate` posts/s (3 events each:
+3,867 posts/s is 11,600 events/s) for `--minutes`. Every few seconds it samples the lag (events in Kafka
+not in the lake yet: Kafka's end offsets against the sensor's cursor and the ranges of runs in flight) and
+records each micro-batch that succeeded (its events, when it ended). Once posting stopped and the lake
+caught up: data files per table and partition (the current version's), the Delta logs' bytes, and the
+live bytes of Dagster's SQLite storage against those before posting began.
+
+Targets (issue "Runs for days"): lag and micro-batch size level off (the mean of the last 5 minutes no
+higher than that of minutes 5-10); no table holds more than 50 data files per partition once maintenance
+has run; Dagster's storage grows by less than 1 MB per 100 micro-batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import dagster as dg
+
+from benchmarks.common import Comparison, fresh_workspace, progress, report_from_process
+from benchmarks.dagster_storage import live_bytes
+from benchmarks.streaming import start_daemon, wait_runs_finished, wait_sensor_ticking
+from pinterest_dagster.defs.maintenance.jobs import TABLES
+from pinterest_dagster.lib import delta
+from pinterest_dagster.lib.kafka import end_offsets
+from pinterest_dagster.lib.offsets import lag_per_topic
+from pinterest_dagster.lib.spark import build_spark_session
+from pinterest_dagster.lib.streaming_runs import STREAMING_JOB, configured_ranges, ranges_in_flight, streaming_cursor
+from pinterest_dagster.settings import REPO_ROOT, Settings
+
+MAX_FILES_PER_PARTITION = 50
+STORAGE_BYTES_PER_100_RUNS = 1_000_000
+SAMPLE_EVERY_S = 5
+
+
+def lag_now(settings: Settings, instance: dg.DagsterInstance) -> int | None:
+    """Events in Kafka not in the lake yet: past the sensor's cursor, or in ranges of runs queued or running."""
+    cursor = streaming_cursor(instance)
+    if cursor is None:
+        return None
+    ends = {(tp.topic, tp.partition): end for tp, end in end_offsets(settings, list(settings.topics.values())).items()}
+    return sum(lag_per_topic(ends, cursor, owned=ranges_in_flight(instance, except_group="")).values())
+
+
+def per_minute(samples: list[tuple[float, float]], minutes: int) -> list[float | None]:
+    """The mean of the (seconds since start, value) samples falling in each minute."""
+    buckets = defaultdict(list)
+    for t, value in samples:
+        buckets[int(t // 60)].append(value)
+    return [statistics.fmean(buckets[m]) if buckets[m] else None for m in range(minutes)]
+
+
+def levels_off(series: list[float | None], minutes: int) -> tuple[float, float]:
+    """(mean of minutes 5-10, mean of the last 5 minutes), minutes without a sample left out."""
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return statistics.fmean(values) if values else 0.0
+    return mean(series[5:10]), mean(series[max(0, minutes - 5):minutes])
+
+
+def files_per_partition(files: list[str]) -> dict[str, int]:
+    """Data files per partition directory (`_kafka_date=...`), or per table when it is not partitioned."""
+    counts: dict[str, int] = defaultdict(int)
+    for path in files:
+        parts = [p for p in path.split("/") if "=" in p]
+        counts["/".join(parts) or "(table)"] += 1
+    return dict(counts)
+
+
+def lake_facts(spark, settings: Settings) -> dict[str, dict]:
+    """Per table: its data files, the most in one partition, and the bytes of its Delta log."""
+    facts = {}
+    for table in TABLES:
+        path = settings.table_path(*table.split("/"))
+        if not delta.table_exists(spark, path):
+            continue
+        files = delta.read_table(spark, path).inputFiles()
+        log = Path(path) / "_delta_log"
+        facts[table] = {"data_files": len(files), "most_files_in_a_partition": max(files_per_partition(files).values(), default=0),
+                        "delta_log_bytes": sum(f.stat().st_size for f in log.rglob("*") if f.is_file()) if log.is_dir() else 0}
+    return facts
+
+
+def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float) -> dict:
+    settings, env = fresh_workspace()
+    env.update({"PINTEREST_MAINTENANCE_CRON": f"*/{every_minutes} * * * *",
+                "PINTEREST_HOUSEKEEPING_CRON": f"*/{every_minutes} * * * *",
+                "PINTEREST_KEEP_SUCCESSFUL_RUNS_HOURS": str(every_minutes / 60)})
+    home = Path(env["DAGSTER_HOME"])
+    instance = dg.DagsterInstance.from_config(str(home))
+    daemon = start_daemon(env)
+    lags: list[tuple[float, float]] = []
+    batches: dict[str, tuple[float, int]] = {}  # run id -> (seconds since start it ended, events)
+    try:
+        wait_sensor_ticking(str(home))
+        storage_before = sum(live_bytes(home).values())
+        progress(f"soak: posting {rate * 3:,.0f} events/s for {minutes} min; maintenance and housekeeping every "
+                 f"{every_minutes} min")
+        started = time.time()
+        emulator = subprocess.Popen([str(REPO_ROOT / ".venv/bin/python"), "-m", "emulator", "post", "--quiet",
+                                     "--duration", str(minutes * 60), "--rate", str(rate)], cwd=REPO_ROOT, env=env)
+        next_report = started + 60
+        while emulator.poll() is None:
+            now = time.time()
+            lag = lag_now(settings, instance)
+            if lag is not None:
+                lags.append((now - started, lag))
+            for record in instance.get_run_records(dg.RunsFilter(job_name=STREAMING_JOB, statuses=[dg.DagsterRunStatus.SUCCESS]),
+                                                   limit=200):
+                if record.dagster_run.run_id not in batches and record.end_time:
+                    batches[record.dagster_run.run_id] = (record.end_time - started,
+                                                         sum(r.size for r in configured_ranges(record.dagster_run)))
+            if now >= next_report:
+                progress(f"soak: minute {int((now - started) // 60)}: lag {lag if lag is not None else '?'} events, "
+                         f"{len(batches)} micro-batches so far")
+                next_report += 60
+            time.sleep(SAMPLE_EVERY_S)
+        if emulator.returncode != 0:
+            raise SystemExit(f"the emulator failed ({emulator.returncode})")
+        deadline = time.monotonic() + timeout_s
+        while lag_now(settings, instance) not in (0, None) and time.monotonic() < deadline:
+            time.sleep(SAMPLE_EVERY_S)
+        caught_up_s = time.time() - started - minutes * 60
+        wait_runs_finished(str(home), timeout_s)
+    finally:
+        daemon.terminate()
+        daemon.wait()
+    storage_after = sum(live_bytes(home).values())
+    maintenance_runs = instance.get_runs_count(dg.RunsFilter(job_name="maintenance_job", statuses=[dg.DagsterRunStatus.SUCCESS]))
+    housekeeping_runs = instance.get_runs_count(dg.RunsFilter(job_name="housekeeping_job", statuses=[dg.DagsterRunStatus.SUCCESS]))
+    facts = lake_facts(build_spark_session(settings), settings)
+    events = [(t, size) for t, size in batches.values() if t < minutes * 60]
+    return {"lag_per_minute": per_minute(lags, minutes), "batch_per_minute": per_minute(events, minutes),
+            "micro_batches": len(batches), "caught_up_after_posting_s": caught_up_s, "lake": facts,
+            "storage_before": storage_before, "storage_after": storage_after,
+            "maintenance_runs": maintenance_runs, "housekeeping_runs": housekeeping_runs}
+
+
+def comparisons(result: dict, parameters: dict) -> list[Comparison]:
+    minutes = parameters["minutes"]
+    lag_early, lag_late = levels_off(result["lag_per_minute"], minutes)
+    batch_early, batch_late = levels_off(result["batch_per_minute"], minutes)
+    worst_table, worst = max(((t, f["most_files_in_a_partition"]) for t, f in result["lake"].items()), key=lambda x: x[1])
+    growth = result["storage_after"] - result["storage_before"]
+    per_100 = growth / max(1, result["micro_batches"]) * 100
+    checked = (f"{result['micro_batches']} micro-batches succeeded, {result['maintenance_runs']} maintenance and "
+               f"{result['housekeeping_runs']} housekeeping runs; the lake caught up "
+               f"{result['caught_up_after_posting_s']:.0f} s after posting stopped")
+    return [
+        Comparison("soak_lag", "soak: lag in events, minutes 5-10 vs the last 5 (mean per minute)",
+                   {"lag_minutes_5_10": lag_early, "lag_last_5": lag_late, "lag_per_minute": result["lag_per_minute"]},
+                   (lag_early + 1) / (lag_late + 1), 1.0, "the last 5 minutes' lag no higher than minutes 5-10's",
+                   "events", parameters, checked),
+        Comparison("soak_batch_size", "soak: micro-batch size in events, minutes 5-10 vs the last 5 (mean per minute)",
+                   {"batch_minutes_5_10": batch_early, "batch_last_5": batch_late,
+                    "batch_per_minute": result["batch_per_minute"]},
+                   (batch_early + 1) / (batch_late + 1), 1.0, "the last 5 minutes' micro-batches no larger than minutes 5-10's",
+                   "events", parameters, checked),
+        Comparison("soak_files", f"soak: most data files in one partition of a table ({worst_table})",
+                   {"most_files_in_a_partition": worst, **{f"{t} files": f["data_files"] for t, f in result["lake"].items()},
+                    **{f"{t} delta_log_bytes": f["delta_log_bytes"] for t, f in result["lake"].items()}},
+                   MAX_FILES_PER_PARTITION / max(1, worst), 1.0, f"no more than {MAX_FILES_PER_PARTITION} per partition",
+                   "files", parameters, checked),
+        Comparison("soak_dagster_storage", "soak: Dagster storage growth per 100 micro-batches, housekeeping on (bytes)",
+                   {"storage_before": result["storage_before"], "storage_after": result["storage_after"],
+                    "growth_per_100_micro_batches": per_100},
+                   STORAGE_BYTES_PER_100_RUNS / max(1.0, per_100), 1.0, "less than 1 MB per 100 micro-batches", "bytes",
+                   parameters, checked),
+    ]
+
+
+def compare_soak(events_per_s: int, minutes: int, every_minutes: int, timeout_s: float = 1800) -> list[Comparison]:
+    parameters = {"events_per_s": events_per_s, "minutes": minutes, "maintenance_and_housekeeping_every_minutes": every_minutes}
+    return comparisons(soak(events_per_s / 3, minutes, every_minutes, timeout_s), parameters)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=3867, help="posts per second (3 events each)")
+    parser.add_argument("--minutes", type=int, default=20)
+    parser.add_argument("--every", type=int, default=5, help="minutes between maintenance runs, and between housekeeping runs")
+    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--json", action="store_true", help="print the comparisons as one JSON line")
+    args = parser.parse_args()
+    if "SPARK_REMOTE" not in os.environ:
+        progress("soak: SPARK_REMOTE is not set: every micro-batch starts a Spark JVM of its own")
+    report_from_process(compare_soak(round(args.rate * 3), args.minutes, args.every, args.timeout), args.json, discard=False)
+
+
+if __name__ == "__main__":
+    main()
