@@ -3,9 +3,14 @@ session receives, overrides from PINTEREST_SPARK_CONF, and which local services 
 
 from __future__ import annotations
 
+import logging
+import logging.config
+
 import pytest
+from pyspark.sql.connect import logging as connect_logging
 
 from pinterest_dagster.lib.spark import (
+    CONNECT_CLIENT_LOGGER,
     PER_STEP_CODEGEN,
     SMALL_MACHINE_CONFIG,
     connect_server_args,
@@ -123,3 +128,9 @@ def test_make_up_starts_only_the_services_the_settings_point_at_on_this_machine(
     reasons = remote_services(remote)
     assert "s3cret" not in str(reasons) and "db.internal" in reasons["mariadb"]
     assert local_services(Settings.from_env({"SOURCE_DB_URL": "mysql+pymysql://u:p@127.0.0.1:3306/x"}))[1] == "mariadb"
+
+
+def test_the_spark_connect_client_logs_no_error_it_raises_even_after_dagster_turns_loggers_back_on():
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})  # as Dagster's set-up does
+    assert not CONNECT_CLIENT_LOGGER.isEnabledFor(logging.ERROR)
+    assert CONNECT_CLIENT_LOGGER is logging.getLogger(connect_logging.__name__)

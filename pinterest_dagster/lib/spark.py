@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +17,14 @@ from pinterest_dagster.settings import Settings, SettingsError
 
 # Static settings: an in-process session and the Connect servers `infra/stack.sh` starts get them; a remote
 # server must have them already (`connect_session` checks).
+# PySpark's Spark Connect client logger is off unless SPARK_CONNECT_LOG_LEVEL gives it a level, but Dagster's
+# logging set-up (logging.config.dictConfig) turns every existing logger back on: the client then printed each
+# error the server answered, an expected "no table at this path" included, as a JSON line at ERROR before
+# raising it (into make demo's output). Errors still reach the caller as exceptions.
+CONNECT_CLIENT_LOGGER = logging.getLogger("pyspark.sql.connect.logging")
+if CONNECT_CLIENT_LOGGER.level == logging.NOTSET:
+    CONNECT_CLIENT_LOGGER.setLevel(logging.CRITICAL)
+
 DELTA_CONFIG = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
