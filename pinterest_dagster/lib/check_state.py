@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -38,11 +38,6 @@ STATE_TABLE = ("_meta", "raw_checks")  # layer, name (maintenance compacts and v
 
 def state_path(lake: LakeResource) -> str:
     return lake.path(*STATE_TABLE)
-
-
-def now() -> datetime:
-    """As the ingestion log writes its `ingested_at` (naive UTC), so that the two compare in Spark."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)

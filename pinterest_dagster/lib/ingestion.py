@@ -262,8 +262,14 @@ def counts_per_kind(per_range: dict[OffsetRange, RangeCounts], kinds: dict[str, 
     return counts
 
 
+def log_time() -> datetime:
+    """Now, as the ingestion log stamps `ingested_at`: naive UTC. Whatever compares with those stamps (the
+    log's coalescing cutoff, the raw checks' `checked_at`) takes its time from here, so the two agree."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
 def _log_ranges(spark, lake, ranges, per_range, run_id) -> None:
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = log_time()
     rows = [(r.topic, r.partition, r.start, r.end, per_range[r].accepted, per_range[r].rejected, run_id, now)
             for r in ranges]
     delta.write_table(spark, spark.createDataFrame(rows, LOG_SCHEMA), log_path(lake), "append", describe=False)

@@ -15,8 +15,6 @@ from pyspark.sql import functions as F
 from pinterest_dagster.lib.s3 import s3_resource, s3a_options
 from pinterest_dagster.settings import Settings, SettingsError
 
-# Static settings: an in-process session and the Connect servers `infra/stack.sh` starts get them; a remote
-# server must have them already (`connect_session` checks).
 # PySpark's Spark Connect client logger is off unless SPARK_CONNECT_LOG_LEVEL gives it a level, but Dagster's
 # logging set-up (logging.config.dictConfig) turns every existing logger back on: the client then printed each
 # error the server answered, an expected "no table at this path" included, as a JSON line at ERROR before
@@ -25,6 +23,8 @@ CONNECT_CLIENT_LOGGER = logging.getLogger("pyspark.sql.connect.logging")
 if CONNECT_CLIENT_LOGGER.level == logging.NOTSET:
     CONNECT_CLIENT_LOGGER.setLevel(logging.CRITICAL)
 
+# Static settings: an in-process session and the Connect servers `infra/stack.sh` starts get them; a remote
+# server must have them already (`connect_session` checks).
 DELTA_CONFIG = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",

@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from pinterest_dagster.defs.ingest.assets import RAW_KEYS
 from pinterest_dagster.lib import check_state, delta
 from pinterest_dagster.lib.check_state import FULL_CHECK_TAG, CheckedSince, checked_since
-from pinterest_dagster.lib.ingestion import logged_ranges, partition_coverage, run_group_id
+from pinterest_dagster.lib.ingestion import log_time, logged_ranges, partition_coverage, run_group_id
 from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.offsets import (Interval, OffsetRange, PartitionCoverage, missing, ranges_text, since_last_check,
                                            size, union)
@@ -147,7 +147,7 @@ def raw_completeness(context: dg.AssetCheckExecutionContext, pyspark: PySparkRes
                      kafka: KafkaResource):
     """One step for the three topics, counted concurrently. Each reads what arrived since it last passed
     (`lib/check_state.py`), all of raw in a run tagged for a full check (every `rebuild_job`)."""
-    began = check_state.now()
+    began = log_time()
     spark = pyspark.spark_session
     kinds = [key.asset_key.path[-1] for key in context.selected_asset_check_keys]
     full = context.run.tags.get(FULL_CHECK_TAG) == "full"
@@ -218,7 +218,7 @@ def raw_schema_drift(context: dg.AssetCheckExecutionContext, pyspark: PySparkRes
     """A warning, not a stop: unknown fields are kept in raw, and cleaning treats a missing one as null.
     Reads the events that arrived since its last evaluation (`lib/check_state.py`); all of them in a run
     tagged for a full check (every `rebuild_job`)."""
-    began = check_state.now()
+    began = log_time()
     spark = pyspark.spark_session
     kinds = [key.asset_key.path[-1] for key in context.selected_asset_check_keys]
     full = context.run.tags.get(FULL_CHECK_TAG) == "full"

@@ -12,13 +12,13 @@ runs beside a micro-batch. `maintenance_schedule` starts one run per table with 
 micro-batches', so a micro-batch waits for at most one table's maintenance, never for all of them.
 """
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
 from pinterest_dagster.lib import delta
-from pinterest_dagster.lib.ingestion import coalesce_log
+from pinterest_dagster.lib.ingestion import coalesce_log, log_time
 from pinterest_dagster.lib.maintenance import DELTA_DEFAULT_RETAIN_HOURS, compact, table_facts, vacuum
 from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES
@@ -80,7 +80,7 @@ def maintain(context, spark, lake: LakeResource, table: str, path: str, config: 
     before = table_facts(spark, path)
     facts: dict = {}
     if table == INGESTION_LOG:
-        cutoff = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(hours=config.coalesce_log_after_hours)
+        cutoff = log_time() - timedelta(hours=config.coalesce_log_after_hours)
         log = coalesce_log(spark, lake, older_than=cutoff)
         facts.update(log_rows_before=log.rows_before, log_rows_after=log.rows_after)
     compaction = compact(spark, path)
