@@ -1,5 +1,5 @@
-"""housekeeping_job deletes old successful micro-batch and freshness check runs and keeps failed ones and other
-jobs' runs."""
+"""housekeeping_job deletes old successful micro-batch, freshness check, maintenance and housekeeping runs and
+keeps failed ones and other jobs' runs."""
 
 from __future__ import annotations
 
@@ -30,14 +30,18 @@ def test_old_successful_streaming_runs_go_and_failed_and_batch_runs_stay():
                        dg.DagsterRunStatus.CANCELED):
             create_run_for_test(instance, job_name="streaming_job", tags=STREAMING_TAGS, status=status)
         create_run_for_test(instance, job_name="batch_job", status=dg.DagsterRunStatus.SUCCESS)
+        create_run_for_test(instance, job_name="rebuild_job", status=dg.DagsterRunStatus.SUCCESS)
+        for status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE):
+            create_run_for_test(instance, job_name="maintenance_job", status=status)
         for status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE):  # freshness check runs
             create_run_for_test(instance, job_name="__ASSET_JOB", tags={"dagster/sensor_name": FRESHNESS_SENSOR},
                                 status=status)
         before = runs(instance)
         assert clean(instance, hours=1) == 0 and runs(instance) == before  # all younger than an hour
-        assert clean(instance, hours=0) == 3
-        assert sorted(runs(instance).values()) == ["__ASSET_JOB:FAILURE", "batch_job:SUCCESS", "streaming_job:CANCELED",
-                                                   "streaming_job:FAILURE"]
+        # Two micro-batches, a freshness check run, a maintenance run and the first clean-up's own run.
+        assert clean(instance, hours=0) == 5
+        assert sorted(runs(instance).values()) == ["__ASSET_JOB:FAILURE", "batch_job:SUCCESS", "maintenance_job:FAILURE",
+                                                   "rebuild_job:SUCCESS", "streaming_job:CANCELED", "streaming_job:FAILURE"]
         deleted = set(before) - set(runs(instance))
         assert all(instance.get_run_by_id(run_id) is None and not instance.all_logs(run_id) for run_id in deleted)
 

@@ -67,19 +67,33 @@ class Compaction:
     partitions: int  # partitions that had small files to compact
 
 
-def compact(spark: SparkSession, path: str) -> Compaction:
-    """OPTIMIZE the table: its small files, partition by partition, into files of up to 1 GB.
+def compact(spark: SparkSession, path: str, codec: str | None = None) -> Compaction:
+    """OPTIMIZE the table: its small files, partition by partition, into files of up to 1 GB, compressed
+    with `codec` (the session's default, snappy, unless given: raw's files are zstd).
 
     A compaction changes no data, so a micro-batch's commit never conflicts with it unless both touched
     the same file (a MERGE that rewrote a file being compacted); the later commit is then tried again."""
     spark.conf.set("spark.databricks.delta.optimize.minFileSize", str(COMPACTED_FILE_BYTES))
-    row = delta.retry_conflicts(
-        lambda: spark.sql(f"OPTIMIZE {delta.sql_path(path)}")
-        .select("metrics.numFilesRemoved", "metrics.numFilesAdded", "metrics.partitionsOptimized").first(),
-        f"compacting {path}",
-    )
+    with delta.parquet_compression(spark, codec):
+        row = delta.retry_conflicts(
+            lambda: spark.sql(f"OPTIMIZE {delta.sql_path(path)}")
+            .select("metrics.numFilesRemoved", "metrics.numFilesAdded", "metrics.partitionsOptimized").first(),
+            f"compacting {path}",
+        )
     return Compaction(files_removed=int(row["numFilesRemoved"] or 0), files_added=int(row["numFilesAdded"] or 0),
                       partitions=int(row["partitionsOptimized"] or 0))
+
+
+def ensure_auto_compaction(spark: SparkSession, path: str) -> bool:
+    """Sets `delta.AUTO_COMPACTION` on a table written before the project created its tables with it;
+    True if it had to."""
+    properties = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {delta.sql_path(path)}").collect()}
+    missing = {k: v for k, v in delta.AUTO_COMPACTION.items() if properties.get(k) != v}
+    if missing:
+        assignments = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())
+        delta.retry_conflicts(lambda: spark.sql(f"ALTER TABLE {delta.sql_path(path)} SET TBLPROPERTIES ({assignments})").collect(),
+                              f"setting auto-compaction on {path}")
+    return bool(missing)
 
 
 def vacuum(spark: SparkSession, path: str, retain_hours: float) -> int:

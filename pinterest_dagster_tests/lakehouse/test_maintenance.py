@@ -1,6 +1,7 @@
 """Table maintenance: compaction and VACUUM beside a micro-batch lose and duplicate nothing, the current
 version keeps every file it needs, the ingestion log is coalesced without losing a range, and the
-schedule queues one low-priority run per table. Real broker, in-process runs on a real lake."""
+schedule queues one low-priority run per table, which take turns with micro-batches. Real broker, in-process
+runs on a real lake."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import dagster as dg
 import pytest
 
 from pinterest_dagster.defs.maintenance.jobs import (
-    INGESTION_LOG, MAINTENANCE_PRIORITY, PRIORITY_TAG, TABLE_TAG, TABLES, build_maintenance_schedule, maintain_tables,
+    INGESTION_LOG, MAINTENANCE_PRIORITY, PRIORITY_TAG, TABLE_TAG, TABLES, TURN_PRIORITY, build_maintenance_schedule,
+    maintain_tables, maintenance_turn_sensor,
 )
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import COALESCED, coalesced_log_rows, lag, logged_ranges
@@ -160,3 +162,79 @@ def test_the_schedule_queues_one_low_priority_run_per_table_and_skips_busy_ones(
     assert all(r.tags[PRIORITY_TAG] == MAINTENANCE_PRIORITY and int(MAINTENANCE_PRIORITY) < 0 for r in requests)
     config = requests[0].run_config["ops"]["maintain_tables"]["config"]
     assert config["tables"] == [requests[0].tags[TABLE_TAG]] and config["vacuum_retain_hours"] == 24
+
+
+def test_queued_maintenance_runs_take_turns_one_at_a_time_above_the_micro_batches():
+    from dagster._core.events import DagsterEvent, DagsterEventType
+    from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._core.test_utils import create_run_for_test
+
+    # Dagster queues only runs that say where their code is.
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("pinterest_dagster"), "__repository__"),
+                             "maintenance_job")
+
+    def turn(instance) -> str | None:
+        """Evaluates the sensor; the table of the queued run that has the turn afterwards, if any."""
+        maintenance_turn_sensor(dg.build_sensor_context(instance=instance))
+        raised = [r.tags[TABLE_TAG] for r in instance.get_runs(dg.RunsFilter(job_name="maintenance_job"))
+                  if r.tags.get(PRIORITY_TAG) == TURN_PRIORITY and r.status == dg.DagsterRunStatus.QUEUED]
+        assert len(raised) <= 1, raised
+        return raised[0] if raised else None
+
+    def moves(instance, run, event_type: DagsterEventType) -> None:  # what the queue and the run would report
+        instance.handle_run_event(run.run_id, DagsterEvent(event_type.value, job_name=run.job_name))
+
+    assert int(TURN_PRIORITY) > 0 > int(MAINTENANCE_PRIORITY)  # a micro-batch's priority is 0
+    with dg.instance_for_test() as instance:
+        assert turn(instance) is None  # nothing waits
+        queued = [create_run_for_test(instance, job_name="maintenance_job", remote_job_origin=origin,
+                                      tags={TABLE_TAG: table, PRIORITY_TAG: MAINTENANCE_PRIORITY})
+                  for table in ("raw/pin", "raw/geo", "cleaned/pin")]
+        for run in queued:
+            moves(instance, run, DagsterEventType.RUN_ENQUEUED)
+        assert turn(instance) == "raw/pin"  # the oldest
+        assert turn(instance) == "raw/pin"  # still its turn, and no other run's
+        moves(instance, queued[0], DagsterEventType.RUN_START)
+        assert turn(instance) is None  # one in flight: the others wait below the micro-batches
+        moves(instance, queued[0], DagsterEventType.RUN_SUCCESS)
+        assert turn(instance) == "raw/geo"
+        assert instance.get_run_by_id(queued[2].run_id).tags[PRIORITY_TAG] == MAINTENANCE_PRIORITY
+
+
+def parquet_codecs(spark, path: str) -> set[str]:
+    import pyarrow.parquet as pq
+
+    return {pq.ParquetFile(f.removeprefix("file://")).metadata.row_group(0).column(0).compression
+            for f in delta.read_table(spark, path).inputFiles()}
+
+
+def test_tables_compact_their_small_files_themselves_and_raw_stays_zstd(spark, tmp_path):
+    """A table the project creates compacts a partition's small files once enough of them are there (Delta's
+    50; 6 here, to keep the test short), without waiting for maintenance; raw's compacted files are zstd like
+    the ones it writes; and maintenance sets the property on a table written without it."""
+    from pinterest_dagster.lib.ingestion import RAW_COMPRESSION, RAW_LAYOUT
+    from pinterest_dagster.lib.maintenance import compact, ensure_auto_compaction
+
+    path = str(tmp_path / "raw")
+    spark.conf.set("spark.databricks.delta.autoCompact.minNumFiles", "6")
+    try:
+        for batch in range(10):  # two files a write: auto-compaction triggers at the 3rd, 6th and 9th
+            rows = spark.range(batch * 10, batch * 10 + 10).selectExpr(
+                "'pin' AS _topic", "0 AS _partition", "id AS _offset", "TIMESTAMP'2026-12-01 12:00:00' AS _kafka_timestamp",
+                "DATE'2026-12-01' AS _kafka_date")
+            with delta.parquet_compression(spark, RAW_COMPRESSION):
+                delta.write_table(spark, rows.repartition(2), path, "append", describe=False, **RAW_LAYOUT)
+    finally:
+        spark.conf.unset("spark.databricks.delta.autoCompact.minNumFiles")
+    assert table_facts(spark, path).files < 6
+    assert delta.read_table(spark, path).count() == 100
+    history = [r.operation for r in spark.sql(f"DESCRIBE HISTORY {delta.sql_path(path)}").collect()]
+    assert "OPTIMIZE" in history
+    assert parquet_codecs(spark, path) == {"ZSTD"}
+    assert spark.conf.get(delta.PARQUET_CODEC) != "zstd"  # the session's default is back
+
+    old = str(tmp_path / "written_before")
+    spark.range(10).repartition(5).write.format("delta").save(old)  # no property, snappy
+    assert ensure_auto_compaction(spark, old) and not ensure_auto_compaction(spark, old)
+    assert compact(spark, old, RAW_COMPRESSION).files_removed == 5
+    assert parquet_codecs(spark, old) == {"ZSTD"} and table_facts(spark, old).files == 1

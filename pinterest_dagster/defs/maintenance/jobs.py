@@ -8,8 +8,16 @@ bytes, log version, commits since the last checkpoint) is the step's output meta
 that is an asset, an observation of that asset: its page in the UI plots the files over time.
 
 Maintenance writes tables, so its step is in the `lake_writes` pool with every other writer: it never
-runs beside a micro-batch. `maintenance_schedule` starts one run per table with a priority below the
-micro-batches', so a micro-batch waits for at most one table's maintenance, never for all of them.
+runs beside a micro-batch. `maintenance_schedule` queues one run per table with a priority below the
+micro-batches', so a micro-batch waits for at most one table's maintenance, never for all of them. Under
+a sustained load a micro-batch is always waiting, and queued below them maintenance would never run (a
+20-minute soak measured it starving): `maintenance_turn_sensor` gives the oldest waiting run a priority
+above the micro-batches' whenever no maintenance run is in flight, so tables take turns with micro-batches,
+one between two of them at most.
+
+Compaction does not wait for its turn: every table compacts its small files after the write that leaves
+50 of them in a partition (Delta's auto-compaction, `delta.AUTO_COMPACTION`). Maintenance's `OPTIMIZE`
+then rewrites what is left into large files, and sets the property on tables an earlier version wrote.
 """
 
 from datetime import timedelta
@@ -18,8 +26,10 @@ import dagster as dg
 from dagster_pyspark import PySparkResource
 
 from pinterest_dagster.lib import delta
-from pinterest_dagster.lib.ingestion import coalesce_log, log_time
-from pinterest_dagster.lib.maintenance import DELTA_DEFAULT_RETAIN_HOURS, compact, table_facts, vacuum
+from pinterest_dagster.lib.ingestion import RAW_COMPRESSION, coalesce_log, log_time
+from pinterest_dagster.lib.maintenance import (
+    DELTA_DEFAULT_RETAIN_HOURS, compact, ensure_auto_compaction, table_facts, vacuum,
+)
 from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES
 from pinterest_dagster.lib.resources import LakeResource
@@ -44,6 +54,8 @@ MAINTENANCE_TAGS = {"pipeline": "maintenance"}
 # runs goes first.
 PRIORITY_TAG = "dagster/priority"
 MAINTENANCE_PRIORITY = "-1"
+TURN_PRIORITY = "1"  # a maintenance run whose turn it is goes before the waiting micro-batch
+TURN_SENSOR_INTERVAL_S = 10
 
 
 class MaintenanceConfig(dg.Config):
@@ -83,7 +95,8 @@ def maintain(context, spark, lake: LakeResource, table: str, path: str, config: 
         cutoff = log_time() - timedelta(hours=config.coalesce_log_after_hours)
         log = coalesce_log(spark, lake, older_than=cutoff)
         facts.update(log_rows_before=log.rows_before, log_rows_after=log.rows_after)
-    compaction = compact(spark, path)
+    facts["auto_compaction_set"] = ensure_auto_compaction(spark, path)
+    compaction = compact(spark, path, RAW_COMPRESSION if table.startswith("raw/") else None)
     vacuumed = vacuum(spark, path, config.vacuum_retain_hours)
     after = table_facts(spark, path)
     facts.update(
@@ -124,3 +137,27 @@ def build_maintenance_schedule(cron: str, vacuum_retain_hours: float) -> dg.Sche
                 )
 
     return maintenance_schedule
+
+
+def maintenance_turn(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
+    """The maintenance run whose turn it is: the oldest queued one, when no maintenance run is in flight
+    (launched, or queued with its turn already)."""
+    records = instance.get_run_records(dg.RunsFilter(job_name=maintenance_job.name, statuses=ACTIVE_STATUSES),
+                                       order_by="create_timestamp", ascending=True)
+    runs = [record.dagster_run for record in records]
+    in_flight = [run for run in runs if run.status != dg.DagsterRunStatus.QUEUED or run.tags.get(PRIORITY_TAG) == TURN_PRIORITY]
+    return runs[0] if runs and not in_flight else None
+
+
+@dg.sensor(name="maintenance_turn_sensor", minimum_interval_seconds=TURN_SENSOR_INTERVAL_S,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Gives the oldest queued maintenance_job run a priority above the micro-batches' whenever no "
+                       "maintenance run is in flight: under a sustained load, tables take turns with micro-batches "
+                       "instead of starving.")
+def maintenance_turn_sensor(context: dg.SensorEvaluationContext):
+    run = maintenance_turn(context.instance)
+    if run is None:
+        return dg.SkipReason("no maintenance run is waiting, or one has its turn")
+    # The run queue reads a queued run's priority each time it looks: raising it is the whole request.
+    context.instance.add_run_tags(run.run_id, {PRIORITY_TAG: TURN_PRIORITY})
+    return dg.SkipReason(f"maintenance of {run.tags.get(TABLE_TAG, '?')} ({run.run_id[:8]}) goes next")
