@@ -150,6 +150,9 @@ def report_from_process(results: list[Comparison], as_json: bool, discard: bool)
         print(json.dumps([asdict(c) for c in results]))
         return
     for c in results:
-        figures = ", ".join(f"{k} {v:,.2f}" for k, v in c.figures.items())
+        figures = ", ".join(f"{k} {v:,.2f}" if isinstance(v, int | float) else f"{k} {v}" for k, v in c.figures.items())
+        if c.target is None:
+            print(f"{c.name}: {c.question}: {figures}; ratio {c.ratio:.2f} (reported only: {c.target_text})")
+            continue
         met = "met" if c.met else "NOT MET"
         print(f"{c.name}: {c.question}: {figures}; ratio {c.ratio:.2f}, target ≥ {c.target:.2f} ({c.target_text}): {met}")

@@ -83,15 +83,20 @@ def files_per_partition(files: list[str]) -> dict[str, int]:
     return dict(counts)
 
 
-def storage_after_housekeeping(instance: dg.DagsterInstance, home: Path, samples: list, t: float,
+def storage_after_housekeeping(instance: dg.DagsterInstance, home: Path, seen: dict[str, set[str]], t: float,
                                micro_batches: int) -> list[tuple[float, int, int, int]]:
-    """A sample of Dagster's storage if a housekeeping run succeeded since the last sample."""
-    records = instance.get_run_records(dg.RunsFilter(job_name="housekeeping_job", statuses=[dg.DagsterRunStatus.SUCCESS]),
-                                       order_by="create_timestamp", ascending=True)
-    if len(records) <= len(samples):
+    """A sample of Dagster's storage if a housekeeping run succeeded since the last look; records the
+    maintenance and housekeeping runs that succeeded in `seen`."""
+    new_clean_ups = []
+    for job in ("maintenance_job", "housekeeping_job"):
+        for run in instance.get_runs(dg.RunsFilter(job_name=job, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=100):
+            if run.run_id not in seen[job]:
+                seen[job].add(run.run_id)
+                new_clean_ups += [run.run_id] if job == "housekeeping_job" else []
+    if not new_clean_ups:
         return []
     # Its step's metadata: how many runs it deleted (0 until runs older than the age exist).
-    logs = instance.all_logs(records[-1].dagster_run.run_id, of_type=dg.DagsterEventType.STEP_OUTPUT)
+    logs = instance.all_logs(new_clean_ups[0], of_type=dg.DagsterEventType.STEP_OUTPUT)
     deleted = next((int(e.dagster_event.step_output_data.metadata["runs_deleted"].value) for e in logs), 0)
     return [(t, sum(live_bytes(home).values()), micro_batches, deleted)]
 
@@ -133,6 +138,8 @@ def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float) -> dic
     batches: dict[str, tuple[float, int]] = {}  # run id -> (seconds since start it ended, events)
     # After each housekeeping run: (seconds since start, live bytes, micro-batches so far, runs it deleted)
     cleaned_up: list[tuple[float, int, int, int]] = []
+    # Successful runs seen, by job: housekeeping deletes the old ones, so they are counted as they succeed.
+    seen: dict[str, set[str]] = defaultdict(set)
     try:
         wait_sensor_ticking(str(home))
         storage_before = sum(live_bytes(home).values())
@@ -152,7 +159,7 @@ def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float) -> dic
                 if record.dagster_run.run_id not in batches and record.end_time:
                     batches[record.dagster_run.run_id] = (record.end_time - started,
                                                          sum(r.size for r in configured_ranges(record.dagster_run)))
-            cleaned_up += storage_after_housekeeping(instance, home, cleaned_up, now - started, len(batches))
+            cleaned_up += storage_after_housekeeping(instance, home, seen, now - started, len(batches))
             if now >= next_report:
                 progress(f"soak: minute {int((now - started) // 60)}: lag {lag if lag is not None else '?'} events, "
                          f"{len(batches)} micro-batches so far")
@@ -169,8 +176,8 @@ def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float) -> dic
         daemon.terminate()
         daemon.wait()
     storage_after = sum(live_bytes(home).values())
-    maintenance_runs = instance.get_runs_count(dg.RunsFilter(job_name="maintenance_job", statuses=[dg.DagsterRunStatus.SUCCESS]))
-    housekeeping_runs = instance.get_runs_count(dg.RunsFilter(job_name="housekeeping_job", statuses=[dg.DagsterRunStatus.SUCCESS]))
+    storage_after_housekeeping(instance, home, seen, 0, 0)  # those that succeeded after posting stopped
+    maintenance_runs, housekeeping_runs = len(seen["maintenance_job"]), len(seen["housekeeping_job"])
     facts = lake_facts(build_spark_session(settings), settings)
     events = [(t, size) for t, size in batches.values() if t < minutes * 60]
     return {"lag_per_minute": per_minute(lags, minutes), "batch_per_minute": per_minute(events, minutes),

@@ -15,7 +15,7 @@ from benchmarks.duckdb_reference import clean_raw
 from benchmarks.first_minutes import split_p50
 from benchmarks.report import markdown_table, replace_readme_block
 from benchmarks.scan_metrics import files_scanned
-from benchmarks.soak import files_per_partition, levels_off, per_minute
+from benchmarks.soak import files_per_partition, levels_off, per_minute, storage_growth
 from pinterest_dagster.defs.clean.assets import latest_cleaned
 from pinterest_dagster.transforms import CLEANED_COLUMNS
 from pinterest_dagster.transforms.parse import SOURCE_COLUMNS
@@ -164,3 +164,12 @@ def test_the_soak_counts_data_files_per_partition_directory():
              "file:/l/raw/pin/_kafka_date=2026-12-02/c.parquet"]
     assert files_per_partition(files) == {"_kafka_date=2026-12-01": 2, "_kafka_date=2026-12-02": 1}
     assert files_per_partition(["s3a://b/cleaned/pin/x.parquet"] * 3) == {"(table)": 3}
+
+
+def test_the_soak_measures_storage_growth_between_clean_ups_that_deleted_runs():
+    # (seconds, live bytes, micro-batches so far, runs deleted) after each housekeeping run
+    samples = [(120, 5_000_000, 4, 0), (240, 6_000_000, 9, 30), (360, 6_100_000, 14, 31), (480, 6_300_000, 19, 29)]
+    per_100, between = storage_growth(samples)
+    assert per_100 == (6_300_000 - 6_000_000) / 10 * 100  # from the first clean-up that deleted runs, not the first
+    assert between["micro_batches_between"] == 10 and between["minutes_between"] == 4
+    assert storage_growth(samples[:2]) == (None, {})  # one clean-up that deleted runs is not a growth
