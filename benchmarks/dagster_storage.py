@@ -38,6 +38,22 @@ def live_bytes(home: Path) -> dict[str, int]:
     return sizes
 
 
+def live_bytes_by_table(home: Path) -> dict[str, int]:
+    """Bytes of every table (and index) of the instance's shared SQLite databases, as `database:table`,
+    largest first, plus `per-run event logs` for the databases of each run's events (SQLite's dbstat)."""
+    sizes: dict[str, int] = {"per-run event logs": 0}
+    for path in sorted(home.rglob("*.db")):
+        with sqlite3.connect(path) as db:
+            if path.parent.name == "runs" and path.name != "index.db":  # history/runs/<run id>.db
+                pages, free, page_size = (db.execute(f"PRAGMA {p}").fetchone()[0]
+                                          for p in ("page_count", "freelist_count", "page_size"))
+                sizes["per-run event logs"] += (pages - free) * page_size
+                continue
+            for name, size in db.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"):
+                sizes[f"{path.relative_to(home)}:{name}"] = size
+    return dict(sorted(sizes.items(), key=lambda item: -item[1]))
+
+
 def successful_streaming_runs(instance: dg.DagsterInstance) -> int:
     return instance.get_runs_count(dg.RunsFilter(job_name=STREAMING_JOB, statuses=[dg.DagsterRunStatus.SUCCESS]))
 

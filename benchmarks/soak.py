@@ -14,7 +14,8 @@ live bytes of Dagster's SQLite storage. Once posting stopped and the lake caught
 and partition (the current version's) and the Delta logs' bytes. Dagster's storage growth is measured
 between two housekeeping runs, the first one that found runs old enough to delete and the last one: both
 right after a clean-up, so the runs kept (the last `--every` minutes of them) are alike, and what differs
-is what housekeeping leaves (ticks, the asset index).
+is what housekeeping leaves (ticks, the asset index). At the end the storage is broken down by table (SQLite's
+dbstat), the runs' own event-log databases summed: the tables that still grow are what to bound next.
 
 Targets (issue "Runs for days"): lag and micro-batch size level off (the mean of the last 5 minutes no
 higher than that of minutes 5-10); no table holds more than 50 data files per partition once maintenance
@@ -34,7 +35,7 @@ from pathlib import Path
 import dagster as dg
 
 from benchmarks.common import Comparison, fresh_workspace, progress, report_from_process
-from benchmarks.dagster_storage import live_bytes
+from benchmarks.dagster_storage import live_bytes, live_bytes_by_table
 from benchmarks.streaming import start_daemon, wait_runs_finished, wait_sensor_ticking
 from pinterest_dagster.defs.maintenance.jobs import TABLES
 from pinterest_dagster.lib import delta
@@ -176,6 +177,8 @@ def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float) -> dic
         daemon.terminate()
         daemon.wait()
     storage_after = sum(live_bytes(home).values())
+    # What the storage holds at the end, by table: what housekeeping leaves is what grows.
+    storage_tables = {name: size for name, size in live_bytes_by_table(home).items() if size >= 100_000}
     storage_after_housekeeping(instance, home, seen, 0, 0)  # those that succeeded after posting stopped
     maintenance_runs, housekeeping_runs = len(seen["maintenance_job"]), len(seen["housekeeping_job"])
     facts = lake_facts(build_spark_session(settings), settings)
@@ -183,6 +186,7 @@ def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float) -> dic
     return {"lag_per_minute": per_minute(lags, minutes), "batch_per_minute": per_minute(events, minutes),
             "micro_batches": len(batches), "caught_up_after_posting_s": caught_up_s, "lake": facts,
             "storage_before": storage_before, "storage_after": storage_after, "after_housekeeping": cleaned_up,
+            "storage_tables": storage_tables,
             "maintenance_runs": maintenance_runs, "housekeeping_runs": housekeeping_runs}
 
 
@@ -216,7 +220,8 @@ def comparisons(result: dict, parameters: dict) -> list[Comparison]:
         Comparison("soak_dagster_storage", "soak: Dagster storage growth per 100 micro-batches between clean-ups (bytes)",
                    {"storage_before": result["storage_before"], "storage_after": result["storage_after"],
                     "growth_per_100_micro_batches": per_100, **between,
-                    "after_each_housekeeping_run": result["after_housekeeping"]},
+                    "after_each_housekeeping_run": result["after_housekeeping"],
+                    **{f"at the end {name}": size for name, size in result["storage_tables"].items()}},
                    STORAGE_BYTES_PER_100_RUNS / max(1.0, per_100) if per_100 is not None else 0.0, 1.0,
                    "less than 1 MB per 100 micro-batches (0: fewer than two clean-ups that deleted runs)", "bytes",
                    parameters, checked),

@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 from benchmarks.common import Comparison, ResultMismatch, require_same_rows
 from benchmarks.duckdb_reference import clean_raw
 from benchmarks.first_minutes import split_p50
+from benchmarks.dagster_storage import live_bytes_by_table
 from benchmarks.report import markdown_table, replace_readme_block
 from benchmarks.scan_metrics import files_scanned
 from benchmarks.soak import files_per_partition, levels_off, per_minute, storage_growth
@@ -173,3 +174,19 @@ def test_the_soak_measures_storage_growth_between_clean_ups_that_deleted_runs():
     assert per_100 == (6_300_000 - 6_000_000) / 10 * 100  # from the first clean-up that deleted runs, not the first
     assert between["micro_batches_between"] == 10 and between["minutes_between"] == 4
     assert storage_growth(samples[:2]) == (None, {})  # one clean-up that deleted runs is not a growth
+
+
+def test_dagster_storage_is_broken_down_by_table_with_each_runs_event_log_summed(tmp_path):
+    import sqlite3
+
+    for name, rows in (("schedules/schedules.db", 2000), ("history/runs/index.db", 10), ("history/runs/abc.db", 500),
+                       ("history/runs/def.db", 500)):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(tmp_path / name) as db:
+            db.execute("CREATE TABLE job_ticks (body TEXT)")
+            db.executemany("INSERT INTO job_ticks VALUES (?)", [("x" * 200,)] * rows)
+    sizes = live_bytes_by_table(tmp_path)
+    assert next(iter(sizes)) == "schedules/schedules.db:job_ticks"  # the largest first
+    assert sizes["schedules/schedules.db:job_ticks"] > 2000 * 200 > sizes["history/runs/index.db:job_ticks"]
+    assert sizes["per-run event logs"] >= 2 * 500 * 200
+    assert not any(name.startswith("history/runs/abc.db") for name in sizes)
