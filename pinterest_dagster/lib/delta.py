@@ -165,15 +165,6 @@ def _write_table(
     return describe_table(spark, path)
 
 
-# Every table the project creates compacts its small files itself: after a commit that leaves a partition
-# (or an unpartitioned table) with 50 files under 64 MB, Delta rewrites them into one, in the writer's
-# session, before the write returns. Micro-batches commit a few files each to every table they write, every
-# few seconds; so a table never holds more than about 50 small files per partition, whether or not the
-# scheduled maintenance has had its turn (defs/maintenance/jobs.py). A table written before carries no such
-# property: maintenance_job sets it.
-AUTO_COMPACTION = {"delta.autoOptimize.autoCompact": "true"}
-
-
 PARQUET_CODEC = "spark.sql.parquet.compression.codec"
 
 
@@ -181,7 +172,7 @@ PARQUET_CODEC = "spark.sql.parquet.compression.codec"
 def parquet_compression(spark: SparkSession, codec: str | None) -> Iterator[None]:
     """Files written in the block are compressed with `codec` (the session's default again afterwards):
     those a compaction writes too. A writer's `compression` option reaches its own files only, and Delta's
-    auto-compaction and OPTIMIZE write theirs with the session's codec (snappy unless set)."""
+    OPTIMIZE writes its files with the session's codec (snappy unless set)."""
     if codec is None:
         yield
         return
@@ -197,9 +188,8 @@ def parquet_compression(spark: SparkSession, codec: str | None) -> Iterator[None
 
 
 def writer(df: DataFrame, mode: str, partition_by: tuple[str, ...] = (), options: dict[str, str] | None = None):
-    """A Delta writer; partitioning and `delta.*` options (`AUTO_COMPACTION` among them) take effect when
-    the write creates the table."""
-    builder = df.write.format("delta").mode(mode).options(**AUTO_COMPACTION, **(options or {}))
+    """A Delta writer; partitioning and `delta.*` options take effect when the write creates the table."""
+    builder = df.write.format("delta").mode(mode).options(**(options or {}))
     return builder.partitionBy(*partition_by) if partition_by else builder
 
 

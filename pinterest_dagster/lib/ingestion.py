@@ -50,8 +50,8 @@ LOG_SCHEMA = T.StructType([
 # and no write spends time on statistics of event text that no query filters on. Files are zstd-compressed:
 # with the events kept as sent, raw took 74.5 bytes per event with Spark's default (snappy), 41.8 with zstd
 # (docs/architecture.md).
-# A compaction of raw (Delta's auto-compaction after a write, maintenance's OPTIMIZE) must write zstd too:
-# both write with the session's codec, hence `delta.parquet_compression(spark, RAW_COMPRESSION)` around them.
+# Maintenance's compaction of raw (OPTIMIZE) must write zstd too: it writes with the session's codec, hence
+# `delta.parquet_compression(spark, RAW_COMPRESSION)` around it (lib/maintenance.py).
 RAW_TABLE_PROPERTIES = {"delta.dataSkippingStatsColumns": ",".join(KAFKA_METADATA_COLUMNS)}
 RAW_COMPRESSION = "zstd"
 REJECTS_LAYOUT = {"options": {**RAW_TABLE_PROPERTIES, "compression": RAW_COMPRESSION}}
@@ -212,7 +212,7 @@ def ingest_ranges(
         rejects = functools.reduce(DataFrame.unionByName, (rejected_rows(e) for e in classified.values()))
         writes["rejects"] = (rejects, " OR ".join(r.predicate() for r in ranges))
         # The tables are independent and a Delta commit mostly waits, so the writes run side by side.
-        with delta.parquet_compression(spark, RAW_COMPRESSION), ThreadPoolExecutor(max_workers=max(1, len(writes))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, len(writes))) as pool:
             list(pool.map(lambda table: _replace_slice(spark, lake, table, *writes[table]), writes))
         ensure_raw_tables(spark, lake, skip=set(writes))
         _log_ranges(spark, lake, ranges, per_range, run_id)

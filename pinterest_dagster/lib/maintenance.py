@@ -84,18 +84,6 @@ def compact(spark: SparkSession, path: str, codec: str | None = None) -> Compact
                       partitions=int(row["partitionsOptimized"] or 0))
 
 
-def ensure_auto_compaction(spark: SparkSession, path: str) -> bool:
-    """Sets `delta.AUTO_COMPACTION` on a table written before the project created its tables with it;
-    True if it had to."""
-    properties = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {delta.sql_path(path)}").collect()}
-    missing = {k: v for k, v in delta.AUTO_COMPACTION.items() if properties.get(k) != v}
-    if missing:
-        assignments = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())
-        delta.retry_conflicts(lambda: spark.sql(f"ALTER TABLE {delta.sql_path(path)} SET TBLPROPERTIES ({assignments})").collect(),
-                              f"setting auto-compaction on {path}")
-    return bool(missing)
-
-
 def vacuum(spark: SparkSession, path: str, retain_hours: float) -> int:
     """Delete the files no version younger than `retain_hours` needs; returns how many were deleted.
 

@@ -208,33 +208,25 @@ def parquet_codecs(spark, path: str) -> set[str]:
             for f in delta.read_table(spark, path).inputFiles()}
 
 
-def test_tables_compact_their_small_files_themselves_and_raw_stays_zstd(spark, tmp_path):
-    """A table the project creates compacts a partition's small files once enough of them are there (Delta's
-    50; 6 here, to keep the test short), without waiting for maintenance; raw's compacted files are zstd like
-    the ones it writes; and maintenance sets the property on a table written without it."""
+def test_compacting_raw_writes_zstd_files_like_raws_own(spark, tmp_path):
+    """Delta's OPTIMIZE writes with the session's codec (snappy by default), not with the codec of the files
+    it replaces: maintenance tells it raw's, and the session's default is back afterwards."""
     from pinterest_dagster.lib.ingestion import RAW_COMPRESSION, RAW_LAYOUT
-    from pinterest_dagster.lib.maintenance import compact, ensure_auto_compaction
+    from pinterest_dagster.lib.maintenance import compact
 
     path = str(tmp_path / "raw")
-    spark.conf.set("spark.databricks.delta.autoCompact.minNumFiles", "6")
-    try:
-        for batch in range(10):  # two files a write: auto-compaction triggers at the 3rd, 6th and 9th
-            rows = spark.range(batch * 10, batch * 10 + 10).selectExpr(
-                "'pin' AS _topic", "0 AS _partition", "id AS _offset", "TIMESTAMP'2026-12-01 12:00:00' AS _kafka_timestamp",
-                "DATE'2026-12-01' AS _kafka_date")
-            with delta.parquet_compression(spark, RAW_COMPRESSION):
-                delta.write_table(spark, rows.repartition(2), path, "append", describe=False, **RAW_LAYOUT)
-    finally:
-        spark.conf.unset("spark.databricks.delta.autoCompact.minNumFiles")
-    assert table_facts(spark, path).files < 6
-    assert delta.read_table(spark, path).count() == 100
-    history = [r.operation for r in spark.sql(f"DESCRIBE HISTORY {delta.sql_path(path)}").collect()]
-    assert "OPTIMIZE" in history
-    assert parquet_codecs(spark, path) == {"ZSTD"}
-    assert spark.conf.get(delta.PARQUET_CODEC) != "zstd"  # the session's default is back
-
-    old = str(tmp_path / "written_before")
-    spark.range(10).repartition(5).write.format("delta").save(old)  # no property, snappy
-    assert ensure_auto_compaction(spark, old) and not ensure_auto_compaction(spark, old)
-    assert compact(spark, old, RAW_COMPRESSION).files_removed == 5
-    assert parquet_codecs(spark, old) == {"ZSTD"} and table_facts(spark, old).files == 1
+    for batch in range(3):
+        rows = spark.range(batch * 10, batch * 10 + 10).selectExpr(
+            "'pin' AS _topic", "0 AS _partition", "id AS _offset", "TIMESTAMP'2026-12-01 12:00:00' AS _kafka_timestamp",
+            "DATE'2026-12-01' AS _kafka_date")
+        delta.write_table(spark, rows.repartition(2), path, "append", describe=False, **RAW_LAYOUT)
+    assert parquet_codecs(spark, path) == {"ZSTD"} and table_facts(spark, path).files == 6
+    assert compact(spark, path, RAW_COMPRESSION).files_removed == 6
+    assert parquet_codecs(spark, path) == {"ZSTD"} and table_facts(spark, path).files == 1
+    assert delta.read_table(spark, path).count() == 30
+    assert spark.conf.get(delta.PARQUET_CODEC, None) != RAW_COMPRESSION  # the session's default is back
+    # Without the codec, the same compaction would have turned raw into snappy.
+    other = str(tmp_path / "other")
+    spark.range(10).repartition(3).write.format("delta").option("compression", "zstd").save(other)
+    compact(spark, other)
+    assert parquet_codecs(spark, other) == {"SNAPPY"}

@@ -14,10 +14,8 @@ a sustained load a micro-batch is always waiting, and queued below them maintena
 20-minute soak measured it starving): `maintenance_turn_sensor` gives the oldest waiting run a priority
 above the micro-batches' whenever no maintenance run is in flight, so tables take turns with micro-batches,
 one between two of them at most.
-
-Compaction does not wait for its turn: every table compacts its small files after the write that leaves
-50 of them in a partition (Delta's auto-compaction, `delta.AUTO_COMPACTION`). Maintenance's `OPTIMIZE`
-then rewrites what is left into large files, and sets the property on tables an earlier version wrote.
+Raw's files are zstd: its compaction is told so (`delta.parquet_compression`), or Delta would rewrite them
+with the session's codec.
 """
 
 from datetime import timedelta
@@ -27,9 +25,7 @@ from dagster_pyspark import PySparkResource
 
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import RAW_COMPRESSION, coalesce_log, log_time
-from pinterest_dagster.lib.maintenance import (
-    DELTA_DEFAULT_RETAIN_HOURS, compact, ensure_auto_compaction, table_facts, vacuum,
-)
+from pinterest_dagster.lib.maintenance import DELTA_DEFAULT_RETAIN_HOURS, compact, table_facts, vacuum
 from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES
 from pinterest_dagster.lib.resources import LakeResource
@@ -95,7 +91,6 @@ def maintain(context, spark, lake: LakeResource, table: str, path: str, config: 
         cutoff = log_time() - timedelta(hours=config.coalesce_log_after_hours)
         log = coalesce_log(spark, lake, older_than=cutoff)
         facts.update(log_rows_before=log.rows_before, log_rows_after=log.rows_after)
-    facts["auto_compaction_set"] = ensure_auto_compaction(spark, path)
     compaction = compact(spark, path, RAW_COMPRESSION if table.startswith("raw/") else None)
     vacuumed = vacuum(spark, path, config.vacuum_retain_hours)
     after = table_facts(spark, path)
