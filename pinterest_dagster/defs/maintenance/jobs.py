@@ -11,7 +11,7 @@ Maintenance writes tables, so its step is in the `lake_writes` pool with every o
 runs beside a micro-batch. `maintenance_schedule` queues one run per table with a priority below the
 micro-batches', so a micro-batch waits for at most one table's maintenance, never for all of them. Under
 a sustained load a micro-batch is always waiting, and queued below them maintenance would never run (a
-20-minute soak measured it starving): `maintenance_turn_sensor` gives the oldest waiting run a priority
+10-minute soak measured it starving): `maintenance_turn_sensor` gives the oldest waiting run a priority
 above the micro-batches' whenever no maintenance run is in flight, so tables take turns with micro-batches,
 one between two of them at most.
 Raw's files are zstd: its compaction is told so (`delta.parquet_compression`), or Delta would rewrite them
