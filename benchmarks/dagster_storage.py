@@ -28,13 +28,17 @@ from pinterest_dagster.settings import REPO_ROOT
 from pinterest_dagster_tests.pipeline import execute_job_cli
 
 
+def database_live_bytes(db: sqlite3.Connection) -> int:
+    pages, free, page_size = (db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "freelist_count", "page_size"))
+    return (pages - free) * page_size
+
+
 def live_bytes(home: Path) -> dict[str, int]:
     """Live bytes of every SQLite database under DAGSTER_HOME, per database file."""
     sizes = {}
     for path in sorted(home.rglob("*.db")):
         with sqlite3.connect(path) as db:
-            pages, free, page_size = (db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "freelist_count", "page_size"))
-        sizes[str(path.relative_to(home))] = (pages - free) * page_size
+            sizes[str(path.relative_to(home))] = database_live_bytes(db)
     return sizes
 
 
@@ -45,9 +49,7 @@ def live_bytes_by_table(home: Path) -> dict[str, int]:
     for path in sorted(home.rglob("*.db")):
         with sqlite3.connect(path) as db:
             if path.parent.name == "runs" and path.name != "index.db":  # history/runs/<run id>.db
-                pages, free, page_size = (db.execute(f"PRAGMA {p}").fetchone()[0]
-                                          for p in ("page_count", "freelist_count", "page_size"))
-                sizes["per-run event logs"] += (pages - free) * page_size
+                sizes["per-run event logs"] += database_live_bytes(db)
                 continue
             for name, size in db.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"):
                 sizes[f"{path.relative_to(home)}:{name}"] = size

@@ -84,16 +84,20 @@ def files_per_partition(files: list[str]) -> dict[str, int]:
     return dict(counts)
 
 
+def newly_succeeded(instance: dg.DagsterInstance, seen: dict[str, set[str]], job: str) -> list[str]:
+    """The runs of `job` that succeeded since the last look, added to `seen` (housekeeping deletes old runs,
+    so they are counted as they succeed)."""
+    new = [run.run_id for run in instance.get_runs(dg.RunsFilter(job_name=job, statuses=[dg.DagsterRunStatus.SUCCESS]),
+                                                   limit=100) if run.run_id not in seen[job]]
+    seen[job].update(new)
+    return new
+
+
 def storage_after_housekeeping(instance: dg.DagsterInstance, home: Path, seen: dict[str, set[str]], t: float,
                                micro_batches: int) -> list[tuple[float, int, int, int]]:
-    """A sample of Dagster's storage if a housekeeping run succeeded since the last look; records the
-    maintenance and housekeeping runs that succeeded in `seen`."""
-    new_clean_ups = []
-    for job in ("maintenance_job", "housekeeping_job"):
-        for run in instance.get_runs(dg.RunsFilter(job_name=job, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=100):
-            if run.run_id not in seen[job]:
-                seen[job].add(run.run_id)
-                new_clean_ups += [run.run_id] if job == "housekeeping_job" else []
+    """A sample of Dagster's storage if a housekeeping run succeeded since the last look."""
+    newly_succeeded(instance, seen, "maintenance_job")
+    new_clean_ups = newly_succeeded(instance, seen, "housekeeping_job")
     if not new_clean_ups:
         return []
     # Its step's metadata: how many runs it deleted (0 until runs older than the age exist).
@@ -179,7 +183,8 @@ def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float) -> dic
     storage_after = sum(live_bytes(home).values())
     # What the storage holds at the end, by table: what housekeeping leaves is what grows.
     storage_tables = {name: size for name, size in live_bytes_by_table(home).items() if size >= 100_000}
-    storage_after_housekeeping(instance, home, seen, 0, 0)  # those that succeeded after posting stopped
+    for job in ("maintenance_job", "housekeeping_job"):  # those that succeeded after posting stopped
+        newly_succeeded(instance, seen, job)
     maintenance_runs, housekeeping_runs = len(seen["maintenance_job"]), len(seen["housekeeping_job"])
     facts = lake_facts(build_spark_session(settings), settings)
     events = [(t, size) for t, size in batches.values() if t < minutes * 60]
