@@ -56,9 +56,12 @@ def test_an_in_process_driver_binds_to_loopback_and_is_tuned_only_on_a_local_mas
     local = spark_config(Settings.from_env({}))
     assert local["spark.driver.bindAddress"] == "127.0.0.1" and local["spark.sql.shuffle.partitions"] == "2"
     assert local["spark.sql.session.timeZone"] == "UTC"
+    assert local["spark.driver.extraJavaOptions"] == "-XX:TieredStopAtLevel=1"  # C1 only: a JVM of one run
     on_cluster = spark_config(Settings.from_env({"SPARK_MASTER": "spark://master.internal:7077"}))
     assert on_cluster["spark.master"] == "spark://master.internal:7077"
     assert not set(SMALL_MACHINE_CONFIG) & set(on_cluster) and "spark.driver.bindAddress" not in on_cluster
+    assert "spark.driver.extraJavaOptions" not in on_cluster
+    assert "spark.driver.extraJavaOptions" not in spark_config(Settings.from_env({}), long_lived=True)
     assert on_cluster["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
 
 
@@ -87,9 +90,16 @@ def test_the_local_connect_server_is_tuned_for_the_machine_a_cluster_server_is_n
     local = server_config({})
     assert local["spark.sql.shuffle.partitions"] == "2" and local["spark.driver.bindAddress"] == "127.0.0.1"
     assert local["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    # The server's JVM runs for days: its JIT keeps the optimising compiler (stack.sh gives its Java options).
+    assert "spark.driver.extraJavaOptions" not in local
     cluster = server_config({"PINTEREST_SPARK_TUNING": "none"})
     assert not set(SMALL_MACHINE_CONFIG) & set(cluster)
     assert cluster["spark.sql.session.timeZone"] == "UTC" and cluster["spark.driver.bindAddress"] == "127.0.0.1"
+
+
+def test_the_tests_in_process_jvm_compiles_with_c1_only(spark):
+    arguments = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
+    assert "-XX:TieredStopAtLevel=1" in list(arguments)
 
 
 def test_code_generation_is_chosen_per_step_only_on_a_tuned_session(spark):
