@@ -63,7 +63,8 @@ SMALL_MACHINE_CONFIG = {
 # An in-process session's JVM lives for one run (a micro-batch without Spark Connect starts its own) or one
 # test session, and runs small queries: the JIT's optimising compiler (C2) costs more CPU than it earns
 # back in that time. With C1 only, the rule tests ran 23-32% faster (transforms/test_clean.py 212 s
-# against 275 s, test_aggregate.py 140 s against 179 s, in one session, `pytest FILE` with and without).
+# against 275 s, test_aggregate.py 140 s against 179 s, `pytest FILE` with and without it,
+# one after the other, the test suite running beside both).
 # Part of the small-machine tuning of an in-process session only: the local Connect server's JVM runs
 # for days, and a cluster's are its own.
 IN_PROCESS_JVM_CONFIG = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"}
