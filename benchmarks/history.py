@@ -34,6 +34,7 @@ from benchmarks.common import (Comparison, comparisons_from_process, fresh_works
 from benchmarks.scan_metrics import files_scanned
 from benchmarks.streaming import daemon_latencies, drain_with_daemon, structured_streaming
 from pinterest_dagster.defs.clean.assets import latest_cleaned
+from pinterest_dagster.defs.merge.assets import MERGE_STEP
 from pinterest_dagster.defs.streaming.jobs import STREAMING_TAGS
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import OffsetRange, events_in
@@ -45,6 +46,7 @@ from pinterest_dagster.lib.spark import build_spark_session
 from pinterest_dagster.settings import Settings
 
 SAMPLED_RUNS = 10  # runs whose merges' scans are measured, per side
+PARTS = ("launch", "teardown", "step_", "merge_to_")  # the parts of a run's time that run_profile measures
 
 
 def compare_history(history_posts: int, events_per_s: int, seconds: int, max_records_per_run: int,
@@ -121,6 +123,34 @@ def window_runs(settings: Settings, env: dict, since: float, pin_events: int) ->
     return runs
 
 
+def run_profile(instance, record) -> dict[str, float]:
+    """Where one run's time went, in seconds: from its start to its first step (`launch`), each step
+    (`step_<key>`), within the merge step the time from its start to each table's materialization
+    (`merge_to_<layer>_<table>`: cleaned/pin is committed first, the other four side by side), and from the
+    last step's end to the run's (`teardown`)."""
+    steps = sorted((s for s in instance.get_run_step_stats(record.dagster_run.run_id) if s.start_time and s.end_time),
+                   key=lambda s: s.start_time)
+    if not steps:
+        return {}
+    profile = {"launch": steps[0].start_time - record.start_time, "teardown": record.end_time - steps[-1].end_time,
+               **{f"step_{s.step_key}": s.end_time - s.start_time for s in steps}}
+    merge = next((s for s in steps if s.step_key == MERGE_STEP), None)
+    if merge:
+        materialized = instance.get_records_for_run(record.dagster_run.run_id,
+                                                    of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+        for event in materialized:
+            key = event.event_log_entry.dagster_event.asset_key
+            if key.path[0] in ("cleaned", "realtime"):
+                profile[f"merge_to_{'_'.join(key.path)}"] = event.event_log_entry.timestamp - merge.start_time
+    return profile
+
+
+def median_profile(profiles: list[dict[str, float]]) -> dict[str, float]:
+    """Each part's median over the runs that have it."""
+    parts = sorted({part for profile in profiles for part in profile})
+    return {part: statistics.median(p[part] for p in profiles if part in p) for part in parts}
+
+
 def raw_files_read(spark, settings: Settings, ranges: list[OffsetRange]) -> tuple[int, int]:
     """raw/pin files opened by a run's cleaned/pin merge source and by its category_trends batch query, as
     the assets build them (`batch_scope`: the run's ranges of every topic)."""
@@ -141,6 +171,8 @@ def measure_side(side: str, spark, settings: Settings, env: dict, rate: float, s
     runs = window_runs(settings, env, since, len(latencies))
     sampled = evenly_spaced(runs, SAMPLED_RUNS)
     files = [raw_files_read(spark, settings, ranges_of(run.dagster_run.run_config)) for run in sampled]
+    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    profile = median_profile([run_profile(instance, run) for run in runs])
     figures = {
         **{f"{side}_{k}_s": v for k, v in percentiles(latencies).items()},
         f"{side}_median_run_s": statistics.median(r.end_time - r.start_time for r in runs),
@@ -148,10 +180,12 @@ def measure_side(side: str, spark, settings: Settings, env: dict, rate: float, s
         f"{side}_category_trends_raw_files_read": statistics.median(t for _, t in files),
         f"{side}_raw_pin_data_files": spark.sql(
             f"DESCRIBE DETAIL {delta.sql_path(settings.table_path('raw', 'pin'))}").first()["numFiles"],
+        **{f"{side}_{part}_s": seconds for part, seconds in profile.items()},
     }
     progress(f"history: {side} lake: {len(runs)} runs, median {figures[f'{side}_median_run_s']:.1f} s, "
              f"p50 {figures[f'{side}_p50_s']:.1f} s, raw/pin files read per merge "
-             f"{figures[f'{side}_cleaned_pin_raw_files_read']:g} of {figures[f'{side}_raw_pin_data_files']:,}")
+             f"{figures[f'{side}_cleaned_pin_raw_files_read']:g} of {figures[f'{side}_raw_pin_data_files']:,}; "
+             f"median seconds per part: {', '.join(f'{part} {seconds:.1f}' for part, seconds in profile.items())}")
     return {"figures": figures, "runs": len(runs), "pin_events": len(latencies), "sampled_runs": len(sampled)}
 
 
@@ -179,12 +213,13 @@ def run(history_posts: int, rate: float, seconds: int, max_records_per_run: int,
 def comparisons(history: dict, fresh: dict, other: dict, parameters: dict) -> list[Comparison]:
     h, f = history["figures"], fresh["figures"]
     files = {k: v for k, v in {**h, **f}.items() if "files" in k}
+    parts = {k: v for k, v in {**h, **f}.items() if k.removeprefix("history_").removeprefix("fresh_").startswith(PARTS)}
     checked = ("the window's runs all succeeded and named exactly its pin offsets; every pin event of the window "
                "(history excluded) became visible in cleaned/pin on every side")
     return [
         Comparison("history_run_time", "micro-batch run time: lake with history vs fresh lake (median, s)",
                    {"history_median_run_s": h["history_median_run_s"], "fresh_median_run_s": f["fresh_median_run_s"],
-                    **files}, f["fresh_median_run_s"] / h["history_median_run_s"], 1 / 1.15,
+                    **files, **parts}, f["fresh_median_run_s"] / h["history_median_run_s"], 1 / 1.15,
                    "history median run time at most 1.15× the fresh lake's, same run", "s", parameters, checked),
         Comparison("history_latency", "latency produce -> cleaned/pin: lake with history vs fresh lake (p50, s)",
                    {**{k: v for k, v in {**h, **f}.items() if k.endswith(("p50_s", "p95_s", "p99_s"))}, **files},

@@ -145,6 +145,43 @@ def test_ranges_of_a_run_are_the_ones_its_config_names():
     assert ranges_of(run_config(batch)) == sorted(batch)
 
 
+def test_a_run_profile_splits_a_real_run_into_launch_steps_merge_commits_and_teardown():
+    """On a run of a two-step job executed by Dagster: the parts add up to the run, and the merge step's
+    tables are timed from the step's start in the order they were committed."""
+    import time
+
+    import dagster as dg
+
+    from benchmarks.history import median_profile, run_profile
+    from pinterest_dagster.defs.merge.assets import MERGE_STEP
+
+    @dg.asset(key=["raw", "pin"])
+    def ingest():
+        time.sleep(0.3)
+
+    @dg.multi_asset(name=MERGE_STEP, specs=[dg.AssetSpec(["cleaned", "pin"], deps=[["raw", "pin"]]),
+                                            dg.AssetSpec(["realtime", "trends"], deps=[["raw", "pin"]])])
+    def merge():
+        time.sleep(0.2)
+        yield dg.MaterializeResult(asset_key=["cleaned", "pin"])
+        time.sleep(0.4)
+        yield dg.MaterializeResult(asset_key=["realtime", "trends"])
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([ingest, merge], instance=instance)
+        [record] = instance.get_run_records(dg.RunsFilter(run_ids=[result.run_id]))
+        profile = run_profile(instance, record)
+    assert set(profile) == {"launch", "teardown", "step_raw__pin", f"step_{MERGE_STEP}", "merge_to_cleaned_pin",
+                            "merge_to_realtime_trends"}
+    assert profile["step_raw__pin"] >= 0.3 and profile[f"step_{MERGE_STEP}"] >= 0.6
+    assert 0.2 <= profile["merge_to_cleaned_pin"] < profile["merge_to_realtime_trends"] - 0.3
+    assert profile["merge_to_realtime_trends"] <= profile[f"step_{MERGE_STEP}"]
+    steps = profile["step_raw__pin"] + profile[f"step_{MERGE_STEP}"]
+    assert 0 <= profile["launch"] and 0 <= profile["teardown"]
+    assert steps + profile["launch"] + profile["teardown"] <= record.end_time - record.start_time + 1e-6
+    assert median_profile([{"a": 1.0, "b": 5.0}, {"a": 3.0}, {"a": 2.0, "b": 7.0}]) == {"a": 2.0, "b": 6.0}
+
+
 def test_the_first_minutes_split_events_by_when_they_were_produced():
     events = [(t / 10, 20.0 + (t % 7)) for t in range(0, 600)] + [(60 + t / 10, 10.0 + (t % 5)) for t in range(0, 600)]
     first, later = split_p50(events + [(125.0, 99.0)], 60)  # produced after both windows: in neither
