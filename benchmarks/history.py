@@ -6,7 +6,8 @@ with history against a fresh lake, under the same load, in the same run.
 (a) The emulator posts a backlog of `--history-posts` posts (3 events each) at full speed and the daemon
 drains it through the pipeline itself, as benchmarks/streaming.py drains a backlog; then it posts at
 `--rate` posts/s for `--seconds` while the daemon runs. (b) The same load goes into a fresh workspace.
-Per side: the median run time of the runs that ingested the window (the Dagster instance's run records
+Each side gets two windows, in the order fresh, history, history, fresh (`WINDOW_ORDER`). Per side, over
+both windows: the median run time of the runs that ingested the window (the Dagster instance's run records
 of the runs started after posting began), the produce -> cleaned/pin latency of the window's pin events
 (history excluded, checked against the events produced in the window), and the raw/pin files that the
 cleaned/pin merge's source query and category_trends' batch query open for a sample of those runs
@@ -46,6 +47,9 @@ from pinterest_dagster.lib.spark import build_spark_session
 from pinterest_dagster.settings import Settings
 
 SAMPLED_RUNS = 10  # runs whose merges' scans are measured, per side
+# Each side is measured twice, in an order that gives neither side the windows right after the history's
+# drain (the Connect server's busiest state) or the last ones (its most settled): fresh, history, history, fresh.
+WINDOW_ORDER = ("fresh", "history", "history", "fresh")
 PARTS = ("launch", "teardown", "step_", "merge_to_")  # the parts of a run's time that run_profile measures
 
 
@@ -164,29 +168,48 @@ def raw_files_read(spark, settings: Settings, ranges: list[OffsetRange]) -> tupl
     return cleaned.get(path, 0), trends.get(path, 0)
 
 
-def measure_side(side: str, spark, settings: Settings, env: dict, rate: float, seconds: int, timeout_s: float) -> dict:
-    """The window posted into this workspace under the daemon: run times, latencies, files read per merge."""
+def measure_window(side: str, spark, settings: Settings, env: dict, rate: float, seconds: int,
+                   timeout_s: float) -> dict:
+    """One window posted into this workspace under the daemon: its latencies, its runs and their profiles."""
     progress(f"history: {side} lake, daemon at {rate * 3:,.0f} events/s for {seconds} s")
     latencies, since, _ = daemon_latencies(spark, settings, env, rate, seconds, timeout_s)  # one per pin event of the window
     runs = window_runs(settings, env, since, len(latencies))
-    sampled = evenly_spaced(runs, SAMPLED_RUNS)
-    files = [raw_files_read(spark, settings, ranges_of(run.dagster_run.run_config)) for run in sampled]
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
-    profile = median_profile([run_profile(instance, run) for run in runs])
+    window = {"latencies": latencies, "runs": runs, "profiles": [run_profile(instance, run) for run in runs]}
+    progress(f"history: {side} lake window: {len(runs)} runs, median {median_run_s(runs):.1f} s, "
+             f"p50 {percentiles(latencies)['p50']:.1f} s")
+    return window
+
+
+def median_run_s(runs: list) -> float:
+    return statistics.median(r.end_time - r.start_time for r in runs)
+
+
+def summarize_side(side: str, spark, settings: Settings, windows: list[dict]) -> dict:
+    """A side's figures over all of its windows: run times, latencies, per-part profile, and the raw/pin files
+    that a sample of its runs' merges open (measured afterwards on the final lake); each window's median run
+    and p50 beside them."""
+    runs = [run for w in windows for run in w["runs"]]
+    latencies = sorted(latency for w in windows for latency in w["latencies"])
+    files = [raw_files_read(spark, settings, ranges_of(run.dagster_run.run_config))
+             for run in evenly_spaced(runs, SAMPLED_RUNS)]
+    profile = median_profile([p for w in windows for p in w["profiles"]])
     figures = {
         **{f"{side}_{k}_s": v for k, v in percentiles(latencies).items()},
-        f"{side}_median_run_s": statistics.median(r.end_time - r.start_time for r in runs),
+        f"{side}_median_run_s": median_run_s(runs),
+        **{f"{side}_window_{i}_{what}_s": value for i, w in enumerate(windows, 1)
+           for what, value in (("median_run", median_run_s(w["runs"])), ("p50", percentiles(w["latencies"])["p50"]))},
         f"{side}_cleaned_pin_raw_files_read": statistics.median(c for c, _ in files),
         f"{side}_category_trends_raw_files_read": statistics.median(t for _, t in files),
         f"{side}_raw_pin_data_files": spark.sql(
             f"DESCRIBE DETAIL {delta.sql_path(settings.table_path('raw', 'pin'))}").first()["numFiles"],
         **{f"{side}_{part}_s": seconds for part, seconds in profile.items()},
     }
-    progress(f"history: {side} lake: {len(runs)} runs, median {figures[f'{side}_median_run_s']:.1f} s, "
-             f"p50 {figures[f'{side}_p50_s']:.1f} s, raw/pin files read per merge "
-             f"{figures[f'{side}_cleaned_pin_raw_files_read']:g} of {figures[f'{side}_raw_pin_data_files']:,}; "
+    progress(f"history: {side} lake: {len(runs)} runs in {len(windows)} windows, median "
+             f"{figures[f'{side}_median_run_s']:.1f} s, p50 {figures[f'{side}_p50_s']:.1f} s, raw/pin files read per "
+             f"merge {figures[f'{side}_cleaned_pin_raw_files_read']:g} of {figures[f'{side}_raw_pin_data_files']:,}; "
              f"median seconds per part: {', '.join(f'{part} {seconds:.1f}' for part, seconds in profile.items())}")
-    return {"figures": figures, "runs": len(runs), "pin_events": len(latencies), "sampled_runs": len(sampled)}
+    return {"figures": figures, "runs": len(runs), "pin_events": len(latencies)}
 
 
 def run(history_posts: int, rate: float, seconds: int, max_records_per_run: int, timeout_s: float) -> list[Comparison]:
@@ -195,9 +218,11 @@ def run(history_posts: int, rate: float, seconds: int, max_records_per_run: int,
     settings, env = workspace(max_records_per_run, spark_remote)
     spark = classic_session(settings)
     history_parameters = ingest_history(spark, settings, env, history_posts, timeout_s)
-    history = measure_side("history", spark, settings, env, rate, seconds, timeout_s)
-    fresh_settings, fresh_env = workspace(max_records_per_run, spark_remote)
-    fresh = measure_side("fresh", spark, fresh_settings, fresh_env, rate, seconds, timeout_s)
+    sides = {"history": (settings, env), "fresh": workspace(max_records_per_run, spark_remote)}
+    windows = {side: [] for side in sides}
+    for side in WINDOW_ORDER:
+        windows[side].append(measure_window(side, spark, *sides[side], rate, seconds, timeout_s))
+    history, fresh = (summarize_side(side, spark, sides[side][0], windows[side]) for side in ("history", "fresh"))
     progress("history: Structured Streaming (1 s trigger) drains the history topics, then the same load")
     other = structured_streaming("latency", settings, max_records_per_run, "--rate", str(rate), "--seconds", str(seconds),
                                  "--timeout", str(timeout_s), "--history")
@@ -214,20 +239,23 @@ def comparisons(history: dict, fresh: dict, other: dict, parameters: dict) -> li
     h, f = history["figures"], fresh["figures"]
     files = {k: v for k, v in {**h, **f}.items() if "files" in k}
     parts = {k: v for k, v in {**h, **f}.items() if k.removeprefix("history_").removeprefix("fresh_").startswith(PARTS)}
+    per_window = {what: {k: v for k, v in {**h, **f}.items() if "_window_" in k and k.endswith(what)}
+                  for what in ("median_run_s", "p50_s")}
     checked = ("the window's runs all succeeded and named exactly its pin offsets; every pin event of the window "
                "(history excluded) became visible in cleaned/pin on every side")
     return [
         Comparison("history_run_time", "micro-batch run time: lake with history vs fresh lake (median, s)",
                    {"history_median_run_s": h["history_median_run_s"], "fresh_median_run_s": f["fresh_median_run_s"],
-                    **files, **parts}, f["fresh_median_run_s"] / h["history_median_run_s"], 1 / 1.15,
+                    **per_window["median_run_s"], **files, **parts}, f["fresh_median_run_s"] / h["history_median_run_s"], 1 / 1.15,
                    "history median run time at most 1.15× the fresh lake's, same run", "s", parameters, checked),
         Comparison("history_latency", "latency produce -> cleaned/pin: lake with history vs fresh lake (p50, s)",
-                   {**{k: v for k, v in {**h, **f}.items() if k.endswith(("p50_s", "p95_s", "p99_s"))}, **files},
+                   {**{k: v for k, v in {**h, **f}.items() if k.endswith(("p50_s", "p95_s", "p99_s")) and "_window_" not in k},
+                    **per_window["p50_s"], **files},
                    f["fresh_p50_s"] / h["history_p50_s"], 1 / 1.15, "history p50 at most 1.15× the fresh lake's",
                    "s", parameters, checked),
         Comparison("history_vs_structured_streaming",
                    "latency produce -> cleaned/pin with history: daemon vs Structured Streaming (p50, s)",
-                   {**{k: v for k, v in h.items() if k.endswith(("p50_s", "p95_s", "p99_s"))},
+                   {**{k: v for k, v in h.items() if k.endswith(("p50_s", "p95_s", "p99_s")) and "_window_" not in k},
                     **{f"structured_streaming_{k}_s": other[k] for k in ("p50", "p95", "p99")}, **files},
                    other["p50"] / h["history_p50_s"], 2.0,
                    "daemon p50 with history at most half of Structured Streaming's", "s", parameters, checked),

@@ -1,14 +1,20 @@
-"""housekeeping_job deletes old successful micro-batch, freshness check, maintenance and housekeeping runs and
-keeps failed ones and other jobs' runs."""
+"""housekeeping_job deletes old successful micro-batch, freshness check, maintenance and housekeeping runs, and the
+asset check executions they recorded, and keeps failed ones and other jobs' runs."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import dagster as dg
+import pytest
+import sqlalchemy as sa
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._core.test_utils import create_run_for_test
 
 from pinterest_dagster.definitions import build_definitions, defs
 from pinterest_dagster.lib.streaming_runs import FRESHNESS_SENSOR, STREAMING_TAGS
 from pinterest_dagster.settings import Settings
+from pinterest_dagster_tests.services import temporary_postgres_database
 
 
 def runs(instance) -> dict[str, str]:
@@ -53,3 +59,51 @@ def test_the_schedule_runs_on_the_configured_cron_with_the_configured_age():
     [request] = schedule.evaluate_tick(dg.build_schedule_context()).run_requests
     assert schedule.cron_schedule == "*/5 * * * *"
     assert request.run_config["ops"]["delete_old_streaming_runs"]["config"] == {"keep_successful_streaming_runs_hours": 0.5}
+
+
+@dg.asset
+def table():
+    return 1
+
+
+@dg.asset_check(asset=table)
+def fresh():
+    return dg.AssetCheckResult(passed=True)
+
+
+def check_executions(instance) -> list[str]:
+    key = dg.AssetCheckKey(dg.AssetKey("table"), "fresh")
+    return sorted(record.run_id for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=100))
+
+
+@contextmanager
+def instance_on(storage: str):
+    """A test instance on SQLite files, or on a fresh database of the local PostgreSQL."""
+    if storage == "sqlite":
+        with dg.instance_for_test() as instance:
+            yield instance
+        return
+    with temporary_postgres_database() as env:
+        db = {"hostname": env["DAGSTER_PG_HOST"], "port": int(env["DAGSTER_PG_PORT"]), "username": env["DAGSTER_PG_USER"],
+              "password": env["DAGSTER_PG_PASSWORD"], "db_name": env["DAGSTER_PG_DB"],
+              "scheme": "postgresql+psycopg2"}  # as infra/dagster/dagster-postgres.yaml says
+        with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_db": db}}}) as instance:
+            yield instance
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "postgres"])
+def test_the_check_executions_of_deleted_runs_go_but_each_checks_latest_stays(storage):
+    """delete_run keeps the asset check executions a run recorded, as the freshness checks' runs do every minute."""
+    with instance_on(storage) as instance:
+        tags = {"dagster/sensor_name": FRESHNESS_SENSOR}
+        checked = [dg.materialize([table, fresh], instance=instance, tags=tags).run_id for _ in range(3)]
+        failed = create_run_for_test(instance, job_name="__ASSET_JOB", tags=tags, status=dg.DagsterRunStatus.FAILURE)
+        assert check_executions(instance) == sorted(checked)
+        assert clean(instance, hours=0) == 3
+        assert check_executions(instance) == [checked[-1]]  # the latest: the UI still shows the check's state
+        assert instance.get_run_by_id(failed.run_id) is not None
+        newer = dg.materialize([table, fresh], instance=instance, tags=tags, raise_on_error=True).run_id
+        with instance.event_log_storage.index_connection() as conn:  # what the clean-up's own query leaves
+            assert conn.execute(sa.select(sa.func.count()).select_from(AssetCheckExecutionsTable)).scalar() == 2
+        assert clean(instance, hours=0) == 2  # the newer check run and the first clean-up's run
+        assert check_executions(instance) == [newer]

@@ -6,12 +6,17 @@ jobs older than `keep_successful_streaming_runs_hours`: `streaming_job`, the fre
 `maintenance_job` (a run per table per pass: more runs than micro-batches when passes are frequent) and
 its own. Failed and canceled runs (what someone may want to look into) and the runs of every other job
 (batch_job, rebuild_job, materializations from the UI) are kept.
+With the runs go the asset check executions of deleted runs, which `delete_run` leaves behind (Dagster 1.13):
+the freshness checks' sensor records one per check every minute. Each check's latest execution stays, so the
+UI keeps showing its current state.
 Tick retention is the instance's business (`retention` in infra/dagster/dagster.yaml).
 """
 
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
+import sqlalchemy as sa
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 
 from pinterest_dagster.lib.streaming_runs import FRESHNESS_SENSOR, STREAMING_JOB
 
@@ -24,6 +29,27 @@ SENSOR_NAME_TAG = "dagster/sensor_name"  # set by Dagster on every run a sensor 
 DELETE_CHUNK = 500  # runs looked up per query, so a first clean-up of a large backlog stays small per step
 
 
+def delete_orphaned_check_executions(instance: dg.DagsterInstance) -> int:
+    """The asset check executions whose run is gone, but each check's latest (whichever run recorded it): how
+    many rows went. `delete_run` keeps them and Dagster has no public call that deletes them."""
+    executions = AssetCheckExecutionsTable
+    latest = (sa.select(sa.func.max(executions.c.id).label("id"))
+              .group_by(executions.c.asset_key, executions.c.check_name, executions.c.partition).subquery())
+    # The derived table, not the table itself, in the sub-selects: MySQL refuses to delete from a table that a
+    # sub-select of the same statement reads.
+    older = executions.c.id.not_in(sa.select(latest.c.id))
+    storage = instance.event_log_storage
+    with storage.index_connection() as conn:
+        run_ids = [row[0] for row in conn.execute(sa.select(executions.c.run_id).where(older).distinct())]
+    deleted = 0
+    for chunk in (run_ids[i:i + DELETE_CHUNK] for i in range(0, len(run_ids), DELETE_CHUNK)):
+        gone = set(chunk) - set(instance.get_run_ids(dg.RunsFilter(run_ids=chunk)))
+        if gone:
+            with storage.index_connection() as conn:
+                deleted += conn.execute(executions.delete().where(executions.c.run_id.in_(gone)).where(older)).rowcount
+    return deleted
+
+
 class HousekeepingConfig(dg.Config):
     keep_successful_streaming_runs_hours: float = 24.0
 
@@ -31,7 +57,7 @@ class HousekeepingConfig(dg.Config):
 # An output of type Nothing: the count is metadata, stored by no IO manager (the project's stores tables).
 @dg.op(out=dg.Out(dg.Nothing),
        description="Deletes successful streaming_job, freshness check, maintenance_job and housekeeping_job "
-                   "runs, with their event logs, older than the configured age.")
+                   "runs, with their event logs and asset check executions, older than the configured age.")
 def delete_old_streaming_runs(context: dg.OpExecutionContext, config: HousekeepingConfig):
     cutoff = datetime.now(timezone.utc) - timedelta(hours=config.keep_successful_streaming_runs_hours)
     success = {"statuses": [dg.DagsterRunStatus.SUCCESS], "updated_before": cutoff}
@@ -46,9 +72,11 @@ def delete_old_streaming_runs(context: dg.OpExecutionContext, config: Housekeepi
             if len(run_ids) < DELETE_CHUNK:
                 break
             context.log.info(f"deleted {deleted:,} runs so far")
+    check_executions = delete_orphaned_check_executions(context.instance)
     context.log.info(f"deleted {deleted:,} successful {', '.join(ROUTINE_JOBS)} and freshness check runs last updated before "
-                     f"{cutoff:%Y-%m-%d %H:%M} UTC")
-    return dg.Output(None, metadata={"runs_deleted": deleted, "cutoff": cutoff.isoformat(timespec="seconds")})
+                     f"{cutoff:%Y-%m-%d %H:%M} UTC, and {check_executions:,} asset check executions of deleted runs")
+    return dg.Output(None, metadata={"runs_deleted": deleted, "check_executions_deleted": check_executions,
+                                     "cutoff": cutoff.isoformat(timespec="seconds")})
 
 
 @dg.job(description="Keeps Dagster's run storage bounded: deletes old successful micro-batch and maintenance runs.")
