@@ -4,6 +4,7 @@ asset check executions they recorded, and keeps failed ones and other jobs' runs
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -49,6 +50,8 @@ def test_old_successful_streaming_runs_go_and_failed_and_batch_runs_stay():
         assert sorted(runs(instance).values()) == ["__ASSET_JOB:FAILURE", "batch_job:SUCCESS", "maintenance_job:FAILURE",
                                                    "rebuild_job:SUCCESS", "streaming_job:CANCELED", "streaming_job:FAILURE"]
         deleted = set(before) - set(runs(instance))
+        run_databases = Path(instance.event_log_storage.path_for_shard("x")).parent  # history/runs/<run id>.db
+        assert {p.stem for p in run_databases.glob("*.db")} & deleted == set()  # emptied and removed
         assert all(instance.get_run_by_id(run_id) is None and not instance.all_logs(run_id) for run_id in deleted)
 
 
