@@ -3,11 +3,14 @@ temporary Dagster database on PostgreSQL."""
 
 from __future__ import annotations
 
+import shutil
+
+import dagster as dg
 import pytest
 
 from emulator.cli import main as emulator_main
 from pinterest_dagster.lib.spark import build_spark_session
-from pinterest_dagster.settings import Settings
+from pinterest_dagster.settings import REPO_ROOT, Settings
 from pinterest_dagster_tests.pipeline import Pipeline, make_pipeline
 from pinterest_dagster_tests.services import delete_test_topics, spark_cluster as start_spark_cluster
 from pinterest_dagster_tests.services import temporary_postgres_database
@@ -54,6 +57,14 @@ def dagster_pg_env():
         for name, value in env.items():
             patch.setenv(name, value)
         yield env
+
+
+@pytest.fixture
+def postgres_instance(dagster_pg_env, tmp_path):
+    """An instance of infra/dagster/dagster-postgres.yaml on the module's database."""
+    shutil.copy(REPO_ROOT / "infra/dagster/dagster-postgres.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        yield instance
 
 
 @pytest.fixture(scope="module")

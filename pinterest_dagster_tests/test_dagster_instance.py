@@ -4,10 +4,8 @@ and schedules in PostgreSQL, and the run queue and retries are what the README d
 from __future__ import annotations
 
 import re
-import shutil
 
 import dagster as dg
-import pytest
 import yaml
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
@@ -44,13 +42,6 @@ def test_the_postgres_connection_comes_only_from_the_environment():
         "username": {"env": "DAGSTER_PG_USER"}, "password": {"env": "DAGSTER_PG_PASSWORD"},
         "db_name": {"env": "DAGSTER_PG_DB"},
     }
-
-
-@pytest.fixture
-def postgres_instance(dagster_pg_env, tmp_path):
-    shutil.copy(INSTANCE_DIR / "dagster-postgres.yaml", tmp_path / "dagster.yaml")
-    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
-        yield instance
 
 
 @dg.asset

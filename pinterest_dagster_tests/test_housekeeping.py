@@ -3,7 +3,6 @@ asset check executions they recorded, and keeps failed ones and other jobs' runs
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -13,9 +12,9 @@ from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._core.test_utils import create_run_for_test
 
 from pinterest_dagster.definitions import build_definitions, defs
+from pinterest_dagster.defs.housekeeping.jobs import SENSOR_NAME_TAG
 from pinterest_dagster.lib.streaming_runs import FRESHNESS_SENSOR, STREAMING_TAGS
 from pinterest_dagster.settings import Settings
-from pinterest_dagster_tests.services import temporary_postgres_database
 
 
 def runs(instance) -> dict[str, str]:
@@ -41,7 +40,7 @@ def test_old_successful_streaming_runs_go_and_failed_and_batch_runs_stay():
         for status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE):
             create_run_for_test(instance, job_name="maintenance_job", status=status)
         for status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE):  # freshness check runs
-            create_run_for_test(instance, job_name="__ASSET_JOB", tags={"dagster/sensor_name": FRESHNESS_SENSOR},
+            create_run_for_test(instance, job_name="__ASSET_JOB", tags={SENSOR_NAME_TAG: FRESHNESS_SENSOR},
                                 status=status)
         before = runs(instance)
         assert clean(instance, hours=1) == 0 and runs(instance) == before  # all younger than an hour
@@ -79,34 +78,27 @@ def check_executions(instance) -> list[str]:
     return sorted(record.run_id for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=100))
 
 
-@contextmanager
-def instance_on(storage: str):
-    """A test instance on SQLite files, or on a fresh database of the local PostgreSQL."""
-    if storage == "sqlite":
-        with dg.instance_for_test() as instance:
-            yield instance
+@pytest.fixture(params=["sqlite", "postgres"])
+def instance(request):
+    """A test instance on SQLite files, or the project's PostgreSQL instance (conftest's postgres_instance)."""
+    if request.param == "postgres":
+        yield request.getfixturevalue("postgres_instance")
         return
-    with temporary_postgres_database() as env:
-        db = {"hostname": env["DAGSTER_PG_HOST"], "port": int(env["DAGSTER_PG_PORT"]), "username": env["DAGSTER_PG_USER"],
-              "password": env["DAGSTER_PG_PASSWORD"], "db_name": env["DAGSTER_PG_DB"],
-              "scheme": "postgresql+psycopg2"}  # as infra/dagster/dagster-postgres.yaml says
-        with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_db": db}}}) as instance:
-            yield instance
+    with dg.instance_for_test() as instance:
+        yield instance
 
 
-@pytest.mark.parametrize("storage", ["sqlite", "postgres"])
-def test_the_check_executions_of_deleted_runs_go_but_each_checks_latest_stays(storage):
+def test_the_check_executions_of_deleted_runs_go_but_each_checks_latest_stays(instance):
     """delete_run keeps the asset check executions a run recorded, as the freshness checks' runs do every minute."""
-    with instance_on(storage) as instance:
-        tags = {"dagster/sensor_name": FRESHNESS_SENSOR}
-        checked = [dg.materialize([table, fresh], instance=instance, tags=tags).run_id for _ in range(3)]
-        failed = create_run_for_test(instance, job_name="__ASSET_JOB", tags=tags, status=dg.DagsterRunStatus.FAILURE)
-        assert check_executions(instance) == sorted(checked)
-        assert clean(instance, hours=0) == 3
-        assert check_executions(instance) == [checked[-1]]  # the latest: the UI still shows the check's state
-        assert instance.get_run_by_id(failed.run_id) is not None
-        newer = dg.materialize([table, fresh], instance=instance, tags=tags, raise_on_error=True).run_id
-        with instance.event_log_storage.index_connection() as conn:  # what the clean-up's own query leaves
-            assert conn.execute(sa.select(sa.func.count()).select_from(AssetCheckExecutionsTable)).scalar() == 2
-        assert clean(instance, hours=0) == 2  # the newer check run and the first clean-up's run
-        assert check_executions(instance) == [newer]
+    tags = {SENSOR_NAME_TAG: FRESHNESS_SENSOR}
+    checked = [dg.materialize([table, fresh], instance=instance, tags=tags).run_id for _ in range(3)]
+    failed = create_run_for_test(instance, job_name="__ASSET_JOB", tags=tags, status=dg.DagsterRunStatus.FAILURE)
+    assert check_executions(instance) == sorted(checked)
+    assert clean(instance, hours=0) == 3
+    assert check_executions(instance) == [checked[-1]]  # the latest: the UI still shows the check's state
+    assert instance.get_run_by_id(failed.run_id) is not None
+    newer = dg.materialize([table, fresh], instance=instance, tags=tags, raise_on_error=True).run_id
+    with instance.event_log_storage.index_connection() as conn:  # what the clean-up's own query leaves
+        assert conn.execute(sa.select(sa.func.count()).select_from(AssetCheckExecutionsTable)).scalar() == 2
+    assert clean(instance, hours=0) == 2  # the newer check run and the first clean-up's run
+    assert check_executions(instance) == [newer]

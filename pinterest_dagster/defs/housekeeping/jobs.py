@@ -6,10 +6,9 @@ jobs older than `keep_successful_streaming_runs_hours`: `streaming_job`, the fre
 `maintenance_job` (a run per table per pass: more runs than micro-batches when passes are frequent) and
 its own. Failed and canceled runs (what someone may want to look into) and the runs of every other job
 (batch_job, rebuild_job, materializations from the UI) are kept.
-On a SQLite instance each deleted run's own event-log database file goes too.
-With the runs go the asset check executions of deleted runs, which `delete_run` leaves behind (Dagster 1.13):
-the freshness checks' sensor records one per check every minute. Each check's latest execution stays, so the
-UI keeps showing its current state.
+Two things `delete_run` leaves behind (Dagster 1.13) go too: on a SQLite instance, each deleted run's own
+event-log database file; and the asset check executions of deleted runs, which the freshness checks' sensor
+records one per check every minute (each check's latest stays, so the UI keeps showing its current state).
 Tick retention is the instance's business (`retention` in infra/dagster/dagster.yaml).
 """
 
