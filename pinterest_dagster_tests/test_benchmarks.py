@@ -6,17 +6,19 @@ from __future__ import annotations
 import statistics
 from datetime import datetime, timezone
 
+import dagster as dg
 import duckdb
 import pytest
+from dagster._core.test_utils import create_run_for_test
 from pyspark.sql import functions as F
 
 from benchmarks.common import Comparison, ResultMismatch, require_same_rows
 from benchmarks.duckdb_reference import clean_raw
 from benchmarks.first_minutes import split_p50
-from benchmarks.dagster_storage import live_bytes_by_table
+from benchmarks.dagster_storage import live_bytes, live_bytes_by_table
 from benchmarks.report import markdown_table, replace_readme_block
 from benchmarks.scan_metrics import files_scanned
-from benchmarks.soak import files_per_partition, levels_off, per_minute, storage_growth
+from benchmarks.soak import files_per_partition, levels_off, per_minute, storage_bytes, storage_growth
 from pinterest_dagster.defs.clean.assets import latest_cleaned
 from pinterest_dagster.transforms import CLEANED_COLUMNS
 from pinterest_dagster.transforms.parse import SOURCE_COLUMNS
@@ -205,12 +207,28 @@ def test_the_soak_counts_data_files_per_partition_directory():
 
 
 def test_the_soak_measures_storage_growth_between_clean_ups_that_deleted_runs():
-    # (seconds, live bytes, micro-batches so far, runs deleted) after each housekeeping run
-    samples = [(120, 5_000_000, 4, 0), (240, 6_000_000, 9, 30), (360, 6_100_000, 14, 31), (480, 6_300_000, 19, 29)]
-    per_100, between = storage_growth(samples)
+    # (seconds, bytes, bytes of the runs kept, micro-batches so far, runs deleted) after each housekeeping run
+    samples = [(120, 5_000_000, 3_000_000, 4, 0), (240, 6_000_000, 4_000_000, 9, 30),
+               (360, 6_100_000, 4_050_000, 14, 31), (480, 6_300_000, 4_200_000, 19, 29)]
+    per_100, left_per_100, between = storage_growth(samples)
     assert per_100 == (6_300_000 - 6_000_000) / 10 * 100  # from the first clean-up that deleted runs, not the first
+    assert left_per_100 == (2_100_000 - 2_000_000) / 10 * 100  # the runs kept, a moving window, left out
     assert between["micro_batches_between"] == 10 and between["minutes_between"] == 4
-    assert storage_growth(samples[:2]) == (None, {})  # one clean-up that deleted runs is not a growth
+    assert storage_growth(samples[:2]) == (None, None, {})  # one clean-up that deleted runs is not a growth
+
+
+def test_the_soak_counts_the_runs_kept_apart_from_the_rest_of_dagsters_storage(tmp_path):
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        kept = create_run_for_test(instance, job_name="streaming_job")
+        instance.report_engine_event("an event in the run's own database", kept)
+        for run_id, size in ((kept.run_id, 1000), ("a-deleted-run", 300)):  # step logs under storage/<run id>/
+            logs = tmp_path / "storage" / run_id / "compute_logs"
+            logs.mkdir(parents=True)
+            (logs / "step.err").write_bytes(b"x" * size)
+        databases = live_bytes(tmp_path)
+        assert databases[f"history/runs/{kept.run_id}.db"] > 0
+        assert storage_bytes(instance, tmp_path) == (sum(databases.values()) + 1300,
+                                                     databases[f"history/runs/{kept.run_id}.db"] + 1000)
 
 
 def test_dagster_storage_is_broken_down_by_table_with_each_runs_event_log_summed(tmp_path):

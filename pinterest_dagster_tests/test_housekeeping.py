@@ -1,15 +1,23 @@
-"""housekeeping_job deletes old successful micro-batch, freshness check, maintenance and housekeeping runs, and the
-asset check executions they recorded, and keeps failed ones and other jobs' runs."""
+"""housekeeping_job deletes old successful micro-batch, freshness check, maintenance and housekeeping runs, with the
+step logs and asset check executions they recorded, and old successful or skipped sensor ticks; it keeps failed
+runs and ticks and other jobs' runs."""
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+from dagster._core.remote_origin import ManagedGrpcPythonEnvCodeLocationOrigin, RemoteRepositoryOrigin
+from dagster._core.scheduler.instigation import InstigatorState, InstigatorStatus, InstigatorType, TickData, TickStatus
+from dagster._core.storage.compute_log_manager import ComputeIOType
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._core.test_utils import create_run_for_test
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._utils.error import SerializableErrorInfo
 
 from pinterest_dagster.definitions import build_definitions, defs
 from pinterest_dagster.defs.housekeeping.jobs import SENSOR_NAME_TAG
@@ -22,12 +30,20 @@ def runs(instance) -> dict[str, str]:
             if run.job_name != "housekeeping_job"}
 
 
-def clean(instance, hours: float) -> int:
+def clean(instance, hours: float, count: str = "runs_deleted") -> int:
     config = {"ops": {"delete_old_streaming_runs": {"config": {"keep_successful_streaming_runs_hours": hours}}}}
     # With the code location's resources, as the schedule runs it.
     result = defs.resolve_job_def("housekeeping_job").execute_in_process(instance=instance, run_config=config)
     [output] = [e.step_output_data for e in result.all_events if e.is_successful_output]
-    return output.metadata["runs_deleted"].value
+    return output.metadata[count].value
+
+
+def step_logs(instance, run_id: str) -> list:
+    """The log keys of the step logs a run captured (storage/<run id>/compute_logs/ on a local instance)."""
+    try:
+        return instance.compute_log_manager.get_log_keys_for_log_key_prefix([run_id, "compute_logs"], ComputeIOType.STDERR)
+    except FileNotFoundError:
+        return []
 
 
 def test_old_successful_streaming_runs_go_and_failed_and_batch_runs_stay():
@@ -94,11 +110,41 @@ def test_the_check_executions_of_deleted_runs_go_but_each_checks_latest_stays(in
     checked = [dg.materialize([table, fresh], instance=instance, tags=tags).run_id for _ in range(3)]
     failed = create_run_for_test(instance, job_name="__ASSET_JOB", tags=tags, status=dg.DagsterRunStatus.FAILURE)
     assert check_executions(instance) == sorted(checked)
+    assert all(step_logs(instance, run_id) for run_id in checked)
     assert clean(instance, hours=0) == 3
     assert check_executions(instance) == [checked[-1]]  # the latest: the UI still shows the check's state
+    assert not any(step_logs(instance, run_id) for run_id in checked)  # delete_run leaves them: housekeeping does not
     assert instance.get_run_by_id(failed.run_id) is not None
     newer = dg.materialize([table, fresh], instance=instance, tags=tags, raise_on_error=True).run_id
     with instance.event_log_storage.index_connection() as conn:  # what the clean-up's own query leaves
         assert conn.execute(sa.select(sa.func.count()).select_from(AssetCheckExecutionsTable)).scalar() == 2
     assert clean(instance, hours=0) == 2  # the newer check run and the first clean-up's run
     assert check_executions(instance) == [newer]
+
+
+def test_old_successful_and_skipped_sensor_ticks_go_with_their_logs_and_failed_ones_stay(instance):
+    """The streaming sensor ticks every few seconds; the instance's own tick retention counts whole days."""
+    repository = RemoteRepositoryOrigin(ManagedGrpcPythonEnvCodeLocationOrigin(LoadableTargetOrigin(
+        executable_path=sys.executable, module_name="pinterest_dagster.definitions", attribute="defs")), "__repository__")
+    state = InstigatorState(repository.get_instigator_origin("a_sensor"), InstigatorType.SENSOR,
+                            InstigatorStatus.DECLARED_IN_CODE)
+    instance.add_instigator_state(state)
+
+    def tick(status: TickStatus, hours_ago: float) -> tuple[int, list[str]]:
+        log_key = ["__repository__", "a_sensor", f"{status.value}-{hours_ago}"]
+        with instance.compute_log_manager.capture_logs(log_key):
+            print("what the tick logged", file=sys.stderr)
+        created = instance.create_tick(TickData(
+            state.instigator_origin_id, "a_sensor", InstigatorType.SENSOR, status, time.time() - hours_ago * 3600,
+            run_ids=[], selector_id=state.selector_id, log_key=log_key,
+            error=SerializableErrorInfo("the sensor raised", [], "Exception") if status == TickStatus.FAILURE else None))
+        return created.tick_id, log_key
+
+    old = [tick(TickStatus.SUCCESS, 2), tick(TickStatus.SKIPPED, 2)]
+    kept = [tick(TickStatus.FAILURE, 2), tick(TickStatus.SUCCESS, 0.5), tick(TickStatus.SKIPPED, 0.5)]
+    assert all(instance.compute_log_manager.is_capture_complete(log_key) for _, log_key in old + kept)
+    assert clean(instance, hours=1, count="sensor_ticks_deleted") == 2
+    ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id)
+    assert sorted(t.tick_id for t in ticks) == sorted(tick_id for tick_id, _ in kept)
+    assert not any(instance.compute_log_manager.is_capture_complete(log_key) for _, log_key in old)
+    assert all(instance.compute_log_manager.is_capture_complete(log_key) for _, log_key in kept)

@@ -6,10 +6,13 @@ jobs older than `keep_successful_streaming_runs_hours`: `streaming_job`, the fre
 `maintenance_job` (a run per table per pass: more runs than micro-batches when passes are frequent) and
 its own. Failed and canceled runs (what someone may want to look into) and the runs of every other job
 (batch_job, rebuild_job, materializations from the UI) are kept.
-Two things `delete_run` leaves behind (Dagster 1.13) go too: on a SQLite instance, each deleted run's own
-event-log database file; and the asset check executions of deleted runs, which the freshness checks' sensor
-records one per check every minute (each check's latest stays, so the UI keeps showing its current state).
-Tick retention is the instance's business (`retention` in infra/dagster/dagster.yaml).
+What `delete_run` leaves behind (Dagster 1.13) goes too: the run's captured step logs (files under the
+compute log manager's `storage/<run id>/`); on a SQLite instance, the run's own event-log database file; and
+the asset check executions of deleted runs, which the freshness checks' sensor records one per check every
+minute (each check's latest stays, so the UI keeps showing its current state).
+Sensor ticks that succeeded or skipped go after the same age, with their captured logs: the streaming sensor
+ticks every few seconds, and the instance's `retention` (infra/dagster/dagster.yaml) counts in whole days
+only. Failed ticks stay for that retention (30 days), to look into.
 """
 
 import os
@@ -17,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import sqlalchemy as sa
+from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 
 from pinterest_dagster.lib.streaming_runs import FRESHNESS_SENSOR, STREAMING_JOB
@@ -28,6 +32,8 @@ ROUTINE_JOBS = (STREAMING_JOB, "maintenance_job", "housekeeping_job")
 SENSOR_NAME_TAG = "dagster/sensor_name"  # set by Dagster on every run a sensor requests
 
 DELETE_CHUNK = 500  # runs looked up per query, so a first clean-up of a large backlog stays small per step
+
+PURGED_TICKS = [TickStatus.SUCCESS, TickStatus.SKIPPED]  # failed ones stay for the instance's retention
 
 
 def delete_orphaned_check_executions(instance: dg.DagsterInstance) -> int:
@@ -51,6 +57,28 @@ def delete_orphaned_check_executions(instance: dg.DagsterInstance) -> int:
     return deleted
 
 
+def delete_run_fully(instance: dg.DagsterInstance, run_id: str) -> None:
+    """`delete_run`, and what it leaves: the run's captured step logs and, on SQLite, its event-log database."""
+    instance.delete_run(run_id)
+    instance.compute_log_manager.delete_logs(prefix=[run_id])  # storage/<run id>/compute_logs/ on a local instance
+    delete_run_database(instance, run_id)
+
+
+def purge_old_sensor_ticks(instance: dg.DagsterInstance, before: datetime) -> int:
+    """Every sensor's successful and skipped ticks from before `before`, with the logs a tick captured: how many
+    ticks went."""
+    purged = 0
+    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+        origin_id, selector_id = state.instigator_origin_id, state.selector_id
+        ticks = instance.get_ticks(origin_id, selector_id, before=before.timestamp(), statuses=PURGED_TICKS)
+        for tick in ticks:
+            if tick.log_key:
+                instance.compute_log_manager.delete_logs(log_key=tick.log_key)
+        instance.purge_ticks(origin_id, selector_id, before=before.timestamp(), tick_statuses=PURGED_TICKS)
+        purged += len(ticks)
+    return purged
+
+
 def delete_run_database(instance: dg.DagsterInstance, run_id: str) -> None:
     """On a SQLite instance each run's events are a database of their own (history/runs/<run id>.db), which
     `delete_run` empties but leaves: about 115 KB each, measured by the soak. Other storages have none."""
@@ -68,13 +96,15 @@ def delete_run_database(instance: dg.DagsterInstance, run_id: str) -> None:
 
 
 class HousekeepingConfig(dg.Config):
+    # The age after which the routine runs and the sensors' successful or skipped ticks go.
     keep_successful_streaming_runs_hours: float = 24.0
 
 
 # An output of type Nothing: the count is metadata, stored by no IO manager (the project's stores tables).
 @dg.op(out=dg.Out(dg.Nothing),
        description="Deletes successful streaming_job, freshness check, maintenance_job and housekeeping_job "
-                   "runs, with their event logs and asset check executions, older than the configured age.")
+                   "runs, with their event logs, step logs and asset check executions, and successful or skipped "
+                   "sensor ticks, older than the configured age.")
 def delete_old_streaming_runs(context: dg.OpExecutionContext, config: HousekeepingConfig):
     cutoff = datetime.now(timezone.utc) - timedelta(hours=config.keep_successful_streaming_runs_hours)
     success = {"statuses": [dg.DagsterRunStatus.SUCCESS], "updated_before": cutoff}
@@ -84,20 +114,22 @@ def delete_old_streaming_runs(context: dg.OpExecutionContext, config: Housekeepi
         while True:
             run_ids = [run.run_id for run in context.instance.get_runs(old, limit=DELETE_CHUNK)]
             for run_id in run_ids:
-                context.instance.delete_run(run_id)
-                delete_run_database(context.instance, run_id)
+                delete_run_fully(context.instance, run_id)
             deleted += len(run_ids)
             if len(run_ids) < DELETE_CHUNK:
                 break
             context.log.info(f"deleted {deleted:,} runs so far")
     check_executions = delete_orphaned_check_executions(context.instance)
+    ticks = purge_old_sensor_ticks(context.instance, cutoff)
     context.log.info(f"deleted {deleted:,} successful {', '.join(ROUTINE_JOBS)} and freshness check runs last updated before "
-                     f"{cutoff:%Y-%m-%d %H:%M} UTC, and {check_executions:,} asset check executions of deleted runs")
+                     f"{cutoff:%Y-%m-%d %H:%M} UTC, {check_executions:,} asset check executions of deleted runs and "
+                     f"{ticks:,} successful or skipped sensor ticks")
     return dg.Output(None, metadata={"runs_deleted": deleted, "check_executions_deleted": check_executions,
-                                     "cutoff": cutoff.isoformat(timespec="seconds")})
+                                     "sensor_ticks_deleted": ticks, "cutoff": cutoff.isoformat(timespec="seconds")})
 
 
-@dg.job(description="Keeps Dagster's run storage bounded: deletes old successful micro-batch and maintenance runs.")
+@dg.job(description="Keeps Dagster's storage bounded: deletes old successful micro-batch and maintenance runs, and "
+                    "old successful or skipped sensor ticks.")
 def housekeeping_job():
     delete_old_streaming_runs()
 
@@ -112,5 +144,6 @@ def build_housekeeping_schedule(cron: str, keep_hours: float) -> dg.ScheduleDefi
         execution_timezone="UTC",
         run_config={"ops": {"delete_old_streaming_runs": {"config": {"keep_successful_streaming_runs_hours": keep_hours}}}},
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"Runs housekeeping_job on '{cron}' (UTC): successful micro-batch runs are kept {keep_hours:g} h.",
+        description=f"Runs housekeeping_job on '{cron}' (UTC): successful micro-batch runs and successful or skipped "
+                    f"sensor ticks are kept {keep_hours:g} h.",
     )
