@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import statistics
 import subprocess
 import time
@@ -97,13 +98,31 @@ def files_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
 
 
+def index_bytes_of_runs(home: Path, run_ids: list[str]) -> int:
+    """The bytes of the events of these runs in the instance's SQLite event index (history/runs/index.db): its
+    materializations, observations and run status events, which `delete_run` deletes with the run."""
+    index = home / "history/runs/index.db"
+    if not index.exists():
+        return 0
+    total = 0
+    with sqlite3.connect(index) as db:
+        for i in range(0, len(run_ids), 500):
+            chunk = run_ids[i:i + 500]
+            total += db.execute(f"SELECT COALESCE(SUM(LENGTH(event)), 0) FROM event_logs WHERE run_id IN "
+                                f"({', '.join('?' * len(chunk))})", chunk).fetchone()[0]
+    return total
+
+
 def storage_bytes(instance: dg.DagsterInstance, home: Path) -> tuple[int, int]:
     """Dagster's storage: (the live bytes of its SQLite databases plus the captured logs' files under storage/,
-    the part of it that is the runs still stored: their own event-log databases and step logs). The runs kept
-    are those younger than the age housekeeping keeps, a window that moves, not growth."""
+    the part of it that is the runs still stored: their own event-log databases, step logs and events in the
+    event index). The runs kept are those younger than the age housekeeping keeps, a window that moves, not
+    growth."""
     databases, logs = live_bytes(home), home / "storage"
     total = sum(databases.values()) + files_bytes(logs)
-    kept = sum(databases.get(f"history/runs/{run_id}.db", 0) + files_bytes(logs / run_id) for run_id in instance.get_run_ids())
+    run_ids = list(instance.get_run_ids())
+    kept = index_bytes_of_runs(home, run_ids) + sum(
+        databases.get(f"history/runs/{run_id}.db", 0) + files_bytes(logs / run_id) for run_id in run_ids)
     return total, kept
 
 

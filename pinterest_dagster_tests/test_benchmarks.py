@@ -3,6 +3,7 @@ giving what the Spark cleaning gives (the batch benchmark times the two against 
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 from datetime import datetime, timezone
 
@@ -18,7 +19,7 @@ from benchmarks.first_minutes import split_p50
 from benchmarks.dagster_storage import live_bytes, live_bytes_by_table
 from benchmarks.report import markdown_table, replace_readme_block
 from benchmarks.scan_metrics import files_scanned
-from benchmarks.soak import files_per_partition, levels_off, per_minute, storage_bytes, storage_growth
+from benchmarks.soak import files_bytes, files_per_partition, levels_off, per_minute, storage_bytes, storage_growth
 from pinterest_dagster.defs.clean.assets import latest_cleaned
 from pinterest_dagster.transforms import CLEANED_COLUMNS
 from pinterest_dagster.transforms.parse import SOURCE_COLUMNS
@@ -217,6 +218,11 @@ def test_the_soak_measures_storage_growth_between_clean_ups_that_deleted_runs():
     assert storage_growth(samples[:2]) == (None, None, {})  # one clean-up that deleted runs is not a growth
 
 
+@dg.asset
+def an_asset():
+    return 1
+
+
 def test_the_soak_counts_the_runs_kept_apart_from_the_rest_of_dagsters_storage(tmp_path):
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         kept = create_run_for_test(instance, job_name="streaming_job")
@@ -225,10 +231,16 @@ def test_the_soak_counts_the_runs_kept_apart_from_the_rest_of_dagsters_storage(t
             logs = tmp_path / "storage" / run_id / "compute_logs"
             logs.mkdir(parents=True)
             (logs / "step.err").write_bytes(b"x" * size)
+        dg.materialize([an_asset], instance=instance)  # a run with events in the event index too
         databases = live_bytes(tmp_path)
         assert databases[f"history/runs/{kept.run_id}.db"] > 0
-        assert storage_bytes(instance, tmp_path) == (sum(databases.values()) + 1300,
-                                                     databases[f"history/runs/{kept.run_id}.db"] + 1000)
+        [materialized] = [run.run_id for run in instance.get_runs() if run.run_id != kept.run_id]
+        index = sqlite3.connect(tmp_path / "history/runs/index.db")
+        [[indexed]] = index.execute("SELECT SUM(LENGTH(event)) FROM event_logs WHERE run_id = ?", [materialized])
+        total, in_runs = storage_bytes(instance, tmp_path)
+        run_files = sum(databases.get(f"history/runs/{run_id}.db", 0) for run_id in (kept.run_id, materialized))
+        assert indexed > 0 and total == sum(databases.values()) + files_bytes(tmp_path / "storage")  # the 1,300 bytes too
+        assert in_runs == run_files + 1000 + files_bytes(tmp_path / "storage" / materialized) + indexed
 
 
 def test_dagster_storage_is_broken_down_by_table_with_each_runs_event_log_summed(tmp_path):
