@@ -9,17 +9,21 @@ In a fresh workspace (topics, lake, SQLite DAGSTER_HOME) the Dagster daemon eval
 as long (PINTEREST_KEEP_SUCCESSFUL_RUNS_HOURS), while the emulator posts `--rate` posts/s (3 events each:
 3,867 posts/s is 11,600 events/s) for `--minutes`. Every few seconds it samples the lag (events in Kafka
 not in the lake yet: Kafka's end offsets against the sensor's cursor and the ranges of runs in flight) and
-records each micro-batch that succeeded (its events, when it ended), and after each housekeeping run the
-live bytes of Dagster's SQLite storage. Once posting stopped and the lake caught up: data files per table
-and partition (the current version's) and the Delta logs' bytes. Dagster's storage growth is measured
-between two housekeeping runs, the first one that found runs old enough to delete and the last one: both
-right after a clean-up, so the runs kept (the last `--every` minutes of them) are alike, and what differs
-is what housekeeping leaves (ticks, the asset index). At the end the storage is broken down by table (SQLite's
-dbstat), the runs' own event-log databases summed: the tables that still grow are what to bound next.
+records each micro-batch that succeeded (its events, when it ended), and after each housekeeping run
+Dagster's storage: the live bytes of its SQLite databases plus the captured logs' files, and how much of it
+the runs still stored hold (their own event-log databases, step logs and rows in the event index). Once
+posting stopped and the lake caught up: data files per table and partition (the current version's) and the
+Delta logs' bytes. Dagster's storage growth is measured between two housekeeping runs, the first one that
+found runs old enough to delete and the last one, both right after a clean-up; what the runs kept hold (the
+last `--every` minutes of them, a window that moves, as many or not from one clean-up to the next) is left
+out of the figure judged against the target, and reported beside it. What is left is what would still grow
+over days (ticks, runs kept for good, events of no run). At the end the storage is broken down by table
+(SQLite's dbstat), the runs' own event-log databases summed: the tables that still grow are what to bound
+next.
 
 Targets (issue "Runs for days"): lag and micro-batch size level off (the mean of the last 5 minutes no
 higher than that of minutes 5-10); no table holds more than 50 data files per partition once maintenance
-has run; Dagster's storage grows by less than 1 MB per 100 micro-batches.
+has run; Dagster's storage grows by less than 1 MB per 100 micro-batches after housekeeping.
 """
 
 from __future__ import annotations
