@@ -3,7 +3,6 @@ giving what the Spark cleaning gives (the batch benchmark times the two against 
 
 from __future__ import annotations
 
-import sqlite3
 import statistics
 from datetime import datetime, timezone
 
@@ -19,8 +18,11 @@ from benchmarks.first_minutes import split_p50
 from benchmarks.dagster_storage import live_bytes, live_bytes_by_table
 from benchmarks.report import markdown_table, replace_readme_block
 from benchmarks.scan_metrics import files_scanned
-from benchmarks.soak import files_bytes, files_per_partition, levels_off, per_minute, storage_bytes, storage_growth
+from benchmarks.soak import (
+    files_bytes, files_per_partition, levels_off, per_minute, stays_per_micro_batches, storage_bytes, storage_growth, what_stays,
+)
 from pinterest_dagster.defs.clean.assets import latest_cleaned
+from pinterest_dagster.lib.streaming_runs import STREAMING_TAGS
 from pinterest_dagster.transforms import CLEANED_COLUMNS
 from pinterest_dagster.transforms.parse import SOURCE_COLUMNS
 
@@ -208,39 +210,32 @@ def test_the_soak_counts_data_files_per_partition_directory():
 
 
 def test_the_soak_measures_storage_growth_between_clean_ups_that_deleted_runs():
-    # (seconds, bytes, bytes of the runs kept, micro-batches so far, runs deleted) after each housekeeping run
-    samples = [(120, 5_000_000, 3_000_000, 4, 0), (240, 6_000_000, 4_000_000, 9, 30),
-               (360, 6_100_000, 4_050_000, 14, 31), (480, 6_300_000, 4_200_000, 19, 29)]
-    per_100, left_per_100, between = storage_growth(samples)
+    # (seconds, bytes, micro-batches so far, runs deleted) after each housekeeping run
+    samples = [(120, 5_000_000, 4, 0), (240, 6_000_000, 9, 30), (360, 6_100_000, 14, 31), (480, 6_300_000, 19, 29)]
+    per_100, between = storage_growth(samples)
     assert per_100 == (6_300_000 - 6_000_000) / 10 * 100  # from the first clean-up that deleted runs, not the first
-    assert left_per_100 == (2_100_000 - 2_000_000) / 10 * 100  # the runs kept, a moving window, left out
     assert between["micro_batches_between"] == 10 and between["minutes_between"] == 4
-    assert storage_growth(samples[:2]) == (None, None, {})  # one clean-up that deleted runs is not a growth
+    assert storage_growth(samples[:2]) == (None, {})  # one clean-up that deleted runs is not a growth
+    assert stays_per_micro_batches(before=300_000, left=1_500_000, micro_batches=40) == 3_000_000
 
 
-@dg.asset
-def an_asset():
-    return 1
-
-
-def test_the_soak_counts_the_runs_kept_apart_from_the_rest_of_dagsters_storage(tmp_path):
+def test_what_stays_of_dagsters_storage_once_every_successful_routine_run_is_deleted(tmp_path):
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-        kept = create_run_for_test(instance, job_name="streaming_job")
-        instance.report_engine_event("an event in the run's own database", kept)
-        for run_id, size in ((kept.run_id, 1000), ("a-deleted-run", 300)):  # step logs under storage/<run id>/
-            logs = tmp_path / "storage" / run_id / "compute_logs"
-            logs.mkdir(parents=True)
-            (logs / "step.err").write_bytes(b"x" * size)
-        dg.materialize([an_asset], instance=instance)  # a run with events in the event index too
-        databases = live_bytes(tmp_path)
-        assert databases[f"history/runs/{kept.run_id}.db"] > 0
-        [materialized] = [run.run_id for run in instance.get_runs() if run.run_id != kept.run_id]
-        index = sqlite3.connect(tmp_path / "history/runs/index.db")
-        [[indexed]] = index.execute("SELECT SUM(LENGTH(event)) FROM event_logs WHERE run_id = ?", [materialized])
-        total, in_runs = storage_bytes(instance, tmp_path)
-        run_files = sum(databases.get(f"history/runs/{run_id}.db", 0) for run_id in (kept.run_id, materialized))
-        assert indexed > 0 and total == sum(databases.values()) + files_bytes(tmp_path / "storage")  # the 1,300 bytes too
-        assert in_runs == run_files + 1000 + files_bytes(tmp_path / "storage" / materialized) + indexed
+        micro_batch = create_run_for_test(instance, job_name="streaming_job", tags=STREAMING_TAGS,
+                                          status=dg.DagsterRunStatus.SUCCESS)
+        instance.report_engine_event("an event in the run's own database", micro_batch)
+        step_logs = tmp_path / "storage" / micro_batch.run_id / "compute_logs"
+        step_logs.mkdir(parents=True)
+        (step_logs / "step.err").write_bytes(b"x" * 1000)
+        queued = create_run_for_test(instance, job_name="maintenance_job", status=dg.DagsterRunStatus.NOT_STARTED)
+        failed = create_run_for_test(instance, job_name="streaming_job", status=dg.DagsterRunStatus.FAILURE)
+        before = storage_bytes(tmp_path)
+        left, queued_deleted = what_stays(instance, tmp_path)
+        assert queued_deleted == 1 and instance.get_run_by_id(queued.run_id) is None
+        assert instance.get_run_by_id(micro_batch.run_id) is None and instance.get_run_by_id(failed.run_id) is not None
+        assert left == storage_bytes(tmp_path) < before
+        assert storage_bytes(tmp_path) == sum(live_bytes(tmp_path).values()) + files_bytes(tmp_path / "storage")
+        assert not (tmp_path / "history/runs" / f"{micro_batch.run_id}.db").exists() and not step_logs.exists()
 
 
 def test_dagster_storage_is_broken_down_by_table_with_each_runs_event_log_summed(tmp_path):

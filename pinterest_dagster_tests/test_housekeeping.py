@@ -20,6 +20,7 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._utils.error import SerializableErrorInfo
 
 from pinterest_dagster.definitions import build_definitions, defs
+from pinterest_dagster.defs.housekeeping import jobs as housekeeping
 from pinterest_dagster.defs.housekeeping.jobs import SENSOR_NAME_TAG
 from pinterest_dagster.lib.streaming_runs import FRESHNESS_SENSOR, STREAMING_TAGS
 from pinterest_dagster.settings import Settings
@@ -122,8 +123,9 @@ def test_the_check_executions_of_deleted_runs_go_but_each_checks_latest_stays(in
     assert check_executions(instance) == [newer]
 
 
-def test_old_successful_and_skipped_sensor_ticks_go_with_their_logs_and_failed_ones_stay(instance):
+def test_old_successful_and_skipped_sensor_ticks_go_with_their_logs_and_failed_ones_stay(instance, monkeypatch):
     """The streaming sensor ticks every few seconds; the instance's own tick retention counts whole days."""
+    monkeypatch.setattr(housekeeping, "DELETE_CHUNK", 1)  # a tick at a time: the chunks of a first clean-up
     repository = RemoteRepositoryOrigin(ManagedGrpcPythonEnvCodeLocationOrigin(LoadableTargetOrigin(
         executable_path=sys.executable, module_name="pinterest_dagster.definitions", attribute="defs")), "__repository__")
     state = InstigatorState(repository.get_instigator_origin("a_sensor"), InstigatorType.SENSOR,

@@ -31,7 +31,7 @@ ROUTINE_JOBS = (STREAMING_JOB, "maintenance_job", "housekeeping_job")
 
 SENSOR_NAME_TAG = "dagster/sensor_name"  # set by Dagster on every run a sensor requests
 
-DELETE_CHUNK = 500  # runs looked up per query, so a first clean-up of a large backlog stays small per step
+DELETE_CHUNK = 500  # runs or ticks looked up per query, so a first clean-up of a large backlog stays small per step
 
 PURGED_TICKS = [TickStatus.SUCCESS, TickStatus.SKIPPED]  # failed ones stay for the instance's retention
 
@@ -58,10 +58,11 @@ def delete_orphaned_check_executions(instance: dg.DagsterInstance) -> int:
 
 
 def delete_run_fully(instance: dg.DagsterInstance, run_id: str) -> None:
-    """`delete_run`, and what it leaves: the run's captured step logs and, on SQLite, its event-log database."""
-    instance.delete_run(run_id)
+    """`delete_run`, and what it leaves: the run's captured step logs and, on SQLite, its event-log database.
+    The logs go first: once the run is gone, no later clean-up would find them."""
     instance.compute_log_manager.delete_logs(prefix=[run_id])  # storage/<run id>/compute_logs/ on a local instance
-    delete_run_database(instance, run_id)
+    instance.delete_run(run_id)
+    delete_run_database(instance, run_id)  # after delete_run, which creates it when it did not exist
 
 
 def purge_old_sensor_ticks(instance: dg.DagsterInstance, before: datetime) -> int:
@@ -70,12 +71,18 @@ def purge_old_sensor_ticks(instance: dg.DagsterInstance, before: datetime) -> in
     purged = 0
     for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
         origin_id, selector_id = state.instigator_origin_id, state.selector_id
-        ticks = instance.get_ticks(origin_id, selector_id, before=before.timestamp(), statuses=PURGED_TICKS)
-        for tick in ticks:
-            if tick.log_key:
-                instance.compute_log_manager.delete_logs(log_key=tick.log_key)
+        older_than = before.timestamp()
+        while True:  # newest first, a chunk at a time: a first clean-up can meet a week of ticks
+            ticks = instance.get_ticks(origin_id, selector_id, before=older_than, limit=DELETE_CHUNK,
+                                       statuses=PURGED_TICKS)
+            for tick in ticks:
+                if tick.log_key:
+                    instance.compute_log_manager.delete_logs(log_key=tick.log_key)
+            purged += len(ticks)
+            if len(ticks) < DELETE_CHUNK:
+                break
+            older_than = ticks[-1].timestamp
         instance.purge_ticks(origin_id, selector_id, before=before.timestamp(), tick_statuses=PURGED_TICKS)
-        purged += len(ticks)
     return purged
 
 
@@ -100,32 +107,45 @@ class HousekeepingConfig(dg.Config):
     keep_successful_streaming_runs_hours: float = 24.0
 
 
-# An output of type Nothing: the count is metadata, stored by no IO manager (the project's stores tables).
-@dg.op(out=dg.Out(dg.Nothing),
-       description="Deletes successful streaming_job, freshness check, maintenance_job and housekeeping_job "
-                   "runs, with their event logs, step logs and asset check executions, and successful or skipped "
-                   "sensor ticks, older than the configured age.")
-def delete_old_streaming_runs(context: dg.OpExecutionContext, config: HousekeepingConfig):
-    cutoff = datetime.now(timezone.utc) - timedelta(hours=config.keep_successful_streaming_runs_hours)
+def delete_old_successful_runs(instance: dg.DagsterInstance, cutoff: datetime, log=lambda message: None) -> int:
+    """The successful runs of the routine jobs and of the freshness checks last updated before `cutoff`, with
+    what `delete_run` leaves of them: how many went."""
     success = {"statuses": [dg.DagsterRunStatus.SUCCESS], "updated_before": cutoff}
     deleted = 0
     for old in (*(dg.RunsFilter(job_name=job, **success) for job in ROUTINE_JOBS),
                 dg.RunsFilter(tags={SENSOR_NAME_TAG: FRESHNESS_SENSOR}, **success)):
         while True:
-            run_ids = [run.run_id for run in context.instance.get_runs(old, limit=DELETE_CHUNK)]
+            run_ids = [run.run_id for run in instance.get_runs(old, limit=DELETE_CHUNK)]
             for run_id in run_ids:
-                delete_run_fully(context.instance, run_id)
+                delete_run_fully(instance, run_id)
             deleted += len(run_ids)
             if len(run_ids) < DELETE_CHUNK:
                 break
-            context.log.info(f"deleted {deleted:,} runs so far")
-    check_executions = delete_orphaned_check_executions(context.instance)
-    ticks = purge_old_sensor_ticks(context.instance, cutoff)
-    context.log.info(f"deleted {deleted:,} successful {', '.join(ROUTINE_JOBS)} and freshness check runs last updated before "
-                     f"{cutoff:%Y-%m-%d %H:%M} UTC, {check_executions:,} asset check executions of deleted runs and "
-                     f"{ticks:,} successful or skipped sensor ticks")
-    return dg.Output(None, metadata={"runs_deleted": deleted, "check_executions_deleted": check_executions,
-                                     "sensor_ticks_deleted": ticks, "cutoff": cutoff.isoformat(timespec="seconds")})
+            log(f"deleted {deleted:,} runs so far")
+    return deleted
+
+
+def clean_up(instance: dg.DagsterInstance, keep_hours: float, log=lambda message: None) -> dict:
+    """All of housekeeping, keeping `keep_hours`: what went, by kind, and the cutoff."""
+    cutoff = datetime.now(timezone.utc) - timedelta(hours=keep_hours)
+    runs = delete_old_successful_runs(instance, cutoff, log)
+    check_executions = delete_orphaned_check_executions(instance)
+    ticks = purge_old_sensor_ticks(instance, cutoff)
+    log(f"deleted {runs:,} successful {', '.join(ROUTINE_JOBS)} and freshness check runs last updated before "
+        f"{cutoff:%Y-%m-%d %H:%M} UTC, {check_executions:,} asset check executions of deleted runs and "
+        f"{ticks:,} successful or skipped sensor ticks")
+    return {"runs_deleted": runs, "check_executions_deleted": check_executions, "sensor_ticks_deleted": ticks,
+            "cutoff": cutoff.isoformat(timespec="seconds")}
+
+
+# An output of type Nothing: the counts are metadata, stored by no IO manager (the project's stores tables).
+@dg.op(out=dg.Out(dg.Nothing),
+       description="Deletes successful streaming_job, freshness check, maintenance_job and housekeeping_job "
+                   "runs, with their event logs, step logs and asset check executions, and successful or skipped "
+                   "sensor ticks, older than the configured age.")
+def delete_old_streaming_runs(context: dg.OpExecutionContext, config: HousekeepingConfig):
+    return dg.Output(None, metadata=clean_up(context.instance, config.keep_successful_streaming_runs_hours,
+                                             context.log.info))
 
 
 @dg.job(description="Keeps Dagster's storage bounded: deletes old successful micro-batch and maintenance runs, and "
