@@ -56,7 +56,8 @@ def test_an_in_process_driver_binds_to_loopback_and_is_tuned_only_on_a_local_mas
     local = spark_config(Settings.from_env({}))
     assert local["spark.driver.bindAddress"] == "127.0.0.1" and local["spark.sql.shuffle.partitions"] == "2"
     assert local["spark.sql.session.timeZone"] == "UTC"
-    assert local["spark.driver.extraJavaOptions"] == "-XX:TieredStopAtLevel=1"  # C1 only: a JVM of one run
+    # C1 only, a JVM of one run, with the code cache C1 alone would shrink to 48 MB kept at its default
+    assert local["spark.driver.extraJavaOptions"] == "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
     on_cluster = spark_config(Settings.from_env({"SPARK_MASTER": "spark://master.internal:7077"}))
     assert on_cluster["spark.master"] == "spark://master.internal:7077"
     assert not set(SMALL_MACHINE_CONFIG) & set(on_cluster) and "spark.driver.bindAddress" not in on_cluster
@@ -99,7 +100,7 @@ def test_the_local_connect_server_is_tuned_for_the_machine_a_cluster_server_is_n
 
 def test_the_tests_in_process_jvm_compiles_with_c1_only(spark):
     arguments = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
-    assert "-XX:TieredStopAtLevel=1" in list(arguments)
+    assert {"-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=240m"} <= set(arguments)
 
 
 def test_code_generation_is_chosen_per_step_only_on_a_tuned_session(spark):
