@@ -99,6 +99,7 @@ def newly_succeeded(instance: dg.DagsterInstance, seen: dict[str, set[str]], job
 
 
 def files_bytes(path: Path) -> int:
+    """The bytes of the files under a folder (0 when there is none)."""
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
 
 
@@ -160,7 +161,7 @@ def lake_facts(spark, settings: Settings) -> dict[str, dict]:
         files = delta.read_table(spark, path).inputFiles()
         log = Path(path) / "_delta_log"
         facts[table] = {"data_files": len(files), "most_files_in_a_partition": max(files_per_partition(files).values(), default=0),
-                        "delta_log_bytes": sum(f.stat().st_size for f in log.rglob("*") if f.is_file()) if log.is_dir() else 0}
+                        "delta_log_bytes": files_bytes(log)}
     return facts
 
 
