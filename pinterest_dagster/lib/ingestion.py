@@ -9,14 +9,18 @@ run reads to know where to start: a run that dies half-way is simply ingested ag
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
+
+from dagster import get_dagster_logger
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -24,6 +28,7 @@ from pyspark.sql import types as T
 
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib import kafka as kafka_lib
+from pinterest_dagster.lib.maintenance import CROWDED_FILES, compact, data_files, files_per_partition
 from pinterest_dagster.lib.offsets import (
     Interval, OffsetRange, PartitionCoverage, coverage_of, lag_per_topic, ranges_to_ingest,
 )
@@ -45,9 +50,11 @@ LOG_SCHEMA = T.StructType([
 ])
 
 
-# Raw tables are partitioned by the Kafka date, and Delta keeps file statistics of the Kafka lineage only:
-# re-ingesting a range and reading a time window then open only the files whose offsets or times overlap,
-# and no write spends time on statistics of event text that no query filters on. Files are zstd-compressed:
+# Raw tables are partitioned by the Kafka date and partition (transforms/parse.py), and Delta keeps file
+# statistics of the Kafka lineage only: re-ingesting a range and reading a time window then open only the
+# files whose offsets or times overlap (a file, compacted or not, holds one Kafka partition's offsets), and
+# no write spends time on statistics of event text that no query filters on. raw/rejects, of every topic,
+# is not partitioned. Files are zstd-compressed:
 # with the events kept as sent, raw took 74.5 bytes per event with Spark's default (snappy), 41.8 with zstd
 # (docs/architecture.md).
 # Maintenance's compaction of raw (OPTIMIZE) must write zstd too: it writes with the session's codec, hence
@@ -74,6 +81,7 @@ class TopicCounts:
     accepted: int
     rejected: int
     newest_us: int | None = None
+    files_compacted: int = 0  # raw/<kind>'s small files the ingestion compacted (`log_and_compact_crowded`)
 
 
 class RangeCounts(NamedTuple):
@@ -82,8 +90,12 @@ class RangeCounts(NamedTuple):
     newest_us: int | None  # the Kafka time of the range's newest event, in epoch microseconds
 
 
+LOG_TABLE = ("_meta", "ingested_ranges")
+LOG_NAME = "/".join(LOG_TABLE)
+
+
 def log_path(lake: LakeResource) -> str:
-    return lake.path("_meta", "ingested_ranges")
+    return lake.path(*LOG_TABLE)
 
 
 def logged_ranges(spark: SparkSession, lake: LakeResource) -> dict[tuple[str, int], list[Interval]]:
@@ -183,7 +195,8 @@ def ingest_ranges(
 
     The raw tables exist afterwards even when no event arrived, so downstream tables can be built.
     A micro-batch pays for every Spark query it makes, so this makes few: one count of what goes
-    where, one write per table the ranges concern (side by side), one append to the log.
+    where, one write per table the ranges concern (side by side), one append to the log, and beside it a
+    look at how many files the partitions written now hold (`log_and_compact_crowded`).
     """
     kinds = kind_of_topic(kafka)
     unknown = {r.topic for r in ranges} - set(kinds)
@@ -215,10 +228,59 @@ def ingest_ranges(
         with ThreadPoolExecutor(max_workers=max(1, len(writes))) as pool:
             list(pool.map(lambda table: _replace_slice(spark, lake, table, *writes[table]), writes))
         ensure_raw_tables(spark, lake, skip=set(writes))
-        _log_ranges(spark, lake, ranges, per_range, run_id)
-        return counts
+        compacted = log_and_compact_crowded(spark, lake, written_partitions(counts),
+                                            log=lambda: _log_ranges(spark, lake, ranges, per_range, run_id))
+        return {kind: dataclasses.replace(c, files_compacted=compacted.get(f"raw/{kind}", 0))
+                for kind, c in counts.items()}
     finally:
         messages.unpersist()
+
+
+def written_partitions(counts: dict[str, TopicCounts]) -> dict[str, str | None]:
+    """The raw tables (layer/name) an ingestion added files to, each with the partitions it wrote (a predicate
+    on `_kafka_date`, from the kind's newest event), or None for raw/rejects, which is not partitioned."""
+    written: dict[str, str | None] = {}
+    for kind, c in sorted(counts.items()):
+        if c.accepted and c.newest_us is not None:
+            day = (datetime(1970, 1, 1) + timedelta(microseconds=c.newest_us)).date()
+            written[f"raw/{kind}"] = f"_kafka_date = DATE'{day.isoformat()}'"
+    if any(c.rejected for c in counts.values()):
+        written["raw/rejects"] = None
+    return written
+
+
+def log_and_compact_crowded(spark: SparkSession, lake: LakeResource, partitions: dict[str, str | None],
+                            log: Callable[[], object]) -> dict[str, int]:
+    """`log()` (the append of one file to the ingestion log), and a compaction of each table, of `partitions`
+    (layer/name: the partitions written) and the log, that a partition of which now holds CROWDED_FILES data
+    files or more; returns the files compacted per table.
+
+    Between two passes of the maintenance schedule a table's current partition would gain a file per
+    micro-batch; compacting it here keeps it under CROWDED_FILES files at the cost of a compaction every few
+    dozen micro-batches, which rewrites the partition's files smaller than `COMPACTED_FILE_BYTES`. Counting
+    is a query on a table's log that mostly waits: the raw tables are counted while the log is counted and
+    appended to."""
+    def most_files(table: str, where: str | None = None) -> int:
+        return max(files_per_partition(data_files(spark, lake.path(*table.split("/")), where)).values(), default=0)
+
+    def count_then_log() -> int:
+        before = most_files(LOG_NAME)
+        log()
+        return before + 1
+
+    with ThreadPoolExecutor(max_workers=len(partitions) + 1) as pool:
+        logged = pool.submit(count_then_log)
+        files = dict(zip(partitions, pool.map(lambda table: most_files(table, partitions[table]), partitions)))
+        files[LOG_NAME] = logged.result()
+    compacted = {}
+    for table, most in files.items():
+        if most >= CROWDED_FILES:
+            codec = RAW_COMPRESSION if table.startswith("raw/") else None
+            where = partitions.get(table)
+            compacted[table] = compact(spark, lake.path(*table.split("/")), codec, where).files_removed
+            get_dagster_logger().info(f"{table}: a partition of {where or 'the table'} held {most} data files; "
+                                      f"{compacted[table]} small files compacted")
+    return compacted
 
 
 def _replace_slice(spark: SparkSession, lake: LakeResource, table: str, rows: DataFrame, predicate: str) -> None:
@@ -227,13 +289,20 @@ def _replace_slice(spark: SparkSession, lake: LakeResource, table: str, rows: Da
         delta.write_table(spark, rows, path, "replace_where", replace_where=predicate, describe=False,
                           **raw_layout(table))
     except Exception as error:
-        legacy = table != "rejects" and delta.table_exists(spark, path) and "_event" not in delta.read_table(spark, path).columns
-        if legacy:
+        if table != "rejects" and delta.table_exists(spark, path) and not raw_is_current(spark, path):
             raise LegacyRawTableError(
-                f"raw/{table} at {path} was written by an earlier version of the pipeline (no `_event` column, "
-                "not partitioned by `_kafka_date`): run `make migrate` once (python -m pinterest_dagster.migrate)"
+                f"raw/{table} at {path} was written by an earlier version of the pipeline (no `_event` column, or "
+                f"not partitioned by {' and '.join(f'`{c}`' for c in RAW_PARTITION_COLUMNS)}): run `make migrate` "
+                "once (python -m pinterest_dagster.migrate)"
             ) from error
         raise
+
+
+def raw_is_current(spark: SparkSession, path: str) -> bool:
+    """Whether the raw table at `path` has the current layout: `_event`, and RAW_PARTITION_COLUMNS."""
+    detail = spark.sql(f"DESCRIBE DETAIL {delta.sql_path(path)}").select("partitionColumns").first()
+    return (list(detail["partitionColumns"]) == list(RAW_PARTITION_COLUMNS)
+            and "_event" in delta.read_table(spark, path).columns)
 
 
 def count_per_range(classified: dict[str, DataFrame], ranges: list[OffsetRange]) -> dict[OffsetRange, RangeCounts]:
@@ -275,7 +344,8 @@ def _log_ranges(spark, lake, ranges, per_range, run_id) -> None:
     now = log_time()
     rows = [(r.topic, r.partition, r.start, r.end, per_range[r].accepted, per_range[r].rejected, run_id, now)
             for r in ranges]
-    delta.write_table(spark, spark.createDataFrame(rows, LOG_SCHEMA), log_path(lake), "append", describe=False)
+    # One file, whatever the session's parallelism: a micro-batch adds one file to the log.
+    delta.write_table(spark, spark.createDataFrame(rows, LOG_SCHEMA).coalesce(1), log_path(lake), "append", describe=False)
 
 
 COALESCED = "coalesced"  # the run_id of a log row that stands for the contiguous ranges of several runs

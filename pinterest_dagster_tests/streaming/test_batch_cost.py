@@ -18,9 +18,10 @@ from pyspark.sql import functions as F
 from benchmarks.scan_metrics import files_scanned
 from pinterest_dagster.definitions import build_definitions
 from pinterest_dagster.defs.clean.assets import latest_cleaned
-from pinterest_dagster.lib import delta
+from pinterest_dagster.lib import delta, ingestion
 from pinterest_dagster.lib.ingestion import OffsetRange, events_in
-from pinterest_dagster.lib.microbatch import run_config
+from pinterest_dagster.lib.microbatch import INGEST_STEP, run_config
+from pinterest_dagster.lib.maintenance import data_files as files_of, files_per_partition
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES, poster_state_path
 from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.settings import TOPIC_KINDS
@@ -152,3 +153,41 @@ def test_a_micro_batch_on_a_lake_with_history_reads_only_the_raw_files_of_its_ba
         # poster_popularity reads its state and the batch, category_trends the batch's windows of raw/pin.
         scanned = files_scanned(table.of_batch(spark, lake, raw_pin, batch_pin))
         assert scanned.get(pin_path, 0) <= pin_files, table.name
+
+
+
+
+@pytest.mark.spark
+def test_a_micro_batch_compacts_a_partition_it_leaves_crowded_and_no_file_mixes_kafka_partitions(
+        pipeline, spark, tmp_path_factory, monkeypatch):
+    """Once a partition a micro-batch wrote holds CROWDED_FILES data files (3 here instead of 40), the micro-batch
+    compacts it, in raw's codec; raw is partitioned by Kafka partition too, so no file, compacted or not, holds
+    two partitions' offsets; no event is lost or doubled."""
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(ingestion, "CROWDED_FILES", 3)
+    lake = on_lake(pipeline, str(tmp_path_factory.mktemp("lake-crowded")))
+    tables = [*(f"raw/{kind}" for kind in TOPIC_KINDS), "_meta/ingested_ranges"]
+    paths = {table: lake.settings.table_path(*table.split("/")) for table in tables}
+    now_ms = int(time.time() * 1000)
+    compacted = []
+    for version in range(5):
+        batch = send_batch(pipeline, version, now_ms + version * 1000)
+        result = lake.run_job("streaming_job", run_config(batch))
+        most = {table: max(files_per_partition(files_of(spark, path)).values()) for table, path in paths.items()}
+        assert max(most.values()) < 3, (version, most)  # a partition's third file is never left there
+        [pin] = [m for m in result.asset_materializations_for_node(INGEST_STEP) if m.asset_key.path == ["raw", "pin"]]
+        compacted.append(pin.metadata["files_compacted"].value)
+    pin_partitions = len({r.partition for r in batch if r.topic == lake.settings.topic("pin")})
+    # Three files in each of the pin topic's partitions at the third and fifth batch, compacted into one each.
+    assert compacted == [0, 0, 3 * pin_partitions, 0, 3 * pin_partitions]
+    for table, path in paths.items():
+        operations = [c["operation"] for c in spark.sql(f"DESCRIBE HISTORY {delta.sql_path(path)}").collect()]
+        assert operations.count("OPTIMIZE") == 2, (table, operations)
+    raw_pin = delta.read_table(spark, paths["raw/pin"])
+    assert raw_pin.count() == raw_pin.select("_partition", "_offset").distinct().count() == 5 * len(KEYS)
+    per_file = raw_pin.groupBy(F.input_file_name()).agg(F.countDistinct("_partition").alias("n")).collect()
+    assert len(per_file) == pin_partitions and all(r["n"] == 1 for r in per_file)
+    codecs = {pq.ParquetFile(f.removeprefix("file://")).metadata.row_group(0).column(0).compression
+              for f in raw_pin.inputFiles()}
+    assert codecs == {"ZSTD"}

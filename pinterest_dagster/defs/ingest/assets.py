@@ -116,6 +116,8 @@ def ingest_kafka_events(
             metadata={
                 "events_read": kind_counts.read if kind_counts else 0,
                 "rows_added": kind_counts.accepted if kind_counts else 0,
+                # Small files of the partition written, compacted once they were CROWDED_FILES (lib/maintenance.py).
+                "files_compacted": kind_counts.files_compacted if kind_counts else 0,
                 "path": dg.MetadataValue.path(lake.path("raw", kind)),
             },
         )
