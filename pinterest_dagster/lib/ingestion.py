@@ -70,7 +70,7 @@ def raw_layout(table: str) -> dict:
 
 
 class LegacyRawTableError(RuntimeError):
-    """A raw table written before raw kept the event as sent and was partitioned by Kafka date."""
+    """A raw table written before raw kept the event as sent and was partitioned by Kafka date and partition."""
 
 
 @dataclass(frozen=True)

@@ -169,10 +169,10 @@ def test_a_micro_batch_compacts_a_partition_it_leaves_crowded_and_no_file_mixes_
     lake = on_lake(pipeline, str(tmp_path_factory.mktemp("lake-crowded")))
     tables = [*(f"raw/{kind}" for kind in TOPIC_KINDS), "_meta/ingested_ranges"]
     paths = {table: lake.settings.table_path(*table.split("/")) for table in tables}
-    now_ms = int(time.time() * 1000)
+    noon_yesterday_ms = (int(time.time() * 1000) // DAY_MS - 1) * DAY_MS + DAY_MS // 2  # one date, whenever it runs
     compacted = []
     for version in range(5):
-        batch = send_batch(pipeline, version, now_ms + version * 1000)
+        batch = send_batch(pipeline, version, noon_yesterday_ms + version * 1000)
         result = lake.run_job("streaming_job", run_config(batch))
         most = {table: max(files_per_partition(files_of(spark, path)).values()) for table, path in paths.items()}
         assert max(most.values()) < 3, (version, most)  # a partition's third file is never left there
