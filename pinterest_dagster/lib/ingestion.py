@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import NamedTuple
 
 from dagster import get_dagster_logger
@@ -33,9 +33,10 @@ from pinterest_dagster.lib.offsets import (
     Interval, OffsetRange, PartitionCoverage, coverage_of, lag_per_topic, ranges_to_ingest,
 )
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
+from pinterest_dagster.lib.spark import first_line
 from pinterest_dagster.settings import TOPIC_KINDS
 from pinterest_dagster.transforms.parse import (
-    KAFKA_METADATA_COLUMNS, RAW_PARTITION_COLUMNS, accepted_rows, classify_events, rejected_rows,
+    KAFKA_METADATA_COLUMNS, MICROS_PER_DAY, RAW_PARTITION_COLUMNS, accepted_rows, classify_events, rejected_rows,
 )
 
 LOG_SCHEMA = T.StructType([
@@ -82,12 +83,22 @@ class TopicCounts:
     rejected: int
     newest_us: int | None = None
     files_compacted: int = 0  # raw/<kind>'s small files the ingestion compacted (`log_and_compact_crowded`)
+    days: Days | None = None  # the Kafka dates of the accepted events, as days since 1970-01-01
+
+
+class Days(NamedTuple):
+    first: int
+    last: int
+
+    def __or__(self, other: Days | None) -> Days:
+        return self if other is None else Days(min(self.first, other.first), max(self.last, other.last))
 
 
 class RangeCounts(NamedTuple):
     accepted: int
     rejected: int
     newest_us: int | None  # the Kafka time of the range's newest event, in epoch microseconds
+    days: Days | None = None  # the Kafka dates of its accepted events
 
 
 LOG_TABLE = ("_meta", "ingested_ranges")
@@ -238,12 +249,13 @@ def ingest_ranges(
 
 def written_partitions(counts: dict[str, TopicCounts]) -> dict[str, str | None]:
     """The raw tables (layer/name) an ingestion added files to, each with the partitions it wrote (a predicate
-    on `_kafka_date`, from the kind's newest event), or None for raw/rejects, which is not partitioned."""
+    on `_kafka_date`: the dates of the kind's accepted events), or None for raw/rejects, which is not
+    partitioned."""
     written: dict[str, str | None] = {}
     for kind, c in sorted(counts.items()):
-        if c.accepted and c.newest_us is not None:
-            day = (datetime(1970, 1, 1) + timedelta(microseconds=c.newest_us)).date()
-            written[f"raw/{kind}"] = f"_kafka_date = DATE'{day.isoformat()}'"
+        if c.accepted and c.days is not None:
+            written[f"raw/{kind}"] = (f"_kafka_date BETWEEN date_from_unix_date({c.days.first}) "
+                                      f"AND date_from_unix_date({c.days.last})")
     if any(c.rejected for c in counts.values()):
         written["raw/rejects"] = None
     return written
@@ -259,9 +271,16 @@ def log_and_compact_crowded(spark: SparkSession, lake: LakeResource, partitions:
     micro-batch; compacting it here keeps it under CROWDED_FILES files at the cost of a compaction every few
     dozen micro-batches, which rewrites the partition's files smaller than `COMPACTED_FILE_BYTES`. Counting
     is a query on a table's log that mostly waits: the raw tables are counted while the log is counted and
-    appended to."""
+    appended to. A count or a compaction that fails is a warning, not a failed micro-batch: the maintenance
+    schedule compacts what is left."""
+    logger = get_dagster_logger()
+
     def most_files(table: str, where: str | None = None) -> int:
-        return max(files_per_partition(data_files(spark, lake.path(*table.split("/")), where)).values(), default=0)
+        try:
+            return max(files_per_partition(data_files(spark, lake.path(*table.split("/")), where)).values(), default=0)
+        except Exception as error:  # noqa: BLE001 - the count only decides whether to compact
+            logger.warning(f"{table}: its data files could not be counted, so it is not compacted now: {first_line(error)}")
+            return 0
 
     def count_then_log() -> int:
         before = most_files(LOG_NAME)
@@ -277,10 +296,16 @@ def log_and_compact_crowded(spark: SparkSession, lake: LakeResource, partitions:
         if most >= CROWDED_FILES:
             codec = RAW_COMPRESSION if table.startswith("raw/") else None
             where = partitions.get(table)
-            compacted[table] = compact(spark, lake.path(*table.split("/")), codec, where).files_removed
-            get_dagster_logger().info(f"{table}: a partition of {where or 'the table'} held {most} data files; "
-                                      f"{compacted[table]} small files compacted")
+            try:
+                compacted[table] = compact(spark, lake.path(*table.split("/")), codec, where).files_removed
+            except Exception as error:  # noqa: BLE001 - the batch is in the lake; maintenance compacts later
+                logger.warning(f"{table}: compacting {where or 'the table'} ({most} data files in a partition) failed, "
+                               f"so maintenance_job's next pass will: {first_line(error)}")
+                continue
+            logger.info(f"{table}: a partition of {where or 'the table'} held {most} data files; "
+                        f"{compacted[table]} small files compacted")
     return compacted
+
 
 
 def _replace_slice(spark: SparkSession, lake: LakeResource, table: str, rows: DataFrame, predicate: str) -> None:
@@ -314,23 +339,29 @@ def count_per_range(classified: dict[str, DataFrame], ranges: list[OffsetRange])
     )
     # A partition may have several ranges: each event counts for the one its offset lies in.
     range_start = F.coalesce(*[F.when(F.expr(r.predicate()), F.lit(r.start)) for r in ranges])
-    totals = defaultdict(lambda: [0, 0, None])
+    totals = defaultdict(lambda: [0, 0, None, None])
     grouped = flags.groupBy("_topic", "_partition", range_start.alias("start"), "ok")
-    # As epoch microseconds: a collected timestamp would be turned into this process's local time.
-    newest = F.max(F.unix_micros("_kafka_timestamp")).alias("newest")
-    for row in grouped.agg(F.count(F.lit(1)).alias("count"), newest).collect():
+    # As epoch microseconds and days: a collected timestamp would be turned into this process's local time.
+    micros = F.unix_micros("_kafka_timestamp")
+    day = F.floor(micros / MICROS_PER_DAY)  # as `kafka_date`, raw's partition, computes it
+    aggregates = [F.count(F.lit(1)).alias("count"), F.max(micros).alias("newest"), F.min(day).alias("first_day"),
+                  F.max(day).alias("last_day")]
+    for row in grouped.agg(*aggregates).collect():
         total = totals[(row["_topic"], row["_partition"], row["start"])]
         total[0 if row["ok"] else 1] += row["count"]
         total[2] = max(filter(None, [total[2], row["newest"]]), default=None)
-    return {r: RangeCounts(*totals.get((r.topic, r.partition, r.start), (0, 0, None))) for r in ranges}
+        if row["ok"]:
+            total[3] = Days(row["first_day"], row["last_day"]) | total[3]
+    return {r: RangeCounts(*totals.get((r.topic, r.partition, r.start), (0, 0, None, None))) for r in ranges}
 
 
 def counts_per_kind(per_range: dict[OffsetRange, RangeCounts], kinds: dict[str, str]) -> dict[str, TopicCounts]:
     counts: dict[str, TopicCounts] = {}
-    for r, (accepted, rejected, newest) in per_range.items():
+    for r, (accepted, rejected, newest, days) in per_range.items():
         old = counts.get(kinds[r.topic], TopicCounts(0, 0, 0))
         counts[kinds[r.topic]] = TopicCounts(old.read + accepted + rejected, old.accepted + accepted,
-                                             old.rejected + rejected, max(filter(None, [old.newest_us, newest]), default=None))
+                                             old.rejected + rejected, max(filter(None, [old.newest_us, newest]), default=None),
+                                             days=days | old.days if days else old.days)
     return counts
 
 

@@ -10,6 +10,7 @@ merges opens only the raw files B wrote, asserted from the scan metrics of the q
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import time
 
 import pytest
@@ -191,3 +192,44 @@ def test_a_micro_batch_compacts_a_partition_it_leaves_crowded_and_no_file_mixes_
     codecs = {pq.ParquetFile(f.removeprefix("file://")).metadata.row_group(0).column(0).compression
               for f in raw_pin.inputFiles()}
     assert codecs == {"ZSTD"}
+
+
+def test_the_partitions_written_are_the_dates_of_the_accepted_events_only(spark):
+    """A rejected event (here one from a producer whose clock runs a year ahead) names no partition of raw/<kind>,
+    and a batch over midnight names both dates."""
+    def event(offset: int, at: str, error: str | None = None):
+        return ("t.pin", 0, offset, dt.datetime.fromisoformat(at).replace(tzinfo=dt.timezone.utc), error)
+
+    rows = [event(0, "2026-12-01 23:59:59"), event(1, "2026-12-02 00:00:01"), event(2, "2027-12-24 10:00:00", "not JSON")]
+    events = spark.createDataFrame(rows, "_topic string, _partition int, _offset long, _kafka_timestamp timestamp, error string")
+    ranges = [OffsetRange("t.pin", 0, 0, 3)]
+    counts = ingestion.counts_per_kind(ingestion.count_per_range({"pin": events}, ranges), {"t.pin": "pin"})
+    first, last = (dt.date(2026, 12, 1) - dt.date(1970, 1, 1)).days, (dt.date(2026, 12, 2) - dt.date(1970, 1, 1)).days
+    assert counts["pin"].days == ingestion.Days(first, last) and counts["pin"].rejected == 1
+    written = ingestion.written_partitions(counts)
+    assert written == {"raw/pin": f"_kafka_date BETWEEN date_from_unix_date({first}) AND date_from_unix_date({last})",
+                       "raw/rejects": None}
+    # The predicate selects exactly those two dates.
+    dates = spark.createDataFrame([(dt.date(2026, 11, 30),), (dt.date(2026, 12, 1),), (dt.date(2026, 12, 2),),
+                                   (dt.date(2026, 12, 3),)], "_kafka_date date")
+    assert sorted(r[0] for r in dates.where(written["raw/pin"]).collect()) == [dt.date(2026, 12, 1), dt.date(2026, 12, 2)]
+
+
+def test_a_failing_count_or_compaction_is_a_warning_and_the_log_is_appended_all_the_same(spark, tmp_path, monkeypatch):
+    warnings = []
+    monkeypatch.setattr(ingestion, "get_dagster_logger", lambda: type("Log", (), {
+        "warning": staticmethod(warnings.append), "info": staticmethod(lambda message: None)})())
+    monkeypatch.setattr(ingestion, "CROWDED_FILES", 1)
+
+    def unreachable(*args, **kwargs):
+        raise RuntimeError("storage unreachable")
+
+    lake, logged = LakeResource(root=str(tmp_path)), []
+    monkeypatch.setattr(ingestion, "compact", unreachable)
+    # No raw/pin yet: nothing to count; the log gets its first file, which reaches the threshold of 1.
+    assert ingestion.log_and_compact_crowded(spark, lake, {"raw/pin": None}, log=lambda: logged.append(1)) == {}
+    assert logged == [1] and len(warnings) == 1 and "_meta/ingested_ranges: compacting" in warnings[0]
+    monkeypatch.setattr(ingestion, "data_files", unreachable)
+    assert ingestion.log_and_compact_crowded(spark, lake, {"raw/pin": None}, log=lambda: logged.append(2)) == {}
+    assert logged == [1, 2]
+    assert sum("could not be counted" in w and "storage unreachable" in w for w in warnings) == 2
