@@ -45,7 +45,6 @@ from pinterest_dagster.defs.housekeeping.jobs import clean_up, delete_run_fully
 from pinterest_dagster.defs.maintenance.jobs import TABLES
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.kafka import end_offsets
-from pinterest_dagster.lib.maintenance import files_per_partition
 from pinterest_dagster.lib.offsets import lag_per_topic
 from pinterest_dagster.lib.spark import build_spark_session
 from pinterest_dagster.lib.streaming_runs import STREAMING_JOB, configured_ranges, ranges_in_flight, streaming_cursor
@@ -79,6 +78,15 @@ def levels_off(series: list[float | None], minutes: int) -> tuple[float, float]:
         values = [v for v in values if v is not None]
         return statistics.fmean(values) if values else 0.0
     return mean(series[5:10]), mean(series[max(0, minutes - 5):minutes])
+
+
+def files_per_partition(files: list[str]) -> dict[str, int]:
+    """Data files per partition directory (`_kafka_date=...`), or per table when it is not partitioned."""
+    counts: dict[str, int] = defaultdict(int)
+    for path in files:
+        parts = [p for p in path.split("/") if "=" in p]
+        counts["/".join(parts) or "(table)"] += 1
+    return dict(counts)
 
 
 def newly_succeeded(instance: dg.DagsterInstance, seen: dict[str, set[str]], job: str) -> list[str]:

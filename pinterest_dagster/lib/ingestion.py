@@ -9,18 +9,14 @@ run reads to know where to start: a run that dies half-way is simply ingested ag
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import json
 from collections import defaultdict
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import NamedTuple
-
-from dagster import get_dagster_logger
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -28,15 +24,13 @@ from pyspark.sql import types as T
 
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib import kafka as kafka_lib
-from pinterest_dagster.lib.maintenance import CROWDED_FILES, compact, data_files, files_per_partition
 from pinterest_dagster.lib.offsets import (
     Interval, OffsetRange, PartitionCoverage, coverage_of, lag_per_topic, ranges_to_ingest,
 )
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
-from pinterest_dagster.lib.spark import first_line
 from pinterest_dagster.settings import TOPIC_KINDS
 from pinterest_dagster.transforms.parse import (
-    KAFKA_METADATA_COLUMNS, MICROS_PER_DAY, RAW_PARTITION_COLUMNS, accepted_rows, classify_events, rejected_rows,
+    KAFKA_METADATA_COLUMNS, RAW_PARTITION_COLUMNS, accepted_rows, classify_events, rejected_rows,
 )
 
 LOG_SCHEMA = T.StructType([
@@ -51,11 +45,9 @@ LOG_SCHEMA = T.StructType([
 ])
 
 
-# Raw tables are partitioned by the Kafka date and partition (transforms/parse.py), and Delta keeps file
-# statistics of the Kafka lineage only: re-ingesting a range and reading a time window then open only the
-# files whose offsets or times overlap (a file, compacted or not, holds one Kafka partition's offsets), and
-# no write spends time on statistics of event text that no query filters on. raw/rejects, of every topic,
-# is not partitioned. Files are zstd-compressed:
+# Raw tables are partitioned by the Kafka date, and Delta keeps file statistics of the Kafka lineage only:
+# re-ingesting a range and reading a time window then open only the files whose offsets or times overlap,
+# and no write spends time on statistics of event text that no query filters on. Files are zstd-compressed:
 # with the events kept as sent, raw took 74.5 bytes per event with Spark's default (snappy), 41.8 with zstd
 # (docs/architecture.md).
 # Maintenance's compaction of raw (OPTIMIZE) must write zstd too: it writes with the session's codec, hence
@@ -71,7 +63,7 @@ def raw_layout(table: str) -> dict:
 
 
 class LegacyRawTableError(RuntimeError):
-    """A raw table written before raw kept the event as sent and was partitioned by Kafka date and partition."""
+    """A raw table written before raw kept the event as sent and was partitioned by Kafka date."""
 
 
 @dataclass(frozen=True)
@@ -82,31 +74,16 @@ class TopicCounts:
     accepted: int
     rejected: int
     newest_us: int | None = None
-    files_compacted: int = 0  # raw/<kind>'s small files the ingestion compacted (`log_and_compact_crowded`)
-    days: Days | None = None  # the Kafka dates of the accepted events, as days since 1970-01-01
-
-
-class Days(NamedTuple):
-    first: int
-    last: int
-
-    def __or__(self, other: Days | None) -> Days:
-        return self if other is None else Days(min(self.first, other.first), max(self.last, other.last))
 
 
 class RangeCounts(NamedTuple):
     accepted: int
     rejected: int
     newest_us: int | None  # the Kafka time of the range's newest event, in epoch microseconds
-    days: Days | None = None  # the Kafka dates of its accepted events
-
-
-LOG_TABLE = ("_meta", "ingested_ranges")
-LOG_NAME = "/".join(LOG_TABLE)
 
 
 def log_path(lake: LakeResource) -> str:
-    return lake.path(*LOG_TABLE)
+    return lake.path("_meta", "ingested_ranges")
 
 
 def logged_ranges(spark: SparkSession, lake: LakeResource) -> dict[tuple[str, int], list[Interval]]:
@@ -206,8 +183,7 @@ def ingest_ranges(
 
     The raw tables exist afterwards even when no event arrived, so downstream tables can be built.
     A micro-batch pays for every Spark query it makes, so this makes few: one count of what goes
-    where, one write per table the ranges concern (side by side), one append to the log, and beside it a
-    look at how many files the partitions written now hold (`log_and_compact_crowded`).
+    where, one write per table the ranges concern (side by side), one append to the log.
     """
     kinds = kind_of_topic(kafka)
     unknown = {r.topic for r in ranges} - set(kinds)
@@ -239,73 +215,10 @@ def ingest_ranges(
         with ThreadPoolExecutor(max_workers=max(1, len(writes))) as pool:
             list(pool.map(lambda table: _replace_slice(spark, lake, table, *writes[table]), writes))
         ensure_raw_tables(spark, lake, skip=set(writes))
-        compacted = log_and_compact_crowded(spark, lake, written_partitions(counts),
-                                            log=lambda: _log_ranges(spark, lake, ranges, per_range, run_id))
-        return {kind: dataclasses.replace(c, files_compacted=compacted.get(f"raw/{kind}", 0))
-                for kind, c in counts.items()}
+        _log_ranges(spark, lake, ranges, per_range, run_id)
+        return counts
     finally:
         messages.unpersist()
-
-
-def written_partitions(counts: dict[str, TopicCounts]) -> dict[str, str | None]:
-    """The raw tables (layer/name) an ingestion added files to, each with the partitions it wrote (a predicate
-    on `_kafka_date`: the dates of the kind's accepted events), or None for raw/rejects, which is not
-    partitioned."""
-    written: dict[str, str | None] = {}
-    for kind, c in sorted(counts.items()):
-        if c.accepted and c.days is not None:
-            written[f"raw/{kind}"] = (f"_kafka_date BETWEEN date_from_unix_date({c.days.first}) "
-                                      f"AND date_from_unix_date({c.days.last})")
-    if any(c.rejected for c in counts.values()):
-        written["raw/rejects"] = None
-    return written
-
-
-def log_and_compact_crowded(spark: SparkSession, lake: LakeResource, partitions: dict[str, str | None],
-                            log: Callable[[], object]) -> dict[str, int]:
-    """`log()` (the append of one file to the ingestion log), and a compaction of each table, of `partitions`
-    (layer/name: the partitions written) and the log, that a partition of which now holds CROWDED_FILES data
-    files or more; returns the files compacted per table.
-
-    Between two passes of the maintenance schedule a table's current partition would gain a file per
-    micro-batch; compacting it here keeps it under CROWDED_FILES files at the cost of a compaction every few
-    dozen micro-batches, which rewrites the partition's files smaller than `COMPACTED_FILE_BYTES`. Counting
-    is a query on a table's log that mostly waits: the raw tables are counted while the log is counted and
-    appended to. A count or a compaction that fails is a warning, not a failed micro-batch: the maintenance
-    schedule compacts what is left."""
-    logger = get_dagster_logger()
-
-    def most_files(table: str, where: str | None = None) -> int:
-        try:
-            return max(files_per_partition(data_files(spark, lake.path(*table.split("/")), where)).values(), default=0)
-        except Exception as error:  # noqa: BLE001 - the count only decides whether to compact
-            logger.warning(f"{table}: its data files could not be counted, so it is not compacted now: {first_line(error)}")
-            return 0
-
-    def count_then_log() -> int:
-        before = most_files(LOG_NAME)
-        log()
-        return before + 1
-
-    with ThreadPoolExecutor(max_workers=len(partitions) + 1) as pool:
-        logged = pool.submit(count_then_log)
-        files = dict(zip(partitions, pool.map(lambda table: most_files(table, partitions[table]), partitions)))
-        files[LOG_NAME] = logged.result()
-    compacted = {}
-    for table, most in files.items():
-        if most >= CROWDED_FILES:
-            codec = RAW_COMPRESSION if table.startswith("raw/") else None
-            where = partitions.get(table)
-            try:
-                compacted[table] = compact(spark, lake.path(*table.split("/")), codec, where).files_removed
-            except Exception as error:  # noqa: BLE001 - the batch is in the lake; maintenance compacts later
-                logger.warning(f"{table}: compacting {where or 'the table'} ({most} data files in a partition) failed, "
-                               f"so maintenance_job's next pass will: {first_line(error)}")
-                continue
-            logger.info(f"{table}: a partition of {where or 'the table'} held {most} data files; "
-                        f"{compacted[table]} small files compacted")
-    return compacted
-
 
 
 def _replace_slice(spark: SparkSession, lake: LakeResource, table: str, rows: DataFrame, predicate: str) -> None:
@@ -314,20 +227,13 @@ def _replace_slice(spark: SparkSession, lake: LakeResource, table: str, rows: Da
         delta.write_table(spark, rows, path, "replace_where", replace_where=predicate, describe=False,
                           **raw_layout(table))
     except Exception as error:
-        if table != "rejects" and delta.table_exists(spark, path) and not raw_is_current(spark, path):
+        legacy = table != "rejects" and delta.table_exists(spark, path) and "_event" not in delta.read_table(spark, path).columns
+        if legacy:
             raise LegacyRawTableError(
-                f"raw/{table} at {path} was written by an earlier version of the pipeline (no `_event` column, or "
-                f"not partitioned by {' and '.join(f'`{c}`' for c in RAW_PARTITION_COLUMNS)}): run `make migrate` "
-                "once (python -m pinterest_dagster.migrate)"
+                f"raw/{table} at {path} was written by an earlier version of the pipeline (no `_event` column, "
+                "not partitioned by `_kafka_date`): run `make migrate` once (python -m pinterest_dagster.migrate)"
             ) from error
         raise
-
-
-def raw_is_current(spark: SparkSession, path: str) -> bool:
-    """Whether the raw table at `path` has the current layout: `_event`, and RAW_PARTITION_COLUMNS."""
-    detail = spark.sql(f"DESCRIBE DETAIL {delta.sql_path(path)}").select("partitionColumns").first()
-    return (list(detail["partitionColumns"]) == list(RAW_PARTITION_COLUMNS)
-            and "_event" in delta.read_table(spark, path).columns)
 
 
 def count_per_range(classified: dict[str, DataFrame], ranges: list[OffsetRange]) -> dict[OffsetRange, RangeCounts]:
@@ -339,29 +245,23 @@ def count_per_range(classified: dict[str, DataFrame], ranges: list[OffsetRange])
     )
     # A partition may have several ranges: each event counts for the one its offset lies in.
     range_start = F.coalesce(*[F.when(F.expr(r.predicate()), F.lit(r.start)) for r in ranges])
-    totals = defaultdict(lambda: [0, 0, None, None])
+    totals = defaultdict(lambda: [0, 0, None])
     grouped = flags.groupBy("_topic", "_partition", range_start.alias("start"), "ok")
-    # As epoch microseconds and days: a collected timestamp would be turned into this process's local time.
-    micros = F.unix_micros("_kafka_timestamp")
-    day = F.floor(micros / MICROS_PER_DAY)  # as `kafka_date`, raw's partition, computes it
-    aggregates = [F.count(F.lit(1)).alias("count"), F.max(micros).alias("newest"), F.min(day).alias("first_day"),
-                  F.max(day).alias("last_day")]
-    for row in grouped.agg(*aggregates).collect():
+    # As epoch microseconds: a collected timestamp would be turned into this process's local time.
+    newest = F.max(F.unix_micros("_kafka_timestamp")).alias("newest")
+    for row in grouped.agg(F.count(F.lit(1)).alias("count"), newest).collect():
         total = totals[(row["_topic"], row["_partition"], row["start"])]
         total[0 if row["ok"] else 1] += row["count"]
         total[2] = max(filter(None, [total[2], row["newest"]]), default=None)
-        if row["ok"]:
-            total[3] = Days(row["first_day"], row["last_day"]) | total[3]
-    return {r: RangeCounts(*totals.get((r.topic, r.partition, r.start), (0, 0, None, None))) for r in ranges}
+    return {r: RangeCounts(*totals.get((r.topic, r.partition, r.start), (0, 0, None))) for r in ranges}
 
 
 def counts_per_kind(per_range: dict[OffsetRange, RangeCounts], kinds: dict[str, str]) -> dict[str, TopicCounts]:
     counts: dict[str, TopicCounts] = {}
-    for r, (accepted, rejected, newest, days) in per_range.items():
+    for r, (accepted, rejected, newest) in per_range.items():
         old = counts.get(kinds[r.topic], TopicCounts(0, 0, 0))
         counts[kinds[r.topic]] = TopicCounts(old.read + accepted + rejected, old.accepted + accepted,
-                                             old.rejected + rejected, max(filter(None, [old.newest_us, newest]), default=None),
-                                             days=days | old.days if days else old.days)
+                                             old.rejected + rejected, max(filter(None, [old.newest_us, newest]), default=None))
     return counts
 
 
@@ -375,8 +275,7 @@ def _log_ranges(spark, lake, ranges, per_range, run_id) -> None:
     now = log_time()
     rows = [(r.topic, r.partition, r.start, r.end, per_range[r].accepted, per_range[r].rejected, run_id, now)
             for r in ranges]
-    # One file, whatever the session's parallelism: a micro-batch adds one file to the log.
-    delta.write_table(spark, spark.createDataFrame(rows, LOG_SCHEMA).coalesce(1), log_path(lake), "append", describe=False)
+    delta.write_table(spark, spark.createDataFrame(rows, LOG_SCHEMA), log_path(lake), "append", describe=False)
 
 
 COALESCED = "coalesced"  # the run_id of a log row that stands for the contiguous ranges of several runs

@@ -14,10 +14,8 @@ Everything here is Delta SQL, so it runs on an in-process session and on Spark C
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass
 
-from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -28,10 +26,6 @@ from pinterest_dagster.lib import delta
 # rewrite a whole day's partition every time).
 COMPACTED_FILE_BYTES = 64 * 1024 * 1024
 DELTA_DEFAULT_RETAIN_HOURS = 168.0  # Delta refuses a shorter VACUUM retention unless told otherwise
-# A micro-batch adds a file to each raw table's current partition and to the ingestion log, a few hundred an
-# hour between two passes of the maintenance schedule (hourly by default): a micro-batch that leaves a
-# partition it wrote with this many data files compacts it itself, the way Delta's auto-compaction would.
-CROWDED_FILES = 40
 
 
 @dataclass(frozen=True)
@@ -73,40 +67,21 @@ class Compaction:
     partitions: int  # partitions that had small files to compact
 
 
-def compact(spark: SparkSession, path: str, codec: str | None = None, where: str | None = None) -> Compaction:
-    """OPTIMIZE the table (the partitions `where` selects, a predicate on partition columns, when given): its
-    small files, partition by partition, into files of up to 1 GB, compressed with `codec` (the session's
-    default, snappy, unless given: raw's files are zstd).
+def compact(spark: SparkSession, path: str, codec: str | None = None) -> Compaction:
+    """OPTIMIZE the table: its small files, partition by partition, into files of up to 1 GB, compressed
+    with `codec` (the session's default, snappy, unless given: raw's files are zstd).
 
     A compaction changes no data, so a micro-batch's commit never conflicts with it unless both touched
     the same file (a MERGE that rewrote a file being compacted); the later commit is then tried again."""
     spark.conf.set("spark.databricks.delta.optimize.minFileSize", str(COMPACTED_FILE_BYTES))
     with delta.parquet_compression(spark, codec):
         row = delta.retry_conflicts(
-            lambda: spark.sql(f"OPTIMIZE {delta.sql_path(path)}" + (f" WHERE {where}" if where else ""))
+            lambda: spark.sql(f"OPTIMIZE {delta.sql_path(path)}")
             .select("metrics.numFilesRemoved", "metrics.numFilesAdded", "metrics.partitionsOptimized").first(),
             f"compacting {path}",
         )
     return Compaction(files_removed=int(row["numFilesRemoved"] or 0), files_added=int(row["numFilesAdded"] or 0),
                       partitions=int(row["partitionsOptimized"] or 0))
-
-
-def data_files(spark: SparkSession, path: str, where: str | None = None) -> list[str]:
-    """The data files of the table's current version, in the partitions `where` selects, from the table's log
-    alone; none while there is no table (a first commit may be on its way)."""
-    try:
-        table = delta.read_table(spark, path)  # a classic session analyses the load at once, Connect later
-        return (table.where(where) if where else table).inputFiles()
-    except AnalysisException as error:
-        if error.getCondition() in {*delta.MISSING_TABLE_ERRORS, "DELTA_TABLE_NOT_FOUND"}:
-            return []
-        raise
-
-
-def files_per_partition(files: list[str]) -> dict[str, int]:
-    """Data files per partition (`_kafka_date=.../_kafka_partition=...`), or "(table)" for a table that is not
-    partitioned."""
-    return dict(Counter("/".join(p for p in file.split("/") if "=" in p) or "(table)" for file in files))
 
 
 def vacuum(spark: SparkSession, path: str, retain_hours: float) -> int:

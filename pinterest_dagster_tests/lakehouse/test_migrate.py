@@ -34,7 +34,7 @@ def make_legacy(spark, pipeline) -> None:
     lake = LakeResource.from_settings(pipeline.settings)
     for kind in TOPIC_KINDS:
         raw = pipeline.settings.table_path("raw", kind)
-        rewrite(spark, raw, delta.read_table(spark, raw).drop("_event", "_kafka_date", "_kafka_partition"))
+        rewrite(spark, raw, delta.read_table(spark, raw).drop("_event", "_kafka_date"))
         cleaned = pipeline.settings.table_path("cleaned", kind)
         rewrite(spark, cleaned, delta.read_table(spark, cleaned).select(
             *[F.col(c).cast("int") if c == "ind" else c for c in CLEANED_COLUMNS[kind]]))

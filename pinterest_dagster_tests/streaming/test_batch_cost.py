@@ -10,7 +10,6 @@ merges opens only the raw files B wrote, asserted from the scan metrics of the q
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import time
 
 import pytest
@@ -19,10 +18,9 @@ from pyspark.sql import functions as F
 from benchmarks.scan_metrics import files_scanned
 from pinterest_dagster.definitions import build_definitions
 from pinterest_dagster.defs.clean.assets import latest_cleaned
-from pinterest_dagster.lib import delta, ingestion
+from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import OffsetRange, events_in
-from pinterest_dagster.lib.microbatch import INGEST_STEP, run_config
-from pinterest_dagster.lib.maintenance import data_files as files_of, files_per_partition
+from pinterest_dagster.lib.microbatch import run_config
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES, poster_state_path
 from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.settings import TOPIC_KINDS
@@ -154,82 +152,3 @@ def test_a_micro_batch_on_a_lake_with_history_reads_only_the_raw_files_of_its_ba
         # poster_popularity reads its state and the batch, category_trends the batch's windows of raw/pin.
         scanned = files_scanned(table.of_batch(spark, lake, raw_pin, batch_pin))
         assert scanned.get(pin_path, 0) <= pin_files, table.name
-
-
-
-
-@pytest.mark.spark
-def test_a_micro_batch_compacts_a_partition_it_leaves_crowded_and_no_file_mixes_kafka_partitions(
-        pipeline, spark, tmp_path_factory, monkeypatch):
-    """Once a partition a micro-batch wrote holds CROWDED_FILES data files (3 here instead of 40), the micro-batch
-    compacts it, in raw's codec; raw is partitioned by Kafka partition too, so no file, compacted or not, holds
-    two partitions' offsets; no event is lost or doubled."""
-    import pyarrow.parquet as pq
-
-    monkeypatch.setattr(ingestion, "CROWDED_FILES", 3)
-    lake = on_lake(pipeline, str(tmp_path_factory.mktemp("lake-crowded")))
-    tables = [*(f"raw/{kind}" for kind in TOPIC_KINDS), "_meta/ingested_ranges"]
-    paths = {table: lake.settings.table_path(*table.split("/")) for table in tables}
-    noon_yesterday_ms = (int(time.time() * 1000) // DAY_MS - 1) * DAY_MS + DAY_MS // 2  # one date, whenever it runs
-    compacted = []
-    for version in range(5):
-        batch = send_batch(pipeline, version, noon_yesterday_ms + version * 1000)
-        result = lake.run_job("streaming_job", run_config(batch))
-        most = {table: max(files_per_partition(files_of(spark, path)).values()) for table, path in paths.items()}
-        assert max(most.values()) < 3, (version, most)  # a partition's third file is never left there
-        [pin] = [m for m in result.asset_materializations_for_node(INGEST_STEP) if m.asset_key.path == ["raw", "pin"]]
-        compacted.append(pin.metadata["files_compacted"].value)
-    pin_partitions = len({r.partition for r in batch if r.topic == lake.settings.topic("pin")})
-    # Three files in each of the pin topic's partitions at the third and fifth batch, compacted into one each.
-    assert compacted == [0, 0, 3 * pin_partitions, 0, 3 * pin_partitions]
-    for table, path in paths.items():
-        operations = [c["operation"] for c in spark.sql(f"DESCRIBE HISTORY {delta.sql_path(path)}").collect()]
-        assert operations.count("OPTIMIZE") == 2, (table, operations)
-    raw_pin = delta.read_table(spark, paths["raw/pin"])
-    assert raw_pin.count() == raw_pin.select("_partition", "_offset").distinct().count() == 5 * len(KEYS)
-    per_file = raw_pin.groupBy(F.input_file_name()).agg(F.countDistinct("_partition").alias("n")).collect()
-    assert len(per_file) == pin_partitions and all(r["n"] == 1 for r in per_file)
-    codecs = {pq.ParquetFile(f.removeprefix("file://")).metadata.row_group(0).column(0).compression
-              for f in raw_pin.inputFiles()}
-    assert codecs == {"ZSTD"}
-
-
-def test_the_partitions_written_are_the_dates_of_the_accepted_events_only(spark):
-    """A rejected event (here one from a producer whose clock runs a year ahead) names no partition of raw/<kind>,
-    and a batch over midnight names both dates."""
-    def event(offset: int, at: str, error: str | None = None):
-        return ("t.pin", 0, offset, dt.datetime.fromisoformat(at).replace(tzinfo=dt.timezone.utc), error)
-
-    rows = [event(0, "2026-12-01 23:59:59"), event(1, "2026-12-02 00:00:01"), event(2, "2027-12-24 10:00:00", "not JSON")]
-    events = spark.createDataFrame(rows, "_topic string, _partition int, _offset long, _kafka_timestamp timestamp, error string")
-    ranges = [OffsetRange("t.pin", 0, 0, 3)]
-    counts = ingestion.counts_per_kind(ingestion.count_per_range({"pin": events}, ranges), {"t.pin": "pin"})
-    first, last = (dt.date(2026, 12, 1) - dt.date(1970, 1, 1)).days, (dt.date(2026, 12, 2) - dt.date(1970, 1, 1)).days
-    assert counts["pin"].days == ingestion.Days(first, last) and counts["pin"].rejected == 1
-    written = ingestion.written_partitions(counts)
-    assert written == {"raw/pin": f"_kafka_date BETWEEN date_from_unix_date({first}) AND date_from_unix_date({last})",
-                       "raw/rejects": None}
-    # The predicate selects exactly those two dates.
-    dates = spark.createDataFrame([(dt.date(2026, 11, 30),), (dt.date(2026, 12, 1),), (dt.date(2026, 12, 2),),
-                                   (dt.date(2026, 12, 3),)], "_kafka_date date")
-    assert sorted(r[0] for r in dates.where(written["raw/pin"]).collect()) == [dt.date(2026, 12, 1), dt.date(2026, 12, 2)]
-
-
-def test_a_failing_count_or_compaction_is_a_warning_and_the_log_is_appended_all_the_same(spark, tmp_path, monkeypatch):
-    warnings = []
-    monkeypatch.setattr(ingestion, "get_dagster_logger", lambda: type("Log", (), {
-        "warning": staticmethod(warnings.append), "info": staticmethod(lambda message: None)})())
-    monkeypatch.setattr(ingestion, "CROWDED_FILES", 1)
-
-    def unreachable(*args, **kwargs):
-        raise RuntimeError("storage unreachable")
-
-    lake, logged = LakeResource(root=str(tmp_path)), []
-    monkeypatch.setattr(ingestion, "compact", unreachable)
-    # No raw/pin yet: nothing to count; the log gets its first file, which reaches the threshold of 1.
-    assert ingestion.log_and_compact_crowded(spark, lake, {"raw/pin": None}, log=lambda: logged.append(1)) == {}
-    assert logged == [1] and len(warnings) == 1 and "_meta/ingested_ranges: compacting" in warnings[0]
-    monkeypatch.setattr(ingestion, "data_files", unreachable)
-    assert ingestion.log_and_compact_crowded(spark, lake, {"raw/pin": None}, log=lambda: logged.append(2)) == {}
-    assert logged == [1, 2]
-    assert sum("could not be counted" in w and "storage unreachable" in w for w in warnings) == 2
