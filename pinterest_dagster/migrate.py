@@ -1,12 +1,13 @@
 """`python -m pinterest_dagster.migrate` (`make migrate`): bring a lake written by an earlier version up to date.
 
 What changed, and what this does once (a lake already up to date is left as it is):
-- raw/pin, raw/geo, raw/user gained `_event` (the event as sent) and are partitioned by `_kafka_date`:
-  each is rewritten in the new layout. Events ingested before keep their typed columns; their `_event`
-  is null, since the text they were sent as was not kept.
+- raw/pin, raw/geo, raw/user gained `_event` (the event as sent) and are partitioned by `_kafka_date`
+  and `_kafka_partition` (first by `_kafka_date` alone): each is rewritten in the new layout. Events ingested
+  before `_event` keep their typed columns; their `_event` is null, since the text they were sent as was
+  not kept.
 - cleaned tables carry their winning event's lineage (`_kafka_timestamp`, `_partition`, `_offset`) and
   64-bit keys, and realtime/poster_popularity is kept through a compact state: cleaned and realtime
-  tables are rebuilt from raw (what `full_refresh` does), so the micro-batches' merges can compare
+  tables without them are rebuilt from raw (what `full_refresh` does), so the micro-batches' merges can compare
   events with what the tables hold.
 Stop the daemon (or the sensor) first: a micro-batch must not write while the tables are rewritten.
 """
@@ -21,18 +22,13 @@ from pyspark.sql import functions as F
 
 from pinterest_dagster.defs.clean.assets import latest_cleaned
 from pinterest_dagster.lib import delta
-from pinterest_dagster.lib.ingestion import RAW_LAYOUT, RAW_TABLE_PROPERTIES
+from pinterest_dagster.lib.ingestion import RAW_LAYOUT, RAW_TABLE_PROPERTIES, raw_is_current
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES, poster_state_path
 from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.lib.spark import build_spark_session
 from pinterest_dagster.settings import TOPIC_KINDS, Settings
 from pinterest_dagster.transforms.dedupe import EVENT_LINEAGE_COLUMNS
 from pinterest_dagster.transforms.parse import events_as_sent, kafka_date
-
-
-def raw_is_current(spark, path: str) -> bool:
-    detail = spark.sql(f"DESCRIBE DETAIL {delta.sql_path(path)}").select("partitionColumns").first()
-    return list(detail["partitionColumns"]) == list(RAW_LAYOUT["partition_by"])
 
 
 def table_has_properties(spark, path: str, properties: dict[str, str]) -> bool:
@@ -47,7 +43,8 @@ def migrate_raw(spark, lake: LakeResource, kind: str) -> bool:
     old = delta.read_table(spark, path)
     if "_event" not in old.columns:
         old = old.withColumn("_event", F.lit(None).cast("string"))
-    new = old.withColumn("_kafka_date", kafka_date(F.col("_kafka_timestamp")))
+    new = (old.withColumn("_kafka_date", kafka_date(F.col("_kafka_timestamp")))
+           .withColumn("_kafka_partition", F.col("_partition")))
     delta.write_table(spark, new, path, "overwrite", describe=False, **RAW_LAYOUT)
     return True
 
@@ -84,7 +81,7 @@ def migrate(spark, lake: LakeResource) -> list[str]:
         started = time.monotonic()
         if migrate_raw(spark, lake, kind):
             done.append(f"raw/{kind}")
-            print(f"  raw/{kind}: rewritten with `_event` and `_kafka_date` partitions "
+            print(f"  raw/{kind}: rewritten with `_event`, partitioned by `_kafka_date` and `_kafka_partition` "
                   f"({time.monotonic() - started:.1f} s)", flush=True)
     rejects = lake.path("raw", "rejects")
     if delta.table_exists(spark, rejects) and not table_has_properties(spark, rejects, RAW_TABLE_PROPERTIES):
@@ -92,7 +89,9 @@ def migrate(spark, lake: LakeResource) -> list[str]:
         spark.sql(f"ALTER TABLE {delta.sql_path(rejects)} SET TBLPROPERTIES ({properties})")
     if not delta.table_exists(spark, lake.path("raw", "pin")):
         return done
-    if done or not downstream_is_current(spark, lake):
+    # A raw table that was only repartitioned holds the same events: cleaned and realtime tables that are
+    # current stay as they are (rebuilding them from raw costs as much as a backfill).
+    if not downstream_is_current(spark, lake):
         rebuild_downstream(spark, lake)
         done.append("cleaned and realtime tables")
     return done

@@ -203,9 +203,11 @@ def test_the_soak_averages_per_minute_and_compares_minutes_5_10_with_the_last_5(
 
 
 def test_the_soak_counts_data_files_per_partition_directory():
-    files = ["file:/l/raw/pin/_kafka_date=2026-12-01/a.parquet", "file:/l/raw/pin/_kafka_date=2026-12-01/b.parquet",
-             "file:/l/raw/pin/_kafka_date=2026-12-02/c.parquet"]
-    assert files_per_partition(files) == {"_kafka_date=2026-12-01": 2, "_kafka_date=2026-12-02": 1}
+    files = ["file:/l/raw/pin/_kafka_date=2026-12-01/_kafka_partition=0/a.parquet",
+             "file:/l/raw/pin/_kafka_date=2026-12-01/_kafka_partition=0/b.parquet",
+             "file:/l/raw/pin/_kafka_date=2026-12-01/_kafka_partition=1/c.parquet"]
+    assert files_per_partition(files) == {"_kafka_date=2026-12-01/_kafka_partition=0": 2,
+                                          "_kafka_date=2026-12-01/_kafka_partition=1": 1}
     assert files_per_partition(["s3a://b/cleaned/pin/x.parquet"] * 3) == {"(table)": 3}
 
 

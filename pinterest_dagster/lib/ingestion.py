@@ -45,9 +45,11 @@ LOG_SCHEMA = T.StructType([
 ])
 
 
-# Raw tables are partitioned by the Kafka date, and Delta keeps file statistics of the Kafka lineage only:
-# re-ingesting a range and reading a time window then open only the files whose offsets or times overlap,
-# and no write spends time on statistics of event text that no query filters on. Files are zstd-compressed:
+# Raw tables are partitioned by the Kafka date and partition (transforms/parse.py), and Delta keeps file
+# statistics of the Kafka lineage only: re-ingesting a range and reading a time window then open only the
+# files whose offsets or times overlap (a file, compacted or not, holds one Kafka partition's offsets), and
+# no write spends time on statistics of event text that no query filters on. raw/rejects, of every topic,
+# is not partitioned. Files are zstd-compressed:
 # with the events kept as sent, raw took 74.5 bytes per event with Spark's default (snappy), 41.8 with zstd
 # (docs/architecture.md).
 # Maintenance's compaction of raw (OPTIMIZE) must write zstd too: it writes with the session's codec, hence
@@ -63,7 +65,7 @@ def raw_layout(table: str) -> dict:
 
 
 class LegacyRawTableError(RuntimeError):
-    """A raw table written before raw kept the event as sent and was partitioned by Kafka date."""
+    """A raw table written before raw kept the event as sent and was partitioned by Kafka date and partition."""
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,12 @@ class RangeCounts(NamedTuple):
     newest_us: int | None  # the Kafka time of the range's newest event, in epoch microseconds
 
 
+LOG_TABLE = ("_meta", "ingested_ranges")
+LOG_NAME = "/".join(LOG_TABLE)
+
+
 def log_path(lake: LakeResource) -> str:
-    return lake.path("_meta", "ingested_ranges")
+    return lake.path(*LOG_TABLE)
 
 
 def logged_ranges(spark: SparkSession, lake: LakeResource) -> dict[tuple[str, int], list[Interval]]:
@@ -227,13 +233,20 @@ def _replace_slice(spark: SparkSession, lake: LakeResource, table: str, rows: Da
         delta.write_table(spark, rows, path, "replace_where", replace_where=predicate, describe=False,
                           **raw_layout(table))
     except Exception as error:
-        legacy = table != "rejects" and delta.table_exists(spark, path) and "_event" not in delta.read_table(spark, path).columns
-        if legacy:
+        if table != "rejects" and delta.table_exists(spark, path) and not raw_is_current(spark, path):
             raise LegacyRawTableError(
-                f"raw/{table} at {path} was written by an earlier version of the pipeline (no `_event` column, "
-                "not partitioned by `_kafka_date`): run `make migrate` once (python -m pinterest_dagster.migrate)"
+                f"raw/{table} at {path} was written by an earlier version of the pipeline (no `_event` column, or "
+                f"not partitioned by {' and '.join(f'`{c}`' for c in RAW_PARTITION_COLUMNS)}): run `make migrate` "
+                "once (python -m pinterest_dagster.migrate)"
             ) from error
         raise
+
+
+def raw_is_current(spark: SparkSession, path: str) -> bool:
+    """Whether the raw table at `path` has the current layout: `_event`, and RAW_PARTITION_COLUMNS."""
+    detail = spark.sql(f"DESCRIBE DETAIL {delta.sql_path(path)}").select("partitionColumns").first()
+    return (list(detail["partitionColumns"]) == list(RAW_PARTITION_COLUMNS)
+            and "_event" in delta.read_table(spark, path).columns)
 
 
 def count_per_range(classified: dict[str, DataFrame], ranges: list[OffsetRange]) -> dict[OffsetRange, RangeCounts]:
@@ -275,7 +288,8 @@ def _log_ranges(spark, lake, ranges, per_range, run_id) -> None:
     now = log_time()
     rows = [(r.topic, r.partition, r.start, r.end, per_range[r].accepted, per_range[r].rejected, run_id, now)
             for r in ranges]
-    delta.write_table(spark, spark.createDataFrame(rows, LOG_SCHEMA), log_path(lake), "append", describe=False)
+    # One file, whatever the session's parallelism: a micro-batch adds one file to the log.
+    delta.write_table(spark, spark.createDataFrame(rows, LOG_SCHEMA).coalesce(1), log_path(lake), "append", describe=False)
 
 
 COALESCED = "coalesced"  # the run_id of a log row that stands for the contiguous ranges of several runs

@@ -30,7 +30,9 @@ COLUMN_DESCRIPTIONS = {
     "_partition": "Its Kafka partition.",
     "_offset": "Its offset in that partition; (topic, partition, offset) is in raw or rejects exactly once.",
     "_kafka_timestamp": "Its Kafka timestamp (UTC); with `_offset`, what decides which event of a key is newest.",
-    "_kafka_date": "The UTC date of `_kafka_timestamp`: the raw tables' partition column.",
+    "_kafka_date": "The UTC date of `_kafka_timestamp`: with `_kafka_partition`, the raw tables' partition columns.",
+    "_kafka_partition": "`_partition` again, as a partition column of the raw tables: no file holds two Kafka "
+    "partitions' events.",
     "_ingested_at": "When the pipeline wrote the row.",
     "_event": "The event exactly as it was sent (its JSON text), so every table can be rebuilt from raw.",
     "value": "The rejected event's bytes, as text.",

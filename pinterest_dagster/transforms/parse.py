@@ -31,9 +31,14 @@ SOURCE_COLUMNS = {
 KEY_COLUMN = {"pin": "index", "geo": "ind", "user": "ind"}
 KAFKA_METADATA_COLUMNS = ["_topic", "_partition", "_offset", "_kafka_timestamp"]
 # `_event` is the event's JSON text exactly as sent: fields the contract does not name are kept in it, and
-# every table can be rebuilt from it (`events_as_sent`). `_kafka_date` partitions the raw tables.
-RAW_METADATA_COLUMNS = KAFKA_METADATA_COLUMNS + ["_ingested_at", "_event", "_kafka_date"]
-RAW_PARTITION_COLUMNS = ("_kafka_date",)
+# every table can be rebuilt from it (`events_as_sent`). `_kafka_date` and `_kafka_partition` partition the
+# raw tables. `_kafka_partition` is `_partition` again: as a partition column, it keeps every file (also a
+# compacted one) to one Kafka partition's events, so a file's `_offset` statistics are those of one
+# partition's offsets; and `_partition` stays a column with statistics, since Delta keeps none of a partition
+# column and a read of several partitions' offset ranges (`_partition = p AND _offset ...` OR ...) skips
+# files by both.
+RAW_METADATA_COLUMNS = KAFKA_METADATA_COLUMNS + ["_ingested_at", "_event", "_kafka_date", "_kafka_partition"]
+RAW_PARTITION_COLUMNS = ("_kafka_date", "_kafka_partition")
 MICROS_PER_DAY = 86_400_000_000
 REJECT_COLUMNS = KAFKA_METADATA_COLUMNS + ["value", "error"]
 
@@ -61,6 +66,7 @@ def accepted_rows(events: DataFrame, kind: str) -> DataFrame:
         F.current_timestamp().alias("_ingested_at"),
         F.col("value").alias("_event"),
         kafka_date(F.col("_kafka_timestamp")).alias("_kafka_date"),
+        F.col("_partition").alias("_kafka_partition"),
     )
 
 

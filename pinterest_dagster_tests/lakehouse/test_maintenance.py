@@ -218,7 +218,7 @@ def test_compacting_raw_writes_zstd_files_like_raws_own(spark, tmp_path):
     for batch in range(3):
         rows = spark.range(batch * 10, batch * 10 + 10).selectExpr(
             "'pin' AS _topic", "0 AS _partition", "id AS _offset", "TIMESTAMP'2026-12-01 12:00:00' AS _kafka_timestamp",
-            "DATE'2026-12-01' AS _kafka_date")
+            "DATE'2026-12-01' AS _kafka_date", "0 AS _kafka_partition")
         delta.write_table(spark, rows.repartition(2), path, "append", describe=False, **RAW_LAYOUT)
     assert parquet_codecs(spark, path) == {"ZSTD"} and table_facts(spark, path).files == 6
     assert compact(spark, path, RAW_COMPRESSION).files_removed == 6

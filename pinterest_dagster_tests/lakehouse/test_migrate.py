@@ -1,5 +1,6 @@
-"""`make migrate`: a lake written by the previous version (raw without `_event`, unpartitioned; cleaned with
-32-bit keys and no lineage; no poster state) is brought up to date once, and streaming goes on."""
+"""`make migrate`: a lake written by an earlier version (raw without `_event`, unpartitioned, or partitioned by
+`_kafka_date` alone; cleaned with 32-bit keys and no lineage; no poster state) is brought up to date once,
+and streaming goes on."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import pytest
 from pyspark.sql import functions as F
 
 from pinterest_dagster.lib import delta
-from pinterest_dagster.lib.ingestion import OffsetRange
+from pinterest_dagster.lib.ingestion import OffsetRange, raw_is_current
 from pinterest_dagster.lib.microbatch import run_config
 from pinterest_dagster.lib.realtime_state import poster_state_path
 from pinterest_dagster.lib.resources import LakeResource
-from pinterest_dagster.migrate import migrate
+from pinterest_dagster.migrate import migrate, migrate_raw
 from pinterest_dagster.settings import TOPIC_KINDS
 from pinterest_dagster.transforms import CLEANED_COLUMNS
 
@@ -34,7 +35,7 @@ def make_legacy(spark, pipeline) -> None:
     lake = LakeResource.from_settings(pipeline.settings)
     for kind in TOPIC_KINDS:
         raw = pipeline.settings.table_path("raw", kind)
-        rewrite(spark, raw, delta.read_table(spark, raw).drop("_event", "_kafka_date"))
+        rewrite(spark, raw, delta.read_table(spark, raw).drop("_event", "_kafka_date", "_kafka_partition"))
         cleaned = pipeline.settings.table_path("cleaned", kind)
         rewrite(spark, cleaned, delta.read_table(spark, cleaned).select(
             *[F.col(c).cast("int") if c == "ind" else c for c in CLEANED_COLUMNS[kind]]))
@@ -80,3 +81,20 @@ def test_migrate_brings_the_lake_up_to_date_once_and_streaming_goes_on(legacy_la
         cleaned = delta.read_table(spark, legacy_lake.settings.table_path("cleaned", kind))
         assert dict(cleaned.dtypes)["ind"] == "bigint" and "_offset" in cleaned.columns
     assert delta.table_exists(spark, poster_state_path(lake))
+
+
+def test_a_raw_table_partitioned_by_kafka_date_alone_is_rewritten_by_kafka_partition_too(spark, tmp_path):
+    """The layout before raw was partitioned by Kafka partition too: `_event` kept, partitioned by `_kafka_date`."""
+    lake = LakeResource(root=str(tmp_path))
+    path = lake.path("raw", "geo")
+    rows = spark.range(6).selectExpr(
+        "'t.geo' AS _topic", "CAST(id % 2 AS INT) AS _partition", "id AS _offset",
+        "TIMESTAMP'2026-12-01 12:00:00' AS _kafka_timestamp", "CAST(id AS STRING) AS _event",
+        "DATE'2026-12-01' AS _kafka_date")
+    rows.write.format("delta").partitionBy("_kafka_date").save(path)
+    assert not raw_is_current(spark, path)
+    assert migrate_raw(spark, lake, "geo")
+    assert raw_is_current(spark, path) and not migrate_raw(spark, lake, "geo")
+    migrated = delta.read_table(spark, path)
+    assert sorted((r["_partition"], r["_offset"], r["_kafka_partition"], r["_event"]) for r in migrated.collect()) == [
+        (offset % 2, offset, offset % 2, str(offset)) for offset in sorted(range(6), key=lambda o: (o % 2, o))]

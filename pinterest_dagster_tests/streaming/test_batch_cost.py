@@ -3,8 +3,9 @@ the order in which batches commit (section 5): real streaming_job runs on the re
 
 Two batches touch the same keys and posters: batch A holds older events, batch B newer ones. One lake
 runs A then B, another B then A (a retry finishing after a later batch), and a replay of A changes
-nothing. A third lake first ingests days of history for the same keys; there, every query of B's
-merges opens only the raw files B wrote, asserted from the scan metrics of the queries themselves.
+nothing. A third lake first ingests days of history for the same keys, and A in two micro-batches compacted
+as maintenance compacts raw; there, every query of B's merges opens only the raw files B wrote, asserted
+from the scan metrics of the queries themselves.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from benchmarks.scan_metrics import files_scanned
 from pinterest_dagster.definitions import build_definitions
 from pinterest_dagster.defs.clean.assets import latest_cleaned
 from pinterest_dagster.lib import delta
-from pinterest_dagster.lib.ingestion import OffsetRange, events_in
+from pinterest_dagster.lib.ingestion import RAW_COMPRESSION, OffsetRange, events_in
 from pinterest_dagster.lib.microbatch import run_config
+from pinterest_dagster.lib.maintenance import compact
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES, poster_state_path
 from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.settings import TOPIC_KINDS
@@ -120,13 +122,24 @@ def data_files(spark, path: str) -> int:
     return spark.sql(f"DESCRIBE DETAIL {delta.sql_path(path)}").first()["numFiles"]
 
 
+def halves(ranges: list[OffsetRange]) -> tuple[list[OffsetRange], list[OffsetRange]]:
+    middle = {r: (r.start + r.end) // 2 for r in ranges}
+    return ([dataclasses.replace(r, end=middle[r]) for r in ranges if middle[r] > r.start],
+            [dataclasses.replace(r, start=middle[r]) for r in ranges])
+
+
 @pytest.fixture(scope="module")
-def history_lake(pipeline, batches, tmp_path_factory):
-    """A lake that ingested HISTORY_DAYS days of events of the same keys, one batch a day, then batch B."""
+def history_lake(pipeline, spark, batches, tmp_path_factory):
+    """A lake that ingested HISTORY_DAYS days of events of the same keys, one batch a day, then batch A in two
+    micro-batches, compacted as maintenance_job compacts raw, then batch B."""
     lake = on_lake(pipeline, str(tmp_path_factory.mktemp("lake-history")))
     now_ms = int(time.time() * 1000)
     for day in range(HISTORY_DAYS, 0, -1):
         lake.run_job("streaming_job", run_config(send_batch(pipeline, 0, now_ms - day * DAY_MS)))
+    for half in halves(batches[0]):
+        lake.run_job("streaming_job", run_config(half))
+    for kind in TOPIC_KINDS:
+        assert compact(spark, lake.settings.table_path("raw", kind), RAW_COMPRESSION).files_removed > 0, kind
     lake.run_job("streaming_job", run_config(batches[1]))
     return lake
 
@@ -141,8 +154,12 @@ def test_a_micro_batch_on_a_lake_with_history_reads_only_the_raw_files_of_its_ba
         batch_files = int(delta.latest_commit(spark, path).metrics["numFiles"])  # B was the last write of raw
         assert data_files(spark, path) >= (HISTORY_DAYS + 1) * batch_files > 0
         raw = delta.read_table(spark, path)
-        # The cleaned merge's source: the batch's own events, deduplicated.
+        # The cleaned merge's source: the batch's own events, deduplicated. Batch A's files of the same date
+        # were compacted just before B: each compacted file holds one Kafka partition's offsets, all below
+        # B's, so B's merge does not open it.
         assert files_scanned(latest_cleaned(kind, events_in(raw, b))) == {path: batch_files}, kind
+        per_file = raw.groupBy(F.input_file_name()).agg(F.countDistinct("_partition").alias("partitions")).collect()
+        assert {r["partitions"] for r in per_file} == {1}, kind
 
     pin_path = settings.table_path("raw", "pin")
     raw_pin = delta.read_table(spark, pin_path)

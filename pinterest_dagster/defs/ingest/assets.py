@@ -15,10 +15,13 @@ from pinterest_dagster.lib.streaming_runs import HEALED_TAG, ranges_in_flight, s
 from pinterest_dagster.settings import TOPIC_KINDS
 
 RAW_DESCRIPTIONS = {
-    "pin": "Every accepted pin event: the pinterest_data row as sent (strings stay strings), plus Kafka "
-    "lineage (_topic, _partition, _offset, _kafka_timestamp, _ingested_at). Append-only.",
-    "geo": "Every accepted geolocation event (geolocation_data row as sent) with Kafka lineage. Append-only.",
-    "user": "Every accepted user event (user_data row as sent) with Kafka lineage. Append-only.",
+    "pin": "Every accepted pin event: the pinterest_data row as sent (strings stay strings), the event's JSON text "
+    "(_event), plus Kafka lineage (_topic, _partition, _offset, _kafka_timestamp, _ingested_at). Partitioned by "
+    "_kafka_date and _kafka_partition (the Kafka date and partition). Append-only.",
+    "geo": "Every accepted geolocation event (geolocation_data row as sent, and its JSON text) with Kafka lineage, "
+    "laid out like raw/pin. Append-only.",
+    "user": "Every accepted user event (user_data row as sent, and its JSON text) with Kafka lineage, laid out "
+    "like raw/pin. Append-only.",
     "rejects": "Every event that could not be parsed (not JSON, not an object, no integer key), from all "
     "topics: Kafka lineage, the raw value as text and the reason. Events read = raw rows + rejects.",
 }

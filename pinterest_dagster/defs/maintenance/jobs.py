@@ -24,7 +24,7 @@ import dagster as dg
 from dagster_pyspark import PySparkResource
 
 from pinterest_dagster.lib import delta
-from pinterest_dagster.lib.ingestion import RAW_COMPRESSION, coalesce_log, log_time
+from pinterest_dagster.lib.ingestion import LOG_NAME, RAW_COMPRESSION, coalesce_log, log_time
 from pinterest_dagster.lib.maintenance import DELTA_DEFAULT_RETAIN_HOURS, compact, table_facts, vacuum
 from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES
@@ -34,7 +34,7 @@ from pinterest_dagster.lib.streaming_runs import ACTIVE_STATUSES
 from pinterest_dagster.settings import TOPIC_KINDS
 from pinterest_dagster.transforms.aggregate import AGGREGATES
 
-INGESTION_LOG = "_meta/ingested_ranges"
+INGESTION_LOG = LOG_NAME
 RAW_CHECKS_STATE = "/".join(STATE_TABLE)
 # Every table of the lake, as layer/name: the assets' tables, the ingestion log, the raw checks' state and
 # the realtime state.
