@@ -28,7 +28,7 @@ from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.lib.spark import build_spark_session
 from pinterest_dagster.settings import TOPIC_KINDS, Settings
 from pinterest_dagster.transforms.dedupe import EVENT_LINEAGE_COLUMNS
-from pinterest_dagster.transforms.parse import events_as_sent, kafka_date
+from pinterest_dagster.transforms.parse import events_as_sent, raw_partitions
 
 
 def table_has_properties(spark, path: str, properties: dict[str, str]) -> bool:
@@ -43,9 +43,7 @@ def migrate_raw(spark, lake: LakeResource, kind: str) -> bool:
     old = delta.read_table(spark, path)
     if "_event" not in old.columns:
         old = old.withColumn("_event", F.lit(None).cast("string"))
-    new = (old.withColumn("_kafka_date", kafka_date(F.col("_kafka_timestamp")))
-           .withColumn("_kafka_partition", F.col("_partition")))
-    delta.write_table(spark, new, path, "overwrite", describe=False, **RAW_LAYOUT)
+    delta.write_table(spark, old.withColumns(raw_partitions()), path, "overwrite", describe=False, **RAW_LAYOUT)
     return True
 
 

@@ -65,9 +65,13 @@ def accepted_rows(events: DataFrame, kind: str) -> DataFrame:
         *KAFKA_METADATA_COLUMNS,
         F.current_timestamp().alias("_ingested_at"),
         F.col("value").alias("_event"),
-        kafka_date(F.col("_kafka_timestamp")).alias("_kafka_date"),
-        F.col("_partition").alias("_kafka_partition"),
+        *[value.alias(name) for name, value in raw_partitions().items()],
     )
+
+
+def raw_partitions() -> dict[str, Column]:
+    """The values of RAW_PARTITION_COLUMNS, from a raw row's Kafka lineage (ingestion and `make migrate`)."""
+    return {"_kafka_date": kafka_date(F.col("_kafka_timestamp")), "_kafka_partition": F.col("_partition")}
 
 
 def kafka_date(timestamp: Column) -> Column:
