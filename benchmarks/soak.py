@@ -6,10 +6,11 @@ schedules. Does the pipeline level off, do files stay few, does Dagster's storag
 In a fresh workspace (topics, lake, SQLite DAGSTER_HOME) the Dagster daemon evaluates the streaming sensor,
 `maintenance_schedule` and `housekeeping_schedule`, both every `--every` minutes here instead of hourly
 (PINTEREST_MAINTENANCE_CRON, PINTEREST_HOUSEKEEPING_CRON), housekeeping keeping successful micro-batch runs
-as long (PINTEREST_KEEP_SUCCESSFUL_RUNS_HOURS), while the emulator posts `--rate` posts/s (3 events each:
-3,867 posts/s is 11,600 events/s) for `--minutes`. Every few seconds it samples the lag (events in Kafka
-not in the lake yet: Kafka's end offsets against the sensor's cursor and the ranges of runs in flight) and
-records each micro-batch that succeeded (its events, when it ended), and after each housekeeping run
+as long (PINTEREST_KEEP_SUCCESSFUL_RUNS_HOURS), while `--rate` posts/s (3 events each: 3,867 posts/s is
+11,600 events/s) are posted for `--minutes`: the emulator's posts, sent through librdkafka
+(`benchmarks/load.py`, a quarter of the emulator's CPU) or, with `--poster emulator`, by the emulator.
+Every few seconds it samples the lag (events in Kafka not in the lake yet: Kafka's end offsets against the
+sensor's cursor and the ranges of runs in flight) and records each micro-batch that succeeded (its events, when it ended), and after each housekeeping run
 Dagster's storage: the live bytes of its SQLite databases plus the captured logs' files. Once posting stopped
 and the lake caught up: data files per table and partition (the current version's) and the Delta logs'
 bytes. Then, with the daemon stopped, what stays of Dagster's storage for good: the runs the daemon left
@@ -53,6 +54,11 @@ from pinterest_dagster.settings import REPO_ROOT, Settings
 MAX_FILES_PER_PARTITION = 50
 STORAGE_BYTES_PER_100_RUNS = 1_000_000
 SAMPLE_EVERY_S = 5
+# What posts the load (`--poster`): the same posts either way (benchmarks/load.py). On 2 cores the emulator's
+# kafka-python producer takes 88% of a core at 11,600 events/s, which the pipeline under test then lacks;
+# librdkafka takes 23%.
+POSTERS = {"librdkafka": ["benchmarks.load"], "emulator": ["emulator", "post", "--quiet"]}
+DEFAULT_POSTER = "librdkafka"
 
 
 def lag_now(settings: Settings, instance: dg.DagsterInstance) -> int | None:
@@ -165,7 +171,7 @@ def lake_facts(spark, settings: Settings) -> dict[str, dict]:
     return facts
 
 
-def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float) -> dict:
+def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float, poster: str = DEFAULT_POSTER) -> dict:
     settings, env = fresh_workspace()
     env.update({"PINTEREST_MAINTENANCE_CRON": f"*/{every_minutes} * * * *",
                 "PINTEREST_HOUSEKEEPING_CRON": f"*/{every_minutes} * * * *",
@@ -182,13 +188,13 @@ def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float) -> dic
     try:
         wait_sensor_ticking(str(home))
         storage_before = storage_bytes(home)
-        progress(f"soak: posting {rate * 3:,.0f} events/s for {minutes} min; maintenance and housekeeping every "
-                 f"{every_minutes} min")
+        progress(f"soak: posting {rate * 3:,.0f} events/s for {minutes} min ({poster}); maintenance and "
+                 f"housekeeping every {every_minutes} min")
         started = time.time()
-        emulator = subprocess.Popen([str(REPO_ROOT / ".venv/bin/python"), "-m", "emulator", "post", "--quiet",
+        posting = subprocess.Popen([str(REPO_ROOT / ".venv/bin/python"), "-m", *POSTERS[poster],
                                      "--duration", str(minutes * 60), "--rate", str(rate)], cwd=REPO_ROOT, env=env)
         next_report = started + 60
-        while emulator.poll() is None:
+        while posting.poll() is None:
             now = time.time()
             lag = lag_now(settings, instance)
             if lag is not None:
@@ -204,8 +210,8 @@ def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float) -> dic
                          f"{len(batches)} micro-batches so far")
                 next_report += 60
             time.sleep(SAMPLE_EVERY_S)
-        if emulator.returncode != 0:
-            raise SystemExit(f"the emulator failed ({emulator.returncode})")
+        if posting.returncode != 0:
+            raise SystemExit(f"the poster ({poster}) failed ({posting.returncode})")
         deadline = time.monotonic() + timeout_s
         while lag_now(settings, instance) not in (0, None) and time.monotonic() < deadline:
             time.sleep(SAMPLE_EVERY_S)
@@ -271,9 +277,11 @@ def comparisons(result: dict, parameters: dict) -> list[Comparison]:
     ]
 
 
-def compare_soak(events_per_s: int, minutes: int, every_minutes: int, timeout_s: float = 1800) -> list[Comparison]:
-    parameters = {"events_per_s": events_per_s, "minutes": minutes, "maintenance_and_housekeeping_every_minutes": every_minutes}
-    return comparisons(soak(events_per_s / 3, minutes, every_minutes, timeout_s), parameters)
+def compare_soak(events_per_s: int, minutes: int, every_minutes: int, timeout_s: float = 1800,
+                 poster: str = DEFAULT_POSTER) -> list[Comparison]:
+    parameters = {"events_per_s": events_per_s, "minutes": minutes, "maintenance_and_housekeeping_every_minutes": every_minutes,
+                  "poster": poster}
+    return comparisons(soak(events_per_s / 3, minutes, every_minutes, timeout_s, poster), parameters)
 
 
 def main() -> None:
@@ -283,11 +291,14 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=20)
     parser.add_argument("--every", type=int, default=5, help="minutes between maintenance runs, and between housekeeping runs")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--poster", choices=list(POSTERS), default=DEFAULT_POSTER,
+                        help="what posts: librdkafka (benchmarks/load.py, the default) or the emulator (kafka-python)")
     parser.add_argument("--json", action="store_true", help="print the comparisons as one JSON line")
     args = parser.parse_args()
     if "SPARK_REMOTE" not in os.environ:
         progress("soak: SPARK_REMOTE is not set: every micro-batch starts a Spark JVM of its own")
-    report_from_process(compare_soak(round(args.rate * 3), args.minutes, args.every, args.timeout), args.json, discard=False)
+    report_from_process(compare_soak(round(args.rate * 3), args.minutes, args.every, args.timeout, args.poster),
+                        args.json, discard=False)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,10 @@ from datetime import datetime
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from benchmarks import load
 from emulator import source_db
 from emulator.cli import main as emulator_main
-from pinterest_dagster.lib.kafka import client_config
+from pinterest_dagster.lib.kafka import client_config, ensure_topics
 from pinterest_dagster_tests.services import isolated_settings, require_kafka
 
 ROWS = 400
@@ -100,6 +101,30 @@ def test_replay_sends_every_row_once_in_key_order(settings, source_url):
     for record in messages[settings.topic("geo")]:
         by_partition[record.partition].append(json.loads(record.value)["ind"])
     assert all(inds == sorted(inds) for inds in by_partition.values())
+
+
+def in_partitions(settings, messages) -> dict[tuple[str, int], list[tuple[bytes, bytes]]]:
+    """(kind, partition) -> the (key, value) of its messages in offset order."""
+    found = defaultdict(list)
+    for kind, topic in settings.topics.items():
+        for record in sorted(messages[topic], key=lambda r: (r.partition, r.offset)):
+            found[(kind, record.partition)].append((record.key, record.value))
+    return dict(found)
+
+
+def test_the_soaks_librdkafka_poster_sends_what_the_emulator_sends(settings, source_url):
+    """benchmarks/load.py posts the soak's load with a quarter of the emulator's CPU: the same events, in the same
+    partitions and the same order, for the same seed."""
+    posts = 300
+    assert emulator_main(["post", "--posts", str(posts), "--rate", "0", "--seed", "3", "--db-url", source_url, "--quiet"]) == 0
+    lean = isolated_settings(source_db_url=source_url)
+    ensure_topics(lean)
+    delivered, _ = load.post(lean, rate=0, posts=posts, seed=3)
+
+    assert delivered == 3 * posts
+    emulated = in_partitions(settings, consume_all(settings, posts))
+    assert sum(len(m) for m in emulated.values()) == 3 * posts and len(emulated) > 3
+    assert in_partitions(lean, consume_all(lean, posts)) == emulated
 
 
 def test_rate_limit_spaces_the_posts(settings, source_url):

@@ -1,0 +1,134 @@
+"""A lean load generator for the soak: the emulator's posts, sent by librdkafka instead of kafka-python.
+
+    .venv/bin/python -m benchmarks.load --rate 3867 --duration 1200
+
+On the 2-core machine the soak runs on, everything shares the cores: the emulator (kafka-python, pure
+Python) spends 88% of a core posting 11,600 events/s, this one (confluent-kafka, librdkafka's C producer)
+23% (2026-12-04, the CPU time of each process posting at that rate for 20 s; this command reports its own).
+The soak measures whether the pipeline keeps up, and producers run on machines of their own in production,
+so it posts with this one unless told otherwise (`python -m benchmarks.soak --poster emulator`).
+
+What is posted is what the emulator posts: random rows of the source database (SOURCE_DB_URL; for a
+`--seed`, the same rows in the same order, which `pinterest_dagster_tests/emulator/test_posting.py`
+checks), each post a pin, a geolocation and a user event of one key, encoded by the emulator's code
+(`load_posts`), each key to the partition Kafka's default partitioner gives it (murmur2, as the emulator
+computes it), at `--rate` posts/s for `--duration` seconds or `--posts` posts. Delivery is confirmed as the emulator's is (acks=all, idempotence);
+any failed delivery fails the command, with the first errors, after the flush.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+from kafka.partitioner.default import murmur2
+
+from emulator import source_db
+from emulator.posting import KINDS, choose_posts, load_posts
+from pinterest_dagster.settings import Settings
+
+# The emulator's producer settings (lib/kafka.py make_producer), in librdkafka's names.
+PRODUCER_CONFIG = {
+    "acks": "all",
+    "enable.idempotence": True,
+    "linger.ms": 20,
+    "batch.size": 256 * 1024,
+    "max.in.flight.requests.per.connection": 5,
+    "request.timeout.ms": 15_000,
+    "delivery.timeout.ms": 60_000,
+}
+
+
+class Poster:
+    """Sends (kind, key, payload) to the settings' topics; counts delivered and failed messages."""
+
+    def __init__(self, settings: Settings):
+        if settings.kafka_security.protocol != "PLAINTEXT":
+            raise SystemExit("benchmarks.load posts to a PLAINTEXT broker only (the local stack's): "
+                             "use `python -m emulator post` for a secured one")
+        self.topics = settings.topics
+        self.producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, **PRODUCER_CONFIG})
+        metadata = self.producer.list_topics(timeout=10)
+        missing = [t for t in self.topics.values() if t not in metadata.topics or metadata.topics[t].error]
+        if missing:
+            raise SystemExit(f"no such topics on {settings.kafka_bootstrap_servers}: {', '.join(missing)} "
+                             "(`python -m emulator topics` creates them)")
+        self.partitions = {kind: len(metadata.topics[topic].partitions) for kind, topic in self.topics.items()}
+        self.delivered, self.failed, self.errors = 0, 0, []
+
+    def _on_delivery(self, error: KafkaError | None, _message) -> None:
+        if error is None:
+            self.delivered += 1
+            return
+        self.failed += 1
+        if len(self.errors) < 5:
+            self.errors.append(str(error))
+
+    def send(self, kind: str, key: bytes, value: bytes, partition: int) -> None:
+        while True:
+            try:
+                self.producer.produce(self.topics[kind], value=value, key=key, partition=partition,
+                                      on_delivery=self._on_delivery)
+                break
+            except BufferError:  # librdkafka's queue is full: let it deliver, then try again
+                self.producer.poll(0.05)
+        self.producer.poll(0)
+
+    def flush(self, timeout_s: float = 60.0) -> None:
+        left = self.producer.flush(timeout_s)
+        if left:
+            raise SystemExit(f"{left:,} messages still undelivered after {timeout_s:g} s")
+
+
+def post(settings: Settings, rate: float, duration_s: float | None = None, posts: int | None = None,
+         seed: int | None = None) -> tuple[int, float]:
+    """Post at `rate` posts/s (0: no limit) for `duration_s` or `posts` posts; (events delivered, seconds from the
+    first send to the end of the flush)."""
+    source = load_posts(source_db.connect(settings.source_db_url))
+    if not source.keys:
+        raise SystemExit("the source database has no rows: run `python -m emulator seed` first")
+    poster = Poster(settings)
+    partition_of = {kind: [(murmur2(k) & 0x7FFFFFFF) % poster.partitions[kind] for k in source.keys] for kind in KINDS}
+    started = time.monotonic()
+    deadline = started + duration_s if duration_s is not None else None
+    sent = 0
+    for position in choose_posts(len(source), replay=False, posts=posts, rng=random.Random(seed)):
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            break
+        if rate > 0 and (due := started + sent / rate) > now:
+            time.sleep(due - now)
+        for kind in KINDS:
+            poster.send(kind, source.keys[position], source.payloads[kind][position], partition_of[kind][position])
+        sent += 1
+    poster.flush()
+    if poster.failed:
+        raise SystemExit(f"{poster.failed:,} of {sent * 3:,} events failed: {'; '.join(poster.errors)}")
+    return poster.delivered, time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, required=True, help="posts per second (3 events each), 0 = no limit")
+    amount = parser.add_mutually_exclusive_group(required=True)
+    amount.add_argument("--duration", type=float, help="seconds to post for")
+    amount.add_argument("--posts", type=int, help="number of posts to send")
+    parser.add_argument("--seed", type=int, default=None, help="random seed for the choice of rows (as the emulator's)")
+    args = parser.parse_args()
+    if args.rate < 0 or (args.duration or 1) <= 0 or (args.posts or 1) <= 0:
+        parser.error("--rate must be 0 or more, --duration and --posts positive")
+    try:
+        events, seconds = post(Settings.from_env(), args.rate, args.duration, args.posts, args.seed)
+    except KafkaException as error:
+        raise SystemExit(f"Kafka refused the producer: {error}") from None
+    cpu = time.process_time()
+    print(f"posted {events:,} events in {seconds:.1f} s ({events / seconds:,.0f} events/s); "
+          f"CPU {cpu:.1f} s ({cpu / seconds:.0%} of a core)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
