@@ -27,8 +27,8 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from kafka.partitioner.default import murmur2
 
 from emulator import source_db
-from emulator.posting import KINDS, choose_posts, load_posts
-from pinterest_dagster.settings import Settings
+from emulator.posting import KINDS, SourcePosts, choose_posts, load_posts
+from pinterest_dagster.settings import Settings, mask_url
 
 # The emulator's producer settings (lib/kafka.py make_producer), in librdkafka's names.
 PRODUCER_CONFIG = {
@@ -83,13 +83,23 @@ class Poster:
             raise SystemExit(f"{left:,} messages still undelivered after {timeout_s:g} s")
 
 
+def source_posts(settings: Settings) -> SourcePosts:
+    """The source database's posts, or an error that says to seed it."""
+    try:
+        source = load_posts(source_db.connect(settings.source_db_url))
+    except source_db.SourceDatabaseError as error:
+        raise SystemExit(str(error)) from None
+    if not source.keys:
+        raise SystemExit(f"the source database {mask_url(settings.source_db_url)} has no rows: "
+                         "run `python -m emulator seed` first")
+    return source
+
+
 def post(settings: Settings, rate: float, duration_s: float | None = None, posts: int | None = None,
          seed: int | None = None) -> tuple[int, float]:
     """Post at `rate` posts/s (0: no limit) for `duration_s` or `posts` posts; (events delivered, seconds from the
     first send to the end of the flush)."""
-    source = load_posts(source_db.connect(settings.source_db_url))
-    if not source.keys:
-        raise SystemExit("the source database has no rows: run `python -m emulator seed` first")
+    source = source_posts(settings)
     poster = Poster(settings)
     partition_of = {kind: [(murmur2(k) & 0x7FFFFFFF) % poster.partitions[kind] for k in source.keys] for kind in KINDS}
     started = time.monotonic()

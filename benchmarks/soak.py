@@ -41,6 +41,7 @@ import dagster as dg
 
 from benchmarks.common import Comparison, fresh_workspace, progress, report_from_process
 from benchmarks.dagster_storage import live_bytes, live_bytes_by_table
+from benchmarks.load import source_posts
 from benchmarks.streaming import start_daemon, wait_runs_finished, wait_sensor_ticking
 from pinterest_dagster.defs.housekeeping.jobs import clean_up, delete_run_fully
 from pinterest_dagster.defs.maintenance.jobs import TABLES
@@ -172,6 +173,7 @@ def lake_facts(spark, settings: Settings) -> dict[str, dict]:
 
 
 def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float, poster: str = DEFAULT_POSTER) -> dict:
+    source_posts(Settings.from_env())  # a source database to post from, before anything starts
     settings, env = fresh_workspace()
     env.update({"PINTEREST_MAINTENANCE_CRON": f"*/{every_minutes} * * * *",
                 "PINTEREST_HOUSEKEEPING_CRON": f"*/{every_minutes} * * * *",

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from benchmarks.common import Comparison, ResultMismatch, require_same_rows
 from benchmarks.duckdb_reference import clean_raw
 from benchmarks.first_minutes import split_p50
+from benchmarks.load import source_posts
 from benchmarks.dagster_storage import live_bytes, live_bytes_by_table
 from benchmarks.report import markdown_table, replace_readme_block
 from benchmarks.scan_metrics import files_scanned
@@ -23,6 +24,7 @@ from benchmarks.soak import (
 )
 from pinterest_dagster.defs.clean.assets import latest_cleaned
 from pinterest_dagster.lib.streaming_runs import STREAMING_TAGS
+from pinterest_dagster.settings import Settings
 from pinterest_dagster.transforms import CLEANED_COLUMNS
 from pinterest_dagster.transforms.parse import SOURCE_COLUMNS
 
@@ -200,6 +202,12 @@ def test_the_soak_averages_per_minute_and_compares_minutes_5_10_with_the_last_5(
     assert series[:4] == [100.0, 101.0, 102.0, 3.0] and len(series) == 20
     assert levels_off(series, 20) == (statistics.fmean(range(5, 10)), statistics.fmean(range(15, 20)))
     assert per_minute([(30, 1.0)], 3) == [1.0, None, None] and levels_off([1.0, None, None], 3) == (0.0, 1.0)
+
+
+def test_the_soak_says_to_seed_the_source_database_before_it_starts_anything(tmp_path):
+    settings = Settings(**{**Settings.from_env().__dict__, "source_db_url": f"sqlite:///{tmp_path / 'empty.db'}"})
+    with pytest.raises(SystemExit, match="python -m emulator seed"):
+        source_posts(settings)
 
 
 def test_the_soak_counts_data_files_per_partition_directory():
