@@ -129,12 +129,13 @@ def main() -> None:
     amount.add_argument("--posts", type=int, help="number of posts to send")
     parser.add_argument("--seed", type=int, default=None, help="random seed for the choice of rows (as the emulator's)")
     args = parser.parse_args()
-    if args.rate < 0 or (args.duration or 1) <= 0 or (args.posts or 1) <= 0:
+    if args.rate < 0 or any(value is not None and value <= 0 for value in (args.duration, args.posts)):
         parser.error("--rate must be 0 or more, --duration and --posts positive")
+    settings = Settings.from_env()
     try:
-        events, seconds = post(Settings.from_env(), args.rate, args.duration, args.posts, args.seed)
+        events, seconds = post(settings, args.rate, args.duration, args.posts, args.seed)
     except KafkaException as error:
-        raise SystemExit(f"Kafka refused the producer: {error}") from None
+        raise SystemExit(f"Kafka at {settings.kafka_bootstrap_servers}: {error}") from None
     cpu = time.process_time()
     print(f"posted {events:,} events in {seconds:.1f} s ({events / seconds:,.0f} events/s); "
           f"CPU {cpu:.1f} s ({cpu / seconds:.0%} of a core)", file=sys.stderr)
