@@ -4,7 +4,8 @@
 
 On the 2-core machine the soak runs on, everything shares the cores: the emulator (kafka-python, pure
 Python) spends 88% of a core posting 11,600 events/s, this one (confluent-kafka, librdkafka's C producer)
-23% (2026-12-04, the CPU time of each process posting at that rate for 20 s; this command reports its own).
+23% (2026-12-04: the same loop with either producer, posting at that rate for 20 s, CPU time from the first
+send to the end of the flush, which this command reports for itself).
 The soak measures whether the pipeline keeps up, and producers run on machines of their own in production,
 so it posts with this one unless told otherwise (`python -m benchmarks.soak --poster emulator`).
 
@@ -50,7 +51,9 @@ class Poster:
             raise SystemExit("benchmarks.load posts to a PLAINTEXT broker only (the local stack's): "
                              "use `python -m emulator post` for a secured one")
         self.topics = settings.topics
-        self.producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, **PRODUCER_CONFIG})
+        self.broken: str | None = None  # set when librdkafka reports every broker down or a fatal error
+        self.producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, **PRODUCER_CONFIG,
+                                  "error_cb": self._on_error})
         metadata = self.producer.list_topics(timeout=10)
         missing = [t for t in self.topics.values() if t not in metadata.topics or metadata.topics[t].error]
         if missing:
@@ -67,6 +70,10 @@ class Poster:
         if len(self.errors) < 5:
             self.errors.append(str(error))
 
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal() or error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.broken = str(error)
+
     def send(self, kind: str, key: bytes, value: bytes, partition: int) -> None:
         while True:
             try:
@@ -77,10 +84,10 @@ class Poster:
                 self.producer.poll(0.05)
         self.producer.poll(0)
 
-    def flush(self, timeout_s: float = 60.0) -> None:
-        left = self.producer.flush(timeout_s)
-        if left:
-            raise SystemExit(f"{left:,} messages still undelivered after {timeout_s:g} s")
+    def flush(self) -> int:
+        """Waits for every message to be delivered or to fail; returns how many neither did."""
+        # Longer than delivery.timeout.ms: by then librdkafka has reported every message one way or the other.
+        return self.producer.flush(PRODUCER_CONFIG["delivery.timeout.ms"] / 1000 + 15)
 
 
 def source_posts(settings: Settings) -> SourcePosts:
@@ -96,28 +103,33 @@ def source_posts(settings: Settings) -> SourcePosts:
 
 
 def post(settings: Settings, rate: float, duration_s: float | None = None, posts: int | None = None,
-         seed: int | None = None) -> tuple[int, float]:
-    """Post at `rate` posts/s (0: no limit) for `duration_s` or `posts` posts; (events delivered, seconds from the
-    first send to the end of the flush)."""
+         seed: int | None = None) -> tuple[int, float, float]:
+    """Post at `rate` posts/s (0: no limit) for `duration_s` or `posts` posts; (events delivered, seconds and CPU
+    seconds of this process from the first send to the end of the flush)."""
     source = source_posts(settings)
     poster = Poster(settings)
     partition_of = {kind: [(murmur2(k) & 0x7FFFFFFF) % poster.partitions[kind] for k in source.keys] for kind in KINDS}
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     deadline = started + duration_s if duration_s is not None else None
     sent = 0
-    for position in choose_posts(len(source), replay=False, posts=posts, rng=random.Random(seed)):
-        now = time.monotonic()
-        if deadline is not None and now >= deadline:
-            break
-        if rate > 0 and (due := started + sent / rate) > now:
-            time.sleep(due - now)
-        for kind in KINDS:
-            poster.send(kind, source.keys[position], source.payloads[kind][position], partition_of[kind][position])
-        sent += 1
-    poster.flush()
-    if poster.failed:
-        raise SystemExit(f"{poster.failed:,} of {sent * 3:,} events failed: {'; '.join(poster.errors)}")
-    return poster.delivered, time.monotonic() - started
+    try:
+        for position in choose_posts(len(source), replay=False, posts=posts, rng=random.Random(seed)):
+            now = time.monotonic()
+            if (deadline is not None and now >= deadline) or poster.broken:
+                break
+            if rate > 0 and (due := started + sent / rate) > now:
+                time.sleep(due - now)
+            for kind in KINDS:
+                poster.send(kind, source.keys[position], source.payloads[kind][position], partition_of[kind][position])
+            sent += 1
+    except KeyboardInterrupt:
+        print("interrupted: flushing what was sent", file=sys.stderr)
+    undelivered = poster.flush()
+    problems = [f"{poster.failed:,} of {sent * 3:,} events failed" if poster.failed else "",
+                f"{undelivered:,} still undelivered" if undelivered else "", f"Kafka: {poster.broken}" if poster.broken else ""]
+    if any(problems):
+        raise SystemExit("; ".join(filter(None, problems)) + (f" ({'; '.join(poster.errors)})" if poster.errors else ""))
+    return poster.delivered, time.monotonic() - started, time.process_time() - cpu_started
 
 
 def main() -> None:
@@ -133,10 +145,9 @@ def main() -> None:
         parser.error("--rate must be 0 or more, --duration and --posts positive")
     settings = Settings.from_env()
     try:
-        events, seconds = post(settings, args.rate, args.duration, args.posts, args.seed)
+        events, seconds, cpu = post(settings, args.rate, args.duration, args.posts, args.seed)
     except KafkaException as error:
         raise SystemExit(f"Kafka at {settings.kafka_bootstrap_servers}: {error}") from None
-    cpu = time.process_time()
     print(f"posted {events:,} events in {seconds:.1f} s ({events / seconds:,.0f} events/s); "
           f"CPU {cpu:.1f} s ({cpu / seconds:.0%} of a core)", file=sys.stderr)
 

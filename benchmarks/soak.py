@@ -187,6 +187,7 @@ def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float, poster
     cleaned_up: list[tuple[float, int, int, int]] = []
     # Successful runs seen, by job: housekeeping deletes the old ones, so they are counted as they succeed.
     seen: dict[str, set[str]] = defaultdict(set)
+    posting = None
     try:
         wait_sensor_ticking(str(home))
         storage_before = storage_bytes(home)
@@ -220,6 +221,9 @@ def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float, poster
         caught_up_s = time.time() - started - minutes * 60
         wait_runs_finished(str(home), timeout_s)
     finally:
+        if posting is not None and posting.poll() is None:  # the soak failed while posting: stop the load too
+            posting.terminate()
+            posting.wait()
         daemon.terminate()
         daemon.wait()
     storage_after = storage_bytes(home)

@@ -119,12 +119,23 @@ def test_the_soaks_librdkafka_poster_sends_what_the_emulator_sends(settings, sou
     assert emulator_main(["post", "--posts", str(posts), "--rate", "0", "--seed", "3", "--db-url", source_url, "--quiet"]) == 0
     lean = isolated_settings(source_db_url=source_url)
     ensure_topics(lean)
-    delivered, _ = load.post(lean, rate=0, posts=posts, seed=3)
+    delivered, _, _ = load.post(lean, rate=0, posts=posts, seed=3)
 
     assert delivered == 3 * posts
     emulated = in_partitions(settings, consume_all(settings, posts))
-    assert sum(len(m) for m in emulated.values()) == 3 * posts and len(emulated) > 3
+    assert sum(len(m) for m in emulated.values()) == 3 * posts
+    assert all(len({p for k, p in emulated if k == kind}) > 1 for kind in settings.topics)  # keys spread over partitions
     assert in_partitions(lean, consume_all(lean, posts)) == emulated
+
+
+def test_the_soaks_poster_keeps_its_rate_and_its_duration(settings, source_url):
+    lean = isolated_settings(source_db_url=source_url)  # `settings` has checked that Kafka is up
+    ensure_topics(lean)
+    started = time.monotonic()
+    assert load.post(lean, rate=20, posts=30)[0] == 90
+    assert time.monotonic() - started >= 30 / 20 - 0.1
+    delivered, seconds, _ = load.post(lean, rate=50, duration_s=1)
+    assert 0 < delivered <= 3 * 55 and seconds < 10
 
 
 def test_rate_limit_spaces_the_posts(settings, source_url):
