@@ -12,9 +12,10 @@ so it posts with this one unless told otherwise (`python -m benchmarks.soak --po
 What is posted is what the emulator posts: random rows of the source database (SOURCE_DB_URL; for a
 `--seed`, the same rows in the same order, which `pinterest_dagster_tests/emulator/test_posting.py`
 checks), each post a pin, a geolocation and a user event of one key, encoded by the emulator's code
-(`load_posts`), each key to the partition Kafka's default partitioner gives it (murmur2, as the emulator
-computes it), at `--rate` posts/s for `--duration` seconds or `--posts` posts. Delivery is confirmed as the emulator's is (acks=all, idempotence);
-any failed delivery fails the command, with the first errors, after the flush.
+(`load_posts`), each key to the partition Kafka's default partitioner gives it (the emulator's
+`default_partition`), at `--rate` posts/s for `--duration` seconds or `--posts` posts. Delivery is
+confirmed as the emulator's is (acks=all, idempotence); any failed delivery fails the command, with the
+first errors, after the flush.
 """
 
 from __future__ import annotations
@@ -25,10 +26,9 @@ import sys
 import time
 
 from confluent_kafka import KafkaError, KafkaException, Producer
-from kafka.partitioner.default import murmur2
 
 from emulator import source_db
-from emulator.posting import KINDS, SourcePosts, choose_posts, load_posts
+from emulator.posting import KINDS, SourcePosts, choose_posts, default_partition, load_posts
 from pinterest_dagster.settings import Settings, mask_url
 
 # The emulator's producer settings (lib/kafka.py make_producer), in librdkafka's names.
@@ -108,7 +108,7 @@ def post(settings: Settings, rate: float, duration_s: float | None = None, posts
     seconds of this process from the first send to the end of the flush)."""
     source = source_posts(settings)
     poster = Poster(settings)
-    partition_of = {kind: [(murmur2(k) & 0x7FFFFFFF) % poster.partitions[kind] for k in source.keys] for kind in KINDS}
+    partition_of = {kind: [default_partition(k, poster.partitions[kind]) for k in source.keys] for kind in KINDS}
     started, cpu_started = time.monotonic(), time.process_time()
     deadline = started + duration_s if duration_s is not None else None
     sent = 0

@@ -90,6 +90,11 @@ class PostingStats:
             self.errors.append(f"{kind}: {exc!r}")
 
 
+def default_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives `key` among `partitions` (murmur2, as the Java client)."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 class KafkaSink:
     """Sends events to `<prefix>.<kind>`; counts failed deliveries reported by the producer.
 
@@ -106,7 +111,7 @@ class KafkaSink:
     def partition(self, kind: str, key: bytes) -> int:
         partition = self._partitions.get((kind, key))
         if partition is None:
-            partition = (murmur2(key) & 0x7FFFFFFF) % self._partition_counts[kind]
+            partition = default_partition(key, self._partition_counts[kind])
             self._partitions[(kind, key)] = partition
         return partition
 
