@@ -10,8 +10,8 @@ as long (PINTEREST_KEEP_SUCCESSFUL_RUNS_HOURS), while `--rate` posts/s (3 events
 11,600 events/s) are posted for `--minutes`: the emulator's posts, sent through librdkafka
 (`benchmarks/load.py`, a quarter of the emulator's CPU) or, with `--poster emulator`, by the emulator.
 Every few seconds it samples the lag (events in Kafka not in the lake yet: Kafka's end offsets against the
-sensor's cursor and the ranges of runs in flight) and records each micro-batch that succeeded (its events, when it ended), and after each housekeeping run
-Dagster's storage: the live bytes of its SQLite databases plus the captured logs' files. Once posting stopped
+sensor's cursor and the ranges of runs in flight) and records each micro-batch that succeeded (its events,
+when it ended), and after each housekeeping run Dagster's storage: the live bytes of its SQLite databases plus the captured logs' files. Once posting stopped
 and the lake caught up: data files per table and partition (the current version's) and the Delta logs'
 bytes. Then, with the daemon stopped, what stays of Dagster's storage for good: the runs the daemon left
 queued are deleted (they would have run, and gone in their turn) and what `housekeeping_job` does is done
