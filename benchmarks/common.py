@@ -16,12 +16,13 @@ import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from urllib.parse import urlsplit
 
 from kafka import KafkaAdminClient
 
 from benchmarks.duckdb_reference import same_row
 from pinterest_dagster.lib.kafka import client_config, connect_with_retry, ensure_topics
-from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT, Settings
+from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT, Settings, is_loopback
 
 BENCH_DIR = LOCAL_DIR / "bench"
 _STARTED = time.monotonic()
@@ -29,6 +30,24 @@ _STARTED = time.monotonic()
 
 class ResultMismatch(AssertionError):
     """The compared systems did not produce the same result: no time is reported for them."""
+
+
+LOCAL_CONNECT_PORT = 15002  # infra/stack.sh's SPARK_CONNECT_PORT
+
+
+def local_connect_server_cpu_s(spark_remote: str | None) -> float | None:
+    """CPU seconds the local Spark Connect server (`make up`'s, pid in .local/run) has used so far, or None
+    when `spark_remote` (a run's SPARK_REMOTE) is not that server. A micro-batch's Spark work runs in that
+    process: the difference over a window, divided by the runs in it, is what a micro-batch costs the server."""
+    remote = urlsplit(spark_remote or "")
+    if not (is_loopback(remote.hostname) and remote.port == LOCAL_CONNECT_PORT):
+        return None
+    try:
+        pid = int((LOCAL_DIR / "run" / "spark-connect.pid").read_text())
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, in clock ticks
 
 
 def progress(message: str) -> None:

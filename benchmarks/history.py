@@ -172,10 +172,12 @@ def measure_window(side: str, spark, settings: Settings, env: dict, rate: float,
                    timeout_s: float) -> dict:
     """One window posted into this workspace under the daemon: its latencies, its runs and their profiles."""
     progress(f"history: {side} lake, daemon at {rate * 3:,.0f} events/s for {seconds} s")
-    latencies, since, _ = daemon_latencies(spark, settings, env, rate, seconds, timeout_s)  # one per pin event of the window
-    runs = window_runs(settings, env, since, len(latencies))
+    posted = daemon_latencies(spark, settings, env, rate, seconds, timeout_s)  # one latency per pin event of the window
+    latencies = posted.latencies
+    runs = window_runs(settings, env, posted.since, len(latencies))
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
-    window = {"latencies": latencies, "runs": runs, "profiles": [run_profile(instance, run) for run in runs]}
+    window = {"latencies": latencies, "runs": runs, "profiles": [run_profile(instance, run) for run in runs],
+              "server_cpu_s": posted.server_cpu_s}
     progress(f"history: {side} lake window: {len(runs)} runs, median {median_run_s(runs):.1f} s, "
              f"p50 {percentiles(latencies)['p50']:.1f} s")
     return window
@@ -205,6 +207,8 @@ def summarize_side(side: str, spark, settings: Settings, windows: list[dict]) ->
             f"DESCRIBE DETAIL {delta.sql_path(settings.table_path('raw', 'pin'))}").first()["numFiles"],
         **{f"{side}_{part}_s": seconds for part, seconds in profile.items()},
     }
+    if None not in (cpu := [w["server_cpu_s"] for w in windows]):  # the daemons' runs used `make up`'s server
+        figures[f"{side}_server_cpu_per_run_s"] = sum(cpu) / len(runs)
     progress(f"history: {side} lake: {len(runs)} runs in {len(windows)} windows, median "
              f"{figures[f'{side}_median_run_s']:.1f} s, p50 {figures[f'{side}_p50_s']:.1f} s, raw/pin files read per "
              f"merge {figures[f'{side}_cleaned_pin_raw_files_read']:g} of {figures[f'{side}_raw_pin_data_files']:,}; "

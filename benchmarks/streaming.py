@@ -29,7 +29,9 @@ import dagster as dg
 from kafka import KafkaConsumer
 from pyspark.sql import functions as F
 
-from benchmarks.common import BENCH_DIR, Comparison, fresh_workspace, percentiles, post, progress, require_same
+from benchmarks.common import (
+    BENCH_DIR, Comparison, fresh_workspace, local_connect_server_cpu_s, percentiles, post, progress, require_same,
+)
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import lag, log_path
 from pinterest_dagster.lib.kafka import client_config, end_offsets, events_per_topic
@@ -169,11 +171,13 @@ def compare_throughput(posts: int, max_records_per_run: int, timeout_s: float = 
 
 class WindowLatencies(NamedTuple):
     """Produce -> cleaned/pin seconds of the pin events posted in a window (sorted), when posting began
-    (epoch s), and per event (seconds after `since` it was produced, its latency) in production order."""
+    (epoch s), per event (seconds after `since` it was produced, its latency) in production order, and the
+    CPU the local Spark Connect server used meanwhile (None when the session's server is not `make up`'s)."""
 
     latencies: list[float]
     since: float
     by_produce_time: list[tuple[float, float]]
+    server_cpu_s: float | None = None  # the local Connect server's CPU seconds from posting to the last run's end
 
 
 def wait_sensor_ticking(home: str, timeout_s: float = 120) -> float:
@@ -202,9 +206,11 @@ def daemon_latencies(spark, settings: Settings, env: dict, rate: float, seconds:
             progress(f"daemon evaluated the streaming sensor {wait_sensor_ticking(env['DAGSTER_HOME']):.1f} s after starting")
         # Whole milliseconds, as Kafka timestamps are: an event produced from this instant on counts.
         since = math.floor(time.time() * 1000) / 1000
+        cpu_before = local_connect_server_cpu_s(env.get("SPARK_REMOTE"))
         post(env, "--duration", str(seconds), "--rate", str(rate))
         wait_caught_up(spark, settings, timeout_s)
         wait_runs_finished(env["DAGSTER_HOME"], timeout_s)
+        cpu_after = local_connect_server_cpu_s(env.get("SPARK_REMOTE"))
     finally:
         daemon.terminate()
         daemon.wait()
@@ -219,7 +225,8 @@ def daemon_latencies(spark, settings: Settings, env: dict, rate: float, seconds:
     events = sorted((r["tsd"] - since, queryable[r["run_id"]] - r["tsd"]) for r in joined.collect() if r["run_id"] in queryable)
     require_same("pin events of the window visible in cleaned/pin (daemon) vs produced in it",
                  len(events), events_per_topic(settings)[pin] - before)
-    return WindowLatencies(sorted(latency for _, latency in events), since, events)
+    server_cpu = cpu_after - cpu_before if None not in (cpu_before, cpu_after) else None
+    return WindowLatencies(sorted(latency for _, latency in events), since, events, server_cpu)
 
 
 def fresh_daemon_latencies(rate: float, seconds: int, max_records_per_run: int, timeout_s: float) -> list[float]:
@@ -230,14 +237,17 @@ def fresh_daemon_latencies(rate: float, seconds: int, max_records_per_run: int, 
 
 def latency(args) -> None:
     settings, env = fresh_workspace(args.max_records_per_run)
-    latencies = daemon_latencies(build_spark_session(settings), settings, env, args.rate, args.seconds, args.timeout).latencies
-    q = percentiles(latencies)
+    window = daemon_latencies(build_spark_session(settings), settings, env, args.rate, args.seconds, args.timeout)
+    latencies, q = window.latencies, percentiles(window.latencies)
     runs = dg.DagsterInstance.from_config(env["DAGSTER_HOME"]).get_run_records(
         dg.RunsFilter(job_name="streaming_job", statuses=[dg.DagsterRunStatus.SUCCESS]))
     median_run = statistics.median(r.end_time - r.start_time for r in runs)
     print(f"{len(latencies):,} pin events at {args.rate * 3:,} events/s for {args.seconds} s: produce -> cleaned/pin "
           f"latency p50 {q['p50']:.1f} s, p95 {q['p95']:.1f} s, p99 {q['p99']:.1f} s; {len(runs)} micro-batches, "
           f"median run {median_run:.1f} s")
+    if window.server_cpu_s is not None:
+        print(f"the local Spark Connect server used {window.server_cpu_s:.1f} CPU-seconds from the first post to the "
+              f"last run's end: {window.server_cpu_s / len(runs):.1f} per micro-batch")
 
 
 # The issue's target: at 1,000 events/s, the daemon's p50 no more than 1.5x Structured Streaming's

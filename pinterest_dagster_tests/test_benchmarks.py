@@ -12,7 +12,7 @@ import pytest
 from dagster._core.test_utils import create_run_for_test
 from pyspark.sql import functions as F
 
-from benchmarks.common import Comparison, ResultMismatch, require_same_rows
+from benchmarks.common import Comparison, ResultMismatch, local_connect_server_cpu_s, require_same_rows
 from benchmarks.duckdb_reference import clean_raw
 from benchmarks.first_minutes import split_p50
 from benchmarks.load import source_posts
@@ -27,6 +27,15 @@ from pinterest_dagster.lib.streaming_runs import STREAMING_TAGS
 from pinterest_dagster.settings import Settings
 from pinterest_dagster.transforms import CLEANED_COLUMNS
 from pinterest_dagster.transforms.parse import SOURCE_COLUMNS
+
+
+def test_the_local_connect_servers_cpu_is_read_only_for_make_ups_server():
+    assert local_connect_server_cpu_s(None) is None  # an in-process session
+    assert local_connect_server_cpu_s("sc://spark.example.com:15002") is None  # a server elsewhere
+    assert local_connect_server_cpu_s("sc://127.0.0.1:15003") is None  # the spark-cluster tests' server
+    used = local_connect_server_cpu_s("sc://127.0.0.1:15002")  # `make up` (and so `make test`) starts it
+    assert used is not None and used > 0
+    assert local_connect_server_cpu_s("sc://localhost:15002") >= used
 
 
 def test_same_rows_in_any_order_with_floats_within_rounding():
