@@ -25,7 +25,7 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class WriteResult:
     path: str
-    version: int
+    version: int | None  # None: not looked up (`describe=False`)
     row_count: int | None = None  # rows in the table afterwards; not counted after a merge
     rows_inserted: int | None = None  # a merge's changes, from the MERGE's own result
     rows_updated: int | None = None
@@ -70,7 +70,7 @@ def is_conflict(error: Exception) -> bool:
     return any(marker in str(error) for marker in CONFLICT_MARKERS)
 
 
-def write_table(spark: SparkSession, df: DataFrame, path: str, mode: str, *args, **kwargs) -> WriteResult | None:
+def write_table(spark: SparkSession, df: DataFrame, path: str, mode: str, *args, **kwargs) -> WriteResult:
     """`_write_table`, tried again when a concurrent commit got in the way (`retry_conflicts`).
 
     Every write mode can be tried again: an overwrite, a replaceWhere and a MERGE recompute against the
@@ -108,7 +108,7 @@ def _write_table(
     matched_update: dict[str, str] | None = None,
     partition_by: tuple[str, ...] = (),
     options: dict[str, str] | None = None,
-) -> WriteResult | None:
+) -> WriteResult:
     """Write `df` to the Delta table at `path`, creating it on first write.
 
     - overwrite: the table becomes `df` (full refresh; the schema may change).
@@ -124,8 +124,9 @@ def _write_table(
     `delta.dataSkippingStatsColumns`), the others apply to the files it writes (`compression`).
 
     Returns the table's version and row count afterwards (for a merge: the rows it inserted and
-    updated instead of a count of the whole table), or None with `describe=False`: more Spark queries
-    that a micro-batch on its hot path can do without.
+    updated instead of a count of the whole table). With `describe=False` no query follows the write:
+    neither version nor row count is looked up (a merge's changes still come with its result), which a
+    micro-batch on its hot path can do without.
     """
     if mode not in WRITE_MODES:
         raise ValueError(f"unknown Delta write mode {mode!r}; expected one of {', '.join(WRITE_MODES)}")
@@ -135,6 +136,7 @@ def _write_table(
         raise ValueError(f"replace_where into {path} needs a predicate")
 
     whole_table = mode == "overwrite"  # afterwards the table holds exactly the rows written
+    merged = {}  # a merge's changes, from the MERGE's own result row
     if mode == "merge":
         try:
             changes = _merge(spark, df, path, merge_keys, matched_condition, matched_update)
@@ -145,10 +147,7 @@ def _write_table(
             writer(df, "append", partition_by, options).save(path)
             whole_table = True
         else:
-            if not describe:
-                return None
-            return WriteResult(path=path, version=latest_commit(spark, path).version,
-                               rows_inserted=changes["num_inserted_rows"], rows_updated=changes["num_updated_rows"])
+            merged = {"rows_inserted": changes["num_inserted_rows"], "rows_updated": changes["num_updated_rows"]}
     elif mode == "replace_where":
         # On a missing table this creates it.
         writer(df, "overwrite", partition_by, options).option("replaceWhere", replace_where).save(path)
@@ -157,8 +156,10 @@ def _write_table(
     else:
         writer(df, "append", partition_by, options).save(path)
     if not describe:
-        return None
+        return WriteResult(path=path, version=None, **merged)
     commit = latest_commit(spark, path)
+    if merged:
+        return WriteResult(path=path, version=commit.version, **merged)
     if whole_table and commit.operation == "WRITE" and "numOutputRows" in commit.metrics:
         # The rows this write wrote are the table's rows: no count of the table is needed.
         return WriteResult(path=path, version=commit.version, row_count=int(commit.metrics["numOutputRows"]))

@@ -58,11 +58,9 @@ def markdown_preview(df: DataFrame, max_rows: int = PREVIEW_MAX_ROWS) -> str:
 
 
 def write_metadata(spark, df: DataFrame, result: delta.WriteResult, preview: bool) -> dict:
-    metadata = {
-        "dagster/column_schema": table_schema(df),
-        "path": dg.MetadataValue.path(result.path),
-        "delta_version": result.version,
-    }
+    metadata = {"dagster/column_schema": table_schema(df), "path": dg.MetadataValue.path(result.path)}
+    if result.version is not None:
+        metadata["delta_version"] = result.version
     if result.row_count is not None:
         metadata["dagster/row_count"] = result.row_count
     if result.rows_inserted is not None:

@@ -78,6 +78,20 @@ def test_a_merge_records_what_it_changed_instead_of_counting_the_table(io_manage
     assert "dagster/row_count" not in metadata
 
 
+def test_a_merge_without_describe_reports_its_changes_from_the_merge_alone(spark, tmp_path):
+    """A micro-batch's merges skip the DESCRIBE HISTORY that finds the new version: what they changed still comes
+    with the MERGE's result."""
+    path = str(tmp_path / "t")
+    first = delta.write_table(spark, spark.createDataFrame(ROWS_V1, "id INT, name STRING"), path, "merge", ("id",),
+                              describe=False)
+    assert (first.version, first.rows_inserted, first.row_count) == (None, None, None)  # the merge created the table
+    result = delta.write_table(spark, spark.createDataFrame(ROWS_V2, "id INT, name STRING"), path, "merge", ("id",),
+                               describe=False)
+    assert (result.version, result.rows_inserted, result.rows_updated) == (None, 1, 1)
+    assert delta.latest_commit(spark, path).operation == "MERGE"
+    assert sorted(map(tuple, delta.read_table(spark, path).collect())) == [(1, "a"), (2, "B"), (3, "c")]
+
+
 def test_small_tables_get_a_markdown_preview(io_manager, spark):
     context = write(io_manager, spark, ROWS_V1, {**write_mode_metadata("overwrite"), "preview": True})
     preview = context.get_logged_metadata()["preview"].value
