@@ -79,14 +79,15 @@ def write_batch(kafka: KafkaResource, lake: LakeResource, pin_visible: Callable[
         for kind, events in classified.items():
             # As a micro-batch run does: the batch's latest event per key replaces an older stored one.
             delta.write_table(spark, latest_cleaned(kind, accepted_rows(events, kind)), lake.path("cleaned", kind),
-                              "merge", ("ind",), matched_condition=newer_event_condition(), describe=False)
+                              "merge", ("ind",), matched_condition=newer_event_condition(), describe=False,
+                              options=delta.MERGED_TABLE_PROPERTIES)
             if kind == "pin" and pin_visible is not None:
                 pin_visible(accepted_rows(events, kind))
         # As the realtime assets do: the poster state and the trend windows the batch touched.
         raw_pin, batch_pin = delta.read_table(spark, lake.path("raw", "pin")), accepted_rows(classified["pin"], "pin")
         for table in REALTIME_TABLES.values():
             delta.write_table(spark, table.of_batch(spark, lake, raw_pin, batch_pin), lake.path("realtime", table.name),
-                              "merge", table.merge_keys, describe=False)
+                              "merge", table.merge_keys, describe=False, options=delta.MERGED_TABLE_PROPERTIES)
         batch.unpersist()
 
     return process

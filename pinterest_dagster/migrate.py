@@ -9,6 +9,9 @@ What changed, and what this does once (a lake already up to date is left as it i
   64-bit keys, and realtime/poster_popularity is kept through a compact state: cleaned and realtime
   tables without them are rebuilt from raw (what `full_refresh` does), so the micro-batches' merges can compare
   events with what the tables hold.
+- cleaned and realtime tables and the poster state keep no per-column statistics
+  (`delta.dataSkippingNumIndexedCols` = 0, `lib/delta.py`): the property is set on those that lack it, and
+  applies to the files written from then on.
 Stop the daemon (or the sensor) first: a micro-batch must not write while the tables are rewritten.
 """
 
@@ -34,6 +37,15 @@ from pinterest_dagster.transforms.parse import events_as_sent, raw_partitions
 def table_has_properties(spark, path: str, properties: dict[str, str]) -> bool:
     current = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {delta.sql_path(path)}").collect()}
     return all(current.get(key) == value for key, value in properties.items())
+
+
+def set_properties(spark, path: str, properties: dict[str, str]) -> bool:
+    """Sets `properties` on the table at `path` if it exists and lacks one of them; whether it did."""
+    if not delta.table_exists(spark, path) or table_has_properties(spark, path, properties):
+        return False
+    listed = ", ".join(f"'{k}' = '{v}'" for k, v in properties.items())
+    spark.sql(f"ALTER TABLE {delta.sql_path(path)} SET TBLPROPERTIES ({listed})")
+    return True
 
 
 def migrate_raw(spark, lake: LakeResource, kind: str) -> bool:
@@ -81,17 +93,16 @@ def migrate(spark, lake: LakeResource) -> list[str]:
             done.append(f"raw/{kind}")
             print(f"  raw/{kind}: rewritten with `_event`, partitioned by `_kafka_date` and `_kafka_partition` "
                   f"({time.monotonic() - started:.1f} s)", flush=True)
-    rejects = lake.path("raw", "rejects")
-    if delta.table_exists(spark, rejects) and not table_has_properties(spark, rejects, RAW_TABLE_PROPERTIES):
-        properties = ", ".join(f"'{k}' = '{v}'" for k, v in RAW_TABLE_PROPERTIES.items())
-        spark.sql(f"ALTER TABLE {delta.sql_path(rejects)} SET TBLPROPERTIES ({properties})")
-    if not delta.table_exists(spark, lake.path("raw", "pin")):
-        return done
-    # A raw table that was only repartitioned holds the same events: cleaned and realtime tables that are
-    # current stay as they are (rebuilding them from raw costs as much as a backfill).
-    if not downstream_is_current(spark, lake):
+    set_properties(spark, lake.path("raw", "rejects"), RAW_TABLE_PROPERTIES)
+    if delta.table_exists(spark, lake.path("raw", "pin")) and not downstream_is_current(spark, lake):
+        # A raw table that was only repartitioned holds the same events: cleaned and realtime tables that are
+        # current stay as they are (rebuilding them from raw costs as much as a backfill).
         rebuild_downstream(spark, lake)
         done.append("cleaned and realtime tables")
+    merged = [lake.path("cleaned", kind) for kind in TOPIC_KINDS] + [
+        lake.path("realtime", name) for name in REALTIME_TABLES] + [poster_state_path(lake)]
+    if statless := [path for path in merged if set_properties(spark, path, delta.MERGED_TABLE_PROPERTIES)]:
+        done.append(f"no column statistics in {len(statless)} merged tables")
     return done
 
 

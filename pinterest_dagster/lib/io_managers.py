@@ -13,16 +13,19 @@ from pinterest_dagster.transforms.dedupe import newer_event_condition
 PREVIEW_MAX_ROWS = 25
 
 
-def write_mode_metadata(mode: str, merge_keys: tuple[str, ...] = (), newer_events_only: bool = False) -> dict:
+def write_mode_metadata(mode: str, merge_keys: tuple[str, ...] = (), newer_events_only: bool = False,
+                        table_properties: dict[str, str] | None = None) -> dict:
     """Asset metadata that tells the IO manager how to write the asset's table.
 
     `newer_events_only`: a merge replaces a stored row only with a row of a newer event (docs/architecture.md
     section 4's event order), so batches may commit in any order and a replayed one changes nothing.
+    `table_properties`: the Delta properties of the table, set by the write that creates it.
     """
     return {
         "write_mode": mode,
         **({"merge_keys": list(merge_keys)} if merge_keys else {}),
         **({"merge_newer_events_only": True} if newer_events_only else {}),
+        **({"table_properties": dict(table_properties)} if table_properties else {}),
     }
 
 
@@ -38,6 +41,7 @@ def write_args(spec: dict) -> dict:
         "mode": spec.get("write_mode", "overwrite"),
         "merge_keys": tuple(spec.get("merge_keys", ())),
         "matched_condition": newer_event_condition() if spec.get("merge_newer_events_only") else None,
+        "options": dict(spec.get("table_properties") or {}),
     }
 
 

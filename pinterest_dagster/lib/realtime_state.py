@@ -41,7 +41,7 @@ def poster_popularity_of_batch(spark, lake: LakeResource, raw_pin: DataFrame, ba
     """Merges the batch into the poster state; returns the touched posters' rows."""
     increment = poster_pin_state(pin_events(batch))
     delta.write_table(spark, increment, poster_state_path(lake), "merge", POSTER_PIN_STATE_KEYS,
-                      matched_update=POSTER_PIN_STATE_MERGE, describe=False)
+                      matched_update=POSTER_PIN_STATE_MERGE, describe=False, options=delta.MERGED_TABLE_PROPERTIES)
     touched = increment.select("poster_name").distinct()
     state = delta.read_table(spark, poster_state_path(lake)).join(F.broadcast(touched), "poster_name", "left_semi")
     return poster_popularity_from_state(state)
@@ -50,7 +50,7 @@ def poster_popularity_of_batch(spark, lake: LakeResource, raw_pin: DataFrame, ba
 def poster_popularity_rebuilt(spark, lake: LakeResource, raw_pin: DataFrame) -> DataFrame:
     """Rebuilds the poster state from all of raw/pin; returns every poster's row."""
     delta.write_table(spark, poster_pin_state(pin_events(raw_pin)), poster_state_path(lake), "overwrite",
-                      describe=False)
+                      describe=False, options=delta.MERGED_TABLE_PROPERTIES)
     return poster_popularity_from_state(delta.read_table(spark, poster_state_path(lake)))
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
 import pytest
 from dagster_pyspark import PySparkResource
 from deltalake import DeltaTable
 from pyspark.errors import AnalysisException
 
+from pinterest_dagster.defs.clean.assets import CLEANED_KEYS
+from pinterest_dagster.defs.merge.assets import merge_assets
+from pinterest_dagster.defs.realtime.assets import REALTIME_KEYS
 from pinterest_dagster.lib import delta
-from pinterest_dagster.lib.io_managers import SparkDeltaIOManager, write_mode_metadata
+from pinterest_dagster.lib.io_managers import SparkDeltaIOManager, write_args, write_mode_metadata
 from pinterest_dagster.lib.resources import LakeResource
 
 ROWS_V1 = [(1, "a"), (2, "b")]
@@ -76,6 +81,23 @@ def test_a_merge_records_what_it_changed_instead_of_counting_the_table(io_manage
     assert (metadata["rows_inserted"].value, metadata["rows_updated"].value) == (1, 1)  # id 3 new, id 2 changed
     assert metadata["delta_version"].value == 1
     assert "dagster/row_count" not in metadata
+
+
+def test_a_merged_table_counts_rows_per_file_and_keeps_no_column_statistics(spark, tmp_path):
+    """The tables micro-batches merge into are written with MERGED_TABLE_PROPERTIES (their specs say so): each
+    file's row count stays in the Delta log (counts need no scan), no column's minimum, maximum or nulls do."""
+    path = str(tmp_path / "t")
+    for rows in (ROWS_V1, ROWS_V2):
+        delta.write_table(spark, spark.createDataFrame(rows, "id INT, name STRING"), path, "merge", ("id",),
+                          describe=False, options=delta.MERGED_TABLE_PROPERTIES)
+    added = [json.loads(json.loads(line)["add"]["stats"]) for log in sorted((tmp_path / "t" / "_delta_log").glob("*.json"))
+             for line in log.read_text().splitlines() if '"add"' in line]
+    assert added and all(stats["numRecords"] > 0 and not stats.get("minValues") and not stats.get("maxValues")
+                         and not stats.get("nullCount") for stats in added)
+    assert delta.read_table(spark, path).count() == 3
+    specs = {key: spec for assets_def in merge_assets for key, spec in assets_def.metadata_by_key.items()}
+    assert set(specs) == {*CLEANED_KEYS, *REALTIME_KEYS}
+    assert all(write_args(spec)["options"] == delta.MERGED_TABLE_PROPERTIES for spec in specs.values())
 
 
 def test_a_merge_without_describe_reports_its_changes_from_the_merge_alone(spark, tmp_path):

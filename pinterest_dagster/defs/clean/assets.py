@@ -8,6 +8,7 @@ import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pinterest_dagster.lib.delta import MERGED_TABLE_PROPERTIES
 from pinterest_dagster.lib.io_managers import write_mode_metadata
 from pinterest_dagster.transforms import clean_geo, clean_pin, clean_user
 from pinterest_dagster.transforms.dedupe import EVENT_LINEAGE_COLUMNS, latest_per_key
@@ -29,7 +30,7 @@ cleaned_specs = [
     dg.AssetSpec(
         key, deps=[dg.AssetKey(["raw", kind])], group_name="cleaned", kinds={"spark", "delta"},
         description=DESCRIPTIONS[kind] + LINEAGE_NOTE,
-        metadata=write_mode_metadata("merge", ("ind",), newer_events_only=True),
+        metadata=write_mode_metadata("merge", ("ind",), newer_events_only=True, table_properties=MERGED_TABLE_PROPERTIES),
     )
     for key, kind in CLEANED_KEYS.items()
 ]
