@@ -209,10 +209,11 @@ def summarize_side(side: str, spark, settings: Settings, windows: list[dict]) ->
     }
     if None not in (cpu := [w["server_cpu_s"] for w in windows]):  # the daemons' runs used `make up`'s server
         figures[f"{side}_server_cpu_per_run_s"] = sum(cpu) / len(runs)
+    cpu_text = "" if None in cpu else f", Connect server CPU per run {figures[f'{side}_server_cpu_per_run_s']:.1f} s"
     progress(f"history: {side} lake: {len(runs)} runs in {len(windows)} windows, median "
              f"{figures[f'{side}_median_run_s']:.1f} s, p50 {figures[f'{side}_p50_s']:.1f} s, raw/pin files read per "
-             f"merge {figures[f'{side}_cleaned_pin_raw_files_read']:g} of {figures[f'{side}_raw_pin_data_files']:,}; "
-             f"median seconds per part: {', '.join(f'{part} {seconds:.1f}' for part, seconds in profile.items())}")
+             f"merge {figures[f'{side}_cleaned_pin_raw_files_read']:g} of {figures[f'{side}_raw_pin_data_files']:,}"
+             f"{cpu_text}; median seconds per part: {', '.join(f'{part} {seconds:.1f}' for part, seconds in profile.items())}")
     return {"figures": figures, "runs": len(runs), "pin_events": len(latencies)}
 
 
@@ -242,6 +243,7 @@ def run(history_posts: int, rate: float, seconds: int, max_records_per_run: int,
 def comparisons(history: dict, fresh: dict, other: dict, parameters: dict) -> list[Comparison]:
     h, f = history["figures"], fresh["figures"]
     files = {k: v for k, v in {**h, **f}.items() if "files" in k}
+    cpu = {k: v for k, v in {**h, **f}.items() if k.endswith("_server_cpu_per_run_s")}  # with `make up`'s server only
     parts = {k: v for k, v in {**h, **f}.items() if k.removeprefix("history_").removeprefix("fresh_").startswith(PARTS)}
     per_window = {what: {k: v for k, v in {**h, **f}.items() if "_window_" in k and k.endswith(what)}
                   for what in ("median_run_s", "p50_s")}
@@ -250,7 +252,8 @@ def comparisons(history: dict, fresh: dict, other: dict, parameters: dict) -> li
     return [
         Comparison("history_run_time", "micro-batch run time: lake with history vs fresh lake (median, s)",
                    {"history_median_run_s": h["history_median_run_s"], "fresh_median_run_s": f["fresh_median_run_s"],
-                    **per_window["median_run_s"], **files, **parts}, f["fresh_median_run_s"] / h["history_median_run_s"], 1 / 1.15,
+                    **per_window["median_run_s"], **files, **parts, **cpu}, f["fresh_median_run_s"] / h["history_median_run_s"],
+                   1 / 1.15,
                    "history median run time at most 1.15× the fresh lake's, same run", "s", parameters, checked),
         Comparison("history_latency", "latency produce -> cleaned/pin: lake with history vs fresh lake (p50, s)",
                    {**{k: v for k, v in {**h, **f}.items() if k.endswith(("p50_s", "p95_s", "p99_s")) and "_window_" not in k},
