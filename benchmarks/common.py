@@ -47,7 +47,7 @@ def local_connect_server_cpu_s(spark_remote: str | None) -> float | None:
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     except (OSError, ValueError):
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, in clock ticks
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, counted in clock ticks
 
 
 def progress(message: str) -> None:

@@ -172,7 +172,7 @@ def compare_throughput(posts: int, max_records_per_run: int, timeout_s: float = 
 class WindowLatencies(NamedTuple):
     """Produce -> cleaned/pin seconds of the pin events posted in a window (sorted), when posting began
     (epoch s), per event (seconds after `since` it was produced, its latency) in production order, and the
-    CPU the local Spark Connect server used meanwhile (None when the session's server is not `make up`'s)."""
+    CPU the local Spark Connect server used meanwhile (None when the runs' Spark is not `make up`'s server)."""
 
     latencies: list[float]
     since: float

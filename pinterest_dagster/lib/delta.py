@@ -23,8 +23,9 @@ WRITE_MODES = ("overwrite", "merge", "replace_where", "append")
 # The tables that micro-batches MERGE into and that no query of the pipeline filters (cleaned, realtime and the
 # poster state): Delta still counts each file's rows, but keeps no per-column statistics (minimum, maximum,
 # nulls) of them, which serve file skipping only. Collecting them for every column of every file a MERGE
-# rewrites is CPU spent on each micro-batch's critical path (docs/benchmarks.md, "Performance").
+# rewrites is CPU spent on each micro-batch's critical path (docs/benchmarks.md, "Where those CPU-seconds go").
 MERGED_TABLE_PROPERTIES = {"delta.dataSkippingNumIndexedCols": "0"}
+
 T = TypeVar("T")
 
 
