@@ -39,6 +39,12 @@ def table_has_properties(spark, path: str, properties: dict[str, str]) -> bool:
     return all(current.get(key) == value for key, value in properties.items())
 
 
+def merged_table_paths(lake: LakeResource) -> list[str]:
+    """The tables micro-batches merge into, which keep no column statistics: cleaned, realtime, the poster state."""
+    return ([lake.path("cleaned", kind) for kind in TOPIC_KINDS]
+            + [lake.path("realtime", name) for name in REALTIME_TABLES] + [poster_state_path(lake)])
+
+
 def set_properties(spark, path: str, properties: dict[str, str]) -> bool:
     """Sets `properties` on the table at `path` if it exists and lacks one of them; whether it did."""
     if not delta.table_exists(spark, path) or table_has_properties(spark, path, properties):
@@ -99,8 +105,7 @@ def migrate(spark, lake: LakeResource) -> list[str]:
         # current stay as they are (rebuilding them from raw costs as much as a backfill).
         rebuild_downstream(spark, lake)
         done.append("cleaned and realtime tables")
-    merged = [lake.path("cleaned", kind) for kind in TOPIC_KINDS] + [
-        lake.path("realtime", name) for name in REALTIME_TABLES] + [poster_state_path(lake)]
+    merged = merged_table_paths(lake)
     if statless := [path for path in merged if set_properties(spark, path, delta.MERGED_TABLE_PROPERTIES)]:
         done.append(f"no column statistics in {len(statless)} merged tables")
     return done

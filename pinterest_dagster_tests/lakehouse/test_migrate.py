@@ -13,9 +13,9 @@ from pyspark.sql import functions as F
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import OffsetRange, raw_is_current
 from pinterest_dagster.lib.microbatch import run_config
-from pinterest_dagster.lib.realtime_state import REALTIME_TABLES, poster_state_path
+from pinterest_dagster.lib.realtime_state import poster_state_path
 from pinterest_dagster.lib.resources import LakeResource
-from pinterest_dagster.migrate import migrate, migrate_raw, table_has_properties
+from pinterest_dagster.migrate import merged_table_paths, migrate, migrate_raw, table_has_properties
 from pinterest_dagster.settings import TOPIC_KINDS
 from pinterest_dagster.transforms import CLEANED_COLUMNS
 
@@ -70,9 +70,7 @@ def test_migrate_brings_the_lake_up_to_date_once_and_streaming_goes_on(legacy_la
     assert done[:4] == ["raw/pin", "raw/geo", "raw/user", "cleaned and realtime tables"]
     # The legacy cleaned tables kept column statistics; the ones written by this version keep none.
     assert len(done) == 5 and done[4].startswith("no column statistics in ")
-    merged = [lake.path("cleaned", kind) for kind in TOPIC_KINDS] + [
-        lake.path("realtime", name) for name in REALTIME_TABLES] + [poster_state_path(lake)]
-    assert all(table_has_properties(spark, path, delta.MERGED_TABLE_PROPERTIES) for path in merged)
+    assert all(table_has_properties(spark, path, delta.MERGED_TABLE_PROPERTIES) for path in merged_table_paths(lake))
     assert migrate(spark, lake) == []  # a second time: nothing left to do
 
     legacy_lake.run_job("streaming_job", run_config(failed_batch[0]))  # as its retry would
