@@ -11,12 +11,12 @@ as long (PINTEREST_KEEP_SUCCESSFUL_RUNS_HOURS), while `--rate` posts/s (3 events
 (`benchmarks/load.py`, a quarter of the emulator's CPU) or, with `--poster emulator`, by the emulator.
 Every few seconds it samples the lag (events in Kafka not in the lake yet: Kafka's end offsets against the
 sensor's cursor and the ranges of runs in flight) and records each micro-batch that succeeded (its events,
-when it ended), and after each housekeeping run Dagster's storage: the live bytes of its SQLite databases plus the captured logs' files. Once posting stopped
-and the lake caught up: data files per table and partition (the current version's) and the Delta logs'
-bytes. Then, with the daemon stopped, what stays of Dagster's storage for good: the runs the daemon left
+when it ended), and after each housekeeping run Dagster's storage: the live bytes of its SQLite databases
+plus the captured logs' files. Once posting stopped and the lake caught up: data files per table and
+partition (the current version's) and the Delta logs' bytes. Then, with the daemon stopped, what stays of Dagster's storage for good: the runs the daemon left
 queued are deleted (they would have run, and gone in their turn) and what `housekeeping_job` does is done
-keeping nothing, as a clean-up a day later would; what is left, less what the workspace held before posting, per 100
-micro-batches, is the figure judged against the target, with what is left broken down by table (SQLite's
+keeping nothing, as a clean-up a day later would; what is left, less what the workspace held before
+posting, per 100 micro-batches, is the figure judged against the target, with what is left broken down by table (SQLite's
 dbstat, the runs' own event-log databases summed): what still grows is what to bound next. The growth
 between the first housekeeping run that found runs old enough to delete and the last one is reported beside
 it; it includes the runs each clean-up keeps (the last `--every` minutes of them), a window that holds more
