@@ -164,6 +164,45 @@ def test_the_schedule_queues_one_low_priority_run_per_table_and_skips_busy_ones(
     assert config["tables"] == [requests[0].tags[TABLE_TAG]] and config["vacuum_retain_hours"] == 24
 
 
+def test_the_schedule_leaves_out_a_table_that_did_not_change_since_its_last_maintenance():
+    """An aggregated table changes once a day: a pass maintains it after a materialization, not before, and
+    again once its last maintenance is older than the vacuum retention. The ingestion log, which is no asset,
+    is maintained every pass."""
+    from dagster._core.test_utils import create_run_for_test
+
+    retain_hours = 24
+    schedule = build_maintenance_schedule("*/5 * * * *", vacuum_retain_hours=retain_hours)
+    table, key = "aggregated/top_category_by_country", dg.AssetKey(["aggregated", "top_category_by_country"])
+    aggregated = {t for t in TABLES if t.startswith("aggregated/")}
+
+    def queued(instance, at: datetime) -> set[str]:
+        requests = schedule.evaluate_tick(dg.build_schedule_context(instance=instance, scheduled_execution_time=at))
+        return {r.tags[TABLE_TAG] for r in requests.run_requests}
+
+    def maintained(instance, tables, status=dg.DagsterRunStatus.SUCCESS) -> None:
+        for t in tables:
+            create_run_for_test(instance, job_name="maintenance_job", tags={TABLE_TAG: t}, status=status)
+
+    now = datetime.now()
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization(key))
+        assert table in aggregated and queued(instance, now) == set(TABLES)  # never maintained: every table
+        maintained(instance, TABLES)
+        # No asset was materialized since: only the tables that are no assets (the ingestion log, the states).
+        assert queued(instance, now) == {t for t in TABLES if t.split("/")[0] not in ("raw", "cleaned", "realtime")} - aggregated
+        assert INGESTION_LOG in queued(instance, now)
+        instance.report_runless_asset_event(dg.AssetMaterialization(key))  # the daily batch wrote it again
+        assert queued(instance, now) & aggregated == {table}
+        maintained(instance, [table])
+        assert table not in queued(instance, now)
+        # Unchanged, but maintained longer ago than the retention: VACUUM may have files to delete.
+        assert table in queued(instance, now + timedelta(hours=retain_hours + 1))
+        # A failed maintenance run does not count as maintained.
+        instance.report_runless_asset_event(dg.AssetMaterialization(key))
+        maintained(instance, [table], dg.DagsterRunStatus.FAILURE)
+        assert table in queued(instance, now)
+
+
 def test_queued_maintenance_runs_take_turns_one_at_a_time_above_the_micro_batches():
     from dagster._core.events import DagsterEvent, DagsterEventType
     from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
