@@ -85,9 +85,9 @@ bench: install ## side-by-side benchmarks at full size (stack from make up); rew
 	@test -f .local/pinterest.db || $(PY) -m emulator seed
 	SPARK_REMOTE=$${SPARK_REMOTE:-$(LOCAL_SPARK_REMOTE)} $(PY) -m benchmarks $(if $(SOAK),--soak)
 
-bench-quick: install ## the same benchmarks at small sizes, a few minutes: checks the harness, not the figures
+bench-quick: install ## the same benchmarks at small sizes (CI runs it): checks the harness, not the figures; SOAK=1 adds a 3-min soak
 	@test -f .local/pinterest.db || $(PY) -m emulator seed
-	SPARK_REMOTE=$${SPARK_REMOTE:-$(LOCAL_SPARK_REMOTE)} $(PY) -m benchmarks --quick
+	SPARK_REMOTE=$${SPARK_REMOTE:-$(LOCAL_SPARK_REMOTE)} $(PY) -m benchmarks --quick $(if $(SOAK),--soak)
 
 migrate: install jars ## bring a lake written by an earlier version up to date (stop the daemon first)
 	$(PY) -m pinterest_dagster.migrate

@@ -28,7 +28,7 @@ PARAMETERS = {
               "latency": {"events_per_s": [1_000], "seconds": 20, "max_records_per_run": 1_000_000},
               "history": {"history_posts": 20_000, "events_per_s": 1_000, "seconds": 20, "max_records_per_run": 1_000_000},
               "first_minutes": {"events_per_s": 1_000, "seconds": 20, "max_records_per_run": 1_000_000},
-              "soak": {"events_per_s": 3_000, "minutes": 10, "every_minutes": 2}},
+              "soak": {"events_per_s": 3_000, "minutes": 3, "every_minutes": 1}},
 }
 BENCHMARKS = {"emulator": emulator.run, "batch": batch.run, "streaming": streaming.compare_throughput,
               "latency": streaming.compare_latency, "history": history.compare_history,
