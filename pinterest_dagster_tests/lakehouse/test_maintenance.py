@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -201,6 +201,13 @@ def test_the_schedule_leaves_out_a_table_that_did_not_change_since_its_last_main
         instance.report_runless_asset_event(dg.AssetMaterialization(key))
         maintained(instance, [table], dg.DagsterRunStatus.FAILURE)
         assert table in queued(instance, now)
+        # An unchanged raw table is maintained again on the next day (UTC): the day closed since may be crowded.
+        weekly = build_maintenance_schedule("*/5 * * * *", vacuum_retain_hours=168)
+        by_date = {"raw/pin", "raw/geo", "raw/user"}
+        next_day = datetime.combine(datetime.now(timezone.utc).date() + timedelta(days=1), time(0, 30, tzinfo=timezone.utc))
+        for at, expected in ((datetime.now(timezone.utc), set()), (next_day, by_date)):
+            requests = weekly.evaluate_tick(dg.build_schedule_context(instance=instance, scheduled_execution_time=at))
+            assert {r.tags[TABLE_TAG] for r in requests.run_requests} & (by_date | {"raw/rejects"}) == expected
 
 
 def test_queued_maintenance_runs_take_turns_one_at_a_time_above_the_micro_batches():
@@ -245,6 +252,48 @@ def parquet_codecs(spark, path: str) -> set[str]:
 
     return {pq.ParquetFile(f.removeprefix("file://")).metadata.row_group(0).column(0).compression
             for f in delta.read_table(spark, path).inputFiles()}
+
+
+def test_a_crowded_closed_day_is_compacted_again_one_partition_per_pass_and_today_is_not(spark, tmp_path, monkeypatch):
+    """Frequent passes leave a busy day with many files at or over the routine threshold (64 MB): once the day
+    is closed, its most crowded partition is compacted again with Delta's 1 GB threshold, one per pass.
+    Thresholds scaled down here: every file counts as compacted already (1 byte), and a closed partition is
+    crowded from 3 files on."""
+    import datetime as dt
+
+    from pinterest_dagster.lib import maintenance
+    from pinterest_dagster.lib.ingestion import RAW_COMPRESSION, RAW_LAYOUT
+
+    monkeypatch.setattr(maintenance, "COMPACTED_FILE_BYTES", 1)
+    monkeypatch.setattr(maintenance, "CLOSED_DAY_MAX_FILES", 2)
+    path = str(tmp_path / "raw")
+    # Kafka partition 0 of a closed day gets 4 files, partition 1 of it 3, and today's partition 0 gets 4.
+    for partition, day, files in ((0, "2026-11-30", 4), (1, "2026-11-30", 3), (0, "2026-12-01", 4)):
+        for batch in range(files):
+            rows = spark.range(batch * 10, batch * 10 + 10).selectExpr(
+                "'pin' AS _topic", f"{partition} AS _partition", "id AS _offset",
+                f"TIMESTAMP'{day} 12:00:00' AS _kafka_timestamp", f"DATE'{day}' AS _kafka_date",
+                f"{partition} AS _kafka_partition")
+            delta.write_table(spark, rows.coalesce(1), path, "append", describe=False, **RAW_LAYOUT)
+
+    def files_per_partition() -> dict[tuple[str, str], int]:
+        found = [maintenance.CLOSED_PARTITION.search(f).groups() for f in delta.read_table(spark, path).inputFiles()]
+        return {key: found.count(key) for key in sorted(set(found))}
+
+    def compact():
+        return maintenance.compact(spark, path, RAW_COMPRESSION, closed_before=dt.date(2026, 12, 1))
+
+    before = sorted(map(tuple, delta.read_table(spark, path).collect()))
+    assert files_per_partition() == {("2026-11-30", "0"): 4, ("2026-11-30", "1"): 3, ("2026-12-01", "0"): 4}
+    assert maintenance.compact(spark, path, RAW_COMPRESSION).files_removed == 0  # nothing under the routine threshold
+    first = compact()  # the most crowded closed partition
+    assert (first.files_removed, first.files_added) == (4, 1)
+    assert files_per_partition() == {("2026-11-30", "0"): 1, ("2026-11-30", "1"): 3, ("2026-12-01", "0"): 4}
+    assert compact().files_removed == 3  # the next one, on the next pass
+    assert files_per_partition() == {("2026-11-30", "0"): 1, ("2026-11-30", "1"): 1, ("2026-12-01", "0"): 4}
+    assert compact().files_removed == 0  # nothing crowded is left closed; today is not touched
+    assert sorted(map(tuple, delta.read_table(spark, path).collect())) == before
+    assert parquet_codecs(spark, path) == {"ZSTD"}
 
 
 def test_compacting_raw_writes_zstd_files_like_raws_own(spark, tmp_path):

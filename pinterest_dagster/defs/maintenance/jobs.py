@@ -45,6 +45,7 @@ TABLES = (
     *(f"cleaned/{kind}" for kind in TOPIC_KINDS), *(f"realtime/{name}" for name in REALTIME_TABLES),
     *(f"aggregated/{name}" for name in AGGREGATES),
 )
+RAW_BY_DATE = tuple(f"raw/{kind}" for kind in TOPIC_KINDS)  # raw/rejects is not partitioned
 ASSET_LAYERS = ("raw", "cleaned", "realtime", "aggregated")  # tables that are assets: observed
 TABLE_TAG = "pinterest/table"
 MAINTENANCE_TAGS = {"pipeline": "maintenance"}
@@ -93,7 +94,9 @@ def maintain(context, spark, lake: LakeResource, table: str, path: str, config: 
         cutoff = log_time() - timedelta(hours=config.coalesce_log_after_hours)
         log = coalesce_log(spark, lake, older_than=cutoff)
         facts.update(log_rows_before=log.rows_before, log_rows_after=log.rows_after)
-    compaction = compact(spark, path, RAW_COMPRESSION if table.startswith("raw/") else None)
+    # Raw's kinds are partitioned by Kafka date: the days before today (UTC) are closed.
+    closed_before = log_time().date() if table in RAW_BY_DATE else None
+    compaction = compact(spark, path, RAW_COMPRESSION if table.startswith("raw/") else None, closed_before)
     vacuumed = vacuum(spark, path, config.vacuum_retain_hours)
     after = table_facts(spark, path)
     facts.update(
@@ -113,6 +116,10 @@ def maintenance_job():
     maintain_tables()
 
 
+def utc_day(timestamp: float):
+    return datetime.fromtimestamp(timestamp, timezone.utc).date()
+
+
 def maintenance_due(instance: dg.DagsterInstance, table: str, now: float, vacuum_retain_hours: float) -> bool:
     """Whether a pass should maintain `table`: yes, unless the table is an asset that no run has materialized
     since its last successful maintenance run was queued, and that run is younger than the vacuum retention.
@@ -120,8 +127,9 @@ def maintenance_due(instance: dg.DagsterInstance, table: str, now: float, vacuum
     The aggregated tables change once a day (batch_job), the others with every micro-batch: skipping what did
     not change spares nine of the 21 turns a pass takes between micro-batches. A table left alone this long
     is maintained again all the same, so that VACUUM deletes the files its last changes replaced once they
-    pass the retention. (Housekeeping deletes maintenance runs after a day: the table is then maintained
-    again, which is safe.)"""
+    pass the retention, and a raw table whose last maintenance was on an earlier day (UTC) is maintained
+    again, so that the day closed since gets its compaction. (Housekeeping deletes maintenance runs after a
+    day: the table is then maintained again, which is safe.)"""
     layer, name = table.split("/")
     if layer not in ASSET_LAYERS:
         return True  # the ingestion log and the state tables: not assets, written by every micro-batch
@@ -132,6 +140,8 @@ def maintenance_due(instance: dg.DagsterInstance, table: str, now: float, vacuum
     maintained_at = records[0].create_timestamp.timestamp()
     if now - maintained_at >= vacuum_retain_hours * 3600:
         return True
+    if table in RAW_BY_DATE and utc_day(maintained_at) < utc_day(now):
+        return True  # a day closed since: its crowded partitions may need compacting again (lib/maintenance.py)
     changed = instance.get_latest_materialization_event(dg.AssetKey([layer, name]))
     return changed is not None and changed.timestamp >= maintained_at
 
