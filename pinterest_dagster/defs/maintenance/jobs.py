@@ -20,7 +20,7 @@ Raw's files are zstd: its compaction is told so (`delta.parquet_compression`), o
 with the session's codec.
 """
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 from dagster_pyspark import PySparkResource
@@ -116,7 +116,7 @@ def maintenance_job():
     maintain_tables()
 
 
-def utc_day(timestamp: float):
+def utc_day(timestamp: float) -> date:
     return datetime.fromtimestamp(timestamp, timezone.utc).date()
 
 
