@@ -1,5 +1,5 @@
 """The Dagster instances of infra/dagster: dagster-postgres.yaml is dagster.yaml with its runs, events
-and schedules in PostgreSQL, and the run queue and retries are what the README documents."""
+and schedules in PostgreSQL, and the run queue and retries are what docs/configuration.md documents."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ def instance_yaml(name: str) -> dict:
 
 
 def documented_run_settings() -> dict[str, int]:
-    """The settings table of the README's "Dagster on Postgres" section: setting name -> number."""
-    section = (REPO_ROOT / "README.md").read_text().split("\n## Dagster on Postgres\n", 1)[1].split("\n## ", 1)[0]
+    """The settings table of docs/configuration.md's "Concurrency: the run queue and retries": setting name -> number."""
+    text = (REPO_ROOT / "docs/configuration.md").read_text()
+    section = text.split("\n### Concurrency: the run queue and retries\n", 1)[1].split("\n## ", 1)[0]
     return {name: int(value) for name, value in re.findall(r"^\| `([^`]+)` \| (\d+) \|", section, re.MULTILINE)}
 
 
