@@ -130,9 +130,9 @@ def test_raw_keeps_strings_as_sent_and_kafka_lineage(first_run, spark, pipeline)
 
 def test_every_check_passes(first_run):
     evaluations = first_run.get_asset_check_evaluations()
-    # 3 completeness and 3 drift checks of raw, 9 contract checks of cleaned, 2 of the realtime tables, 9 of the
+    # 3 completeness and 3 drift checks of raw, 9 contract checks of cleaned, 3 of the realtime tables, 9 of the
     # aggregated tables, and the freshness checks of cleaned/pin and the realtime tables
-    assert len(evaluations) == 3 + 3 + 9 + 2 + 9 + 3
+    assert len(evaluations) == 3 + 3 + 9 + 3 + 9 + 3
     assert all(e.passed for e in evaluations), [(e.check_name, e.metadata) for e in evaluations if not e.passed]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pinterest_dagster.defs.aggregate.checks import group_metrics, group_result
-from pinterest_dagster.defs.realtime.checks import popularity_agreement, trends_shape
+from pinterest_dagster.defs.realtime.checks import popularity_agreement, trends_agreement, trends_shape
 from pinterest_dagster.transforms.aggregate import AGGREGATES
 
 
@@ -53,3 +53,19 @@ def test_category_trends_have_one_row_per_window_and_category(spark):
     twice = trends_shape(spark.createDataFrame([*rows, (datetime(2026, 1, 1, 0, 0), "art", 5)], schema))
     assert twice["rows"] == 3 and twice["windows_and_categories"] == 2
     assert trends_shape(spark.createDataFrame([(datetime(2026, 1, 1), None, 0)], schema))["rows_with_nulls_or_no_pins"] == 1
+
+
+def test_category_trends_agree_with_cleaned_pin_only_when_every_cleaned_pins_window_is_counted(spark):
+    """A cleaned pin is counted in the window of its Kafka time; the trends may count more (earlier events)."""
+    cleaned = spark.createDataFrame(
+        [(1, "art", datetime(2026, 1, 1, 0, 0, 10)), (2, "art", datetime(2026, 1, 1, 0, 0, 50)),
+         (3, "diy", datetime(2026, 1, 1, 0, 1, 5)), (4, None, datetime(2026, 1, 1, 0, 2))],
+        "ind long, category string, _kafka_timestamp timestamp")
+    schema = "window_start timestamp, category string, pin_count long"
+    trends = [(datetime(2026, 1, 1, 0, 0), "art", 3), (datetime(2026, 1, 1, 0, 1), "diy", 1)]
+    assert trends_agreement(spark.createDataFrame(trends, schema), cleaned) == {
+        "cleaned_pins_with_a_category": 3, "windows_missing": 0, "windows_undercounted": 0}
+    short = [(datetime(2026, 1, 1, 0, 0), "art", 1), (datetime(2026, 1, 1, 0, 1), "diy", 1)]
+    assert trends_agreement(spark.createDataFrame(short, schema), cleaned)["windows_undercounted"] == 1
+    wrong_window = [(datetime(2026, 1, 1, 0, 0), "art", 2), (datetime(2026, 1, 1, 0, 2), "diy", 1)]
+    assert trends_agreement(spark.createDataFrame(wrong_window, schema), cleaned)["windows_missing"] == 1
