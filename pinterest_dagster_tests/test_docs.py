@@ -4,8 +4,8 @@ Every command in an inline code span or a ```bash block is checked against what 
 in the Makefile, a `python -m` module that imports and whose `--help` lists each option the docs pass, an
 `infra/stack.sh` verb and service its dispatch handles, a path `pytest` is given, and each PINTEREST_*
 variable set in front of a command read by the code. The long-running ones are run elsewhere: `make test`
-by CI (`.ci/run`), which then runs `make demo`, `make screenshot` and the benchmarks at small sizes, the soak
-included (`make bench-quick SOAK=1`); the benchmarks at full size by `make bench`.
+by CI (`.ci/run`), which then runs `make demo` and `make screenshot` too; the benchmarks by `make bench` (small
+sizes: `make bench-quick`).
 """
 
 from __future__ import annotations
