@@ -11,16 +11,16 @@ as long (PINTEREST_KEEP_SUCCESSFUL_RUNS_HOURS), while `--rate` posts/s (3 events
 (`benchmarks/load.py`, a quarter of the emulator's CPU) or, with `--poster emulator`, by the emulator.
 Every few seconds it samples the lag (events in Kafka not in the lake yet: Kafka's end offsets against the
 sensor's cursor and the ranges of runs in flight) and records each micro-batch that succeeded (its events,
-when it ended), and after each housekeeping run Dagster's storage: the live bytes of its SQLite databases
-plus the captured logs' files. Once posting stopped and the lake caught up: data files per table and
-partition (the current version's) and the Delta logs' bytes. Then, with the daemon stopped, what stays of Dagster's storage for good: the runs the daemon left
-queued are deleted (they would have run, and gone in their turn) and what `housekeeping_job` does is done
-keeping nothing, as a clean-up a day later would; what is left, less what the workspace held before
-posting, per 100 micro-batches, is the figure judged against the target, with what is left broken down by table (SQLite's
-dbstat, the runs' own event-log databases summed): what still grows is what to bound next. The growth
-between the first housekeeping run that found runs old enough to delete and the last one is reported beside
-it; it includes the runs each clean-up keeps (the last `--every` minutes of them), a window that holds more
-runs or fewer from one clean-up to the next, so it swings both ways.
+when it ended), and after each housekeeping run Dagster's storage: the live bytes of its SQLite databases plus
+the captured logs' files. Once posting stopped and the lake caught up: data files per table and partition (the
+current version's) and the Delta logs' bytes. Then, with the daemon stopped, what stays of Dagster's storage
+for good: the runs the daemon left queued are deleted (they would have run, and gone in their turn) and what
+`housekeeping_job` does is done keeping nothing, as a clean-up a day later would; what is left, less what the
+workspace held before posting, per 100 micro-batches, is the figure judged against the target, with what is
+left broken down by table (SQLite's dbstat, the runs' own event-log databases summed): what still grows is
+what to bound next. The growth between the first housekeeping run that found runs old enough to delete and the
+last one is reported beside it; it includes the runs each clean-up keeps (the last `--every` minutes of them),
+a window that holds more runs or fewer from one clean-up to the next, so it swings both ways.
 
 Targets (issue "Runs for days"): lag and micro-batch size level off (the mean of the last 5 minutes no
 higher than that of minutes 5-10); no table holds more than 50 data files per partition once maintenance
@@ -47,6 +47,7 @@ from pinterest_dagster.defs.housekeeping.jobs import clean_up, delete_run_fully
 from pinterest_dagster.defs.maintenance.jobs import TABLES
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.kafka import end_offsets
+from pinterest_dagster.lib.maintenance import files_per_partition
 from pinterest_dagster.lib.offsets import lag_per_topic
 from pinterest_dagster.lib.spark import build_spark_session
 from pinterest_dagster.lib.streaming_runs import STREAMING_JOB, configured_ranges, ranges_in_flight, streaming_cursor
@@ -85,15 +86,6 @@ def levels_off(series: list[float | None], minutes: int) -> tuple[float, float]:
         values = [v for v in values if v is not None]
         return statistics.fmean(values) if values else 0.0
     return mean(series[5:10]), mean(series[max(0, minutes - 5):minutes])
-
-
-def files_per_partition(files: list[str]) -> dict[str, int]:
-    """Data files per partition directory (`_kafka_date=...`), or per table when it is not partitioned."""
-    counts: dict[str, int] = defaultdict(int)
-    for path in files:
-        parts = [p for p in path.split("/") if "=" in p]
-        counts["/".join(parts) or "(table)"] += 1
-    return dict(counts)
 
 
 def newly_succeeded(instance: dg.DagsterInstance, seen: dict[str, set[str]], job: str) -> list[str]:

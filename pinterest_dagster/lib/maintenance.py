@@ -36,7 +36,6 @@ COMPACTED_FILE_BYTES = 64 * 1024 * 1024
 # micro-batches wait meanwhile.
 CLOSED_DAY_FILE_BYTES = 1024 * 1024 * 1024
 CLOSED_DAY_MAX_FILES = 50
-CLOSED_PARTITION = re.compile(r"_kafka_date=([0-9-]+)/_kafka_partition=(-?[0-9]+)/")
 DELTA_DEFAULT_RETAIN_HOURS = 168.0  # Delta refuses a shorter VACUUM retention unless told otherwise
 
 
@@ -108,14 +107,25 @@ def _optimize(spark: SparkSession, path: str, codec: str | None, min_file_bytes:
                       partitions=int(row["partitionsOptimized"] or 0))
 
 
+def files_per_partition(files: list[str]) -> dict[str, int]:
+    """Data files per partition directory (`_kafka_date=.../_kafka_partition=...`), or per table ("(table)")
+    when it is not partitioned."""
+    counts: Counter[str] = Counter()
+    for path in files:
+        counts["/".join(p for p in path.split("/") if "=" in p) or "(table)"] += 1
+    return dict(counts)
+
+
 def crowded_closed_partition(spark: SparkSession, path: str, closed_before: dt.date) -> tuple[str, int] | None:
     """(Kafka date, Kafka partition) of the partition before `closed_before` with the most data files, if it
     holds more than CLOSED_DAY_MAX_FILES after the routine compaction; the files are listed from the Delta
     log, no data is read."""
     files = delta.read_table(spark, path).where(f"_kafka_date < DATE'{closed_before.isoformat()}'").inputFiles()
-    counts = Counter(m.groups() for m in map(CLOSED_PARTITION.search, files) if m)
-    (day, partition), most = max(counts.items(), key=lambda item: item[1], default=((None, None), 0))
-    return (day, int(partition)) if most > CLOSED_DAY_MAX_FILES else None
+    directory, most = max(files_per_partition(files).items(), key=lambda item: item[1], default=("", 0))
+    if most <= CLOSED_DAY_MAX_FILES:
+        return None
+    values = dict(part.split("=", 1) for part in directory.split("/"))
+    return values["_kafka_date"], int(values["_kafka_partition"])
 
 
 def vacuum(spark: SparkSession, path: str, retain_hours: float) -> int:
