@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -95,6 +96,21 @@ def spark_cluster() -> Iterator[str]:
         yield SPARK_CLUSTER_REMOTE
     finally:
         subprocess.run([*stack, "down", "spark-cluster"], capture_output=True, timeout=120)
+
+
+def restart_spark_cluster_connect() -> None:
+    """Stop the cluster's Spark Connect server and start it again (infra/stack.sh starts what is down)."""
+    pid = int((LOCAL_DIR / "run/spark-cluster-connect.pid").read_text())
+    os.kill(pid, 15)
+    for _ in range(300):  # until it has exited: stack.sh leaves a server it finds alive as it is
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    started = subprocess.run(["bash", str(REPO_ROOT / "infra/stack.sh"), "up", "spark-cluster"], capture_output=True,
+                             text=True, timeout=300)
+    assert started.returncode == 0, f"infra/stack.sh up spark-cluster failed:\n{started.stdout}{started.stderr}"
 
 
 def spark_cluster_executors(app_name: str = "pinterest-spark-cluster-connect") -> dict[str, int]:

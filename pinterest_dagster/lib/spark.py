@@ -270,9 +270,23 @@ def build_spark_session(settings: Settings, long_lived: bool = False):
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder
-    for key, value in spark_config(settings, long_lived).items():
+    config = spark_config(settings, long_lived)
+    for key, value in config.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    if "spark.remote" not in config:
+        return builder.getOrCreate()
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    cached = ConnectSession.getActiveSession()
+    try:
+        return builder.getOrCreate()
+    except Exception:
+        # This process's session came from a server that has restarted since (a `make down`/`make up`):
+        # the server answers SESSION_CHANGED and the client closes. Drop it and start a new session.
+        if cached is None or not cached.is_stopped:
+            raise
+        cached.stop()
+        return builder.getOrCreate()
 
 
 # The Connect servers' own settings. Spark keeps an idle session for 60 min by default: a run that died

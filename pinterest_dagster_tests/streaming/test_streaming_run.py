@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import dagster as dg
 import pytest
 from pyspark.sql import functions as F
@@ -16,7 +19,9 @@ from pinterest_dagster.lib.spark import PER_STEP_CODEGEN
 from pinterest_dagster.transforms.aggregate import AGGREGATES
 from pinterest_dagster.transforms.columns import COLUMN_DESCRIPTIONS
 from pinterest_dagster_tests.pipeline import make_pipeline
-from pinterest_dagster_tests.services import require_spark_connect, run_session_settings, spark_cluster_executors
+from pinterest_dagster_tests.services import (
+    REPO_ROOT, require_spark_connect, restart_spark_cluster_connect, run_session_settings, spark_cluster_executors,
+)
 
 MALFORMED = ["not json", "[]", '{"ind": "x"}']
 POSTS = 600
@@ -181,3 +186,24 @@ def test_on_a_cluster_the_work_runs_in_executors_on_both_workers_with_the_cluste
         "spark.sql.shuffle.partitions": str(CLUSTER_SHUFFLE_PARTITIONS), "spark.sql.ansi.enabled": None,
         PER_STEP_CODEGEN: None, "spark.sql.session.timeZone": "UTC",
     }
+
+
+@pytest.mark.parametrize("pipeline", ["spark-cluster"], indirect=True)
+def test_a_process_outliving_a_restart_of_its_connect_server_gets_a_new_session(pipeline):
+    # A long-lived process (a benchmark, the demo) asks for a session again after `make down`/`make up`: the
+    # restarted server no longer knows the one it held (SESSION_CHANGED), so it must get a new one.
+    script = (
+        "import sys\n"
+        "from pinterest_dagster.lib.spark import build_spark_session\n"
+        "from pinterest_dagster.settings import Settings\n"
+        "print(build_spark_session(Settings.from_env()).range(3).count(), flush=True)\n"
+        "sys.stdin.readline()\n"
+        "print(build_spark_session(Settings.from_env()).range(5).count(), flush=True)\n"
+    )
+    env = {**os.environ, "SPARK_REMOTE": pipeline.settings.spark_remote, "PINTEREST_SPARK_TUNING": "none"}
+    with subprocess.Popen([str(REPO_ROOT / ".venv/bin/python"), "-c", script], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT, env=env) as process:
+        assert process.stdout.readline().strip() == "3", process.stderr.read()[-2000:]
+        restart_spark_cluster_connect()
+        out, err = process.communicate("\n", timeout=180)
+    assert process.returncode == 0 and out.strip() == "5", err[-2000:]
