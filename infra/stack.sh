@@ -283,7 +283,7 @@ connect_server_up() { # service port master tuning memory
   # SPARK_CONNECT_EXTRA_CONF adds spark-submit arguments, e.g. "--conf spark.eventLog.enabled=true
   # --conf spark.eventLog.dir=/tmp/spark-events" to see where a micro-batch's Spark time goes;
   # SPARK_CONNECT_JAVA_OPTIONS adds JVM options (the log configuration is infra/spark/log4j2.properties).
-  local conf; mapfile -t conf < <(cd "$ROOT" && PINTEREST_SPARK_TUNING="$4" .venv/bin/python -m pinterest_dagster.lib.spark)
+  local conf; mapfile -t conf < <(cd "$ROOT" && SPARK_MASTER="$3" PINTEREST_SPARK_TUNING="$4" .venv/bin/python -m pinterest_dagster.lib.spark)
   [ ${#conf[@]} -gt 0 ] || die "could not compute the Spark Connect server's settings (see the error above)"
   port_open "$2" && die "127.0.0.1:$2 is taken by another process; stop it or free the port."
   # SPARK_REMOTE is where clients go; spark-submit refuses to start a server with it set ("Remote cannot be
@@ -302,7 +302,8 @@ connect_server_up() { # service port master tuning memory
 
 spark_connect_up() {
   if pid_alive spark-connect; then echo "spark-connect: already running on 127.0.0.1:$SPARK_CONNECT_PORT"; return 0; fi
-  connect_server_up spark-connect "$SPARK_CONNECT_PORT" "${SPARK_MASTER:-local[*]}" "${PINTEREST_SPARK_TUNING:-small-machine}" \
+  # The tuning: PINTEREST_SPARK_TUNING, else small-machine on a local master and none on a cluster's.
+  connect_server_up spark-connect "$SPARK_CONNECT_PORT" "${SPARK_MASTER:-local[*]}" "${PINTEREST_SPARK_TUNING:-}" \
     "${SPARK_CONNECT_MEMORY:-6g}"
   # A cold server's first micro-batches took twice as long as later ones: a few real ones on scratch topics
   # and a scratch lake warm it (pinterest_dagster/warm_up.py; PINTEREST_WARM_UP=0 skips it). Kafka starts first.

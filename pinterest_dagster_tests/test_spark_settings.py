@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import os
+import subprocess
+import sys
 
 import pytest
 from pyspark.sql.connect import logging as connect_logging
@@ -18,7 +21,7 @@ from pinterest_dagster.lib.spark import (
     spark_config,
 )
 from pinterest_dagster.local_stack import local_services, remote_services
-from pinterest_dagster.settings import Settings, SettingsError
+from pinterest_dagster.settings import REPO_ROOT, Settings, SettingsError
 from pinterest_dagster_tests.services import LOCAL_SPARK_REMOTE, require_spark_connect, run_session_settings
 
 CLUSTER = {"SPARK_REMOTE": "sc://spark.prod.internal:15002"}
@@ -96,6 +99,24 @@ def test_the_local_connect_server_is_tuned_for_the_machine_a_cluster_server_is_n
     cluster = server_config({"PINTEREST_SPARK_TUNING": "none"})
     assert not set(SMALL_MACHINE_CONFIG) & set(cluster)
     assert cluster["spark.sql.session.timeZone"] == "UTC" and cluster["spark.driver.bindAddress"] == "127.0.0.1"
+
+
+def test_make_ups_connect_server_on_a_clusters_master_gets_no_tuning_and_a_driver_its_executors_reach():
+    # What infra/stack.sh runs for `make up` with SPARK_MASTER exported.
+    def server_args(env: dict) -> list[str]:
+        done = subprocess.run([sys.executable, "-m", "pinterest_dagster.lib.spark"], capture_output=True, text=True,
+                              timeout=120, cwd=REPO_ROOT, env={**os.environ, "PINTEREST_SPARK_TUNING": "", **env})
+        assert done.returncode == 0, done.stderr[-1500:]
+        return done.stdout.splitlines()[1::2]
+
+    remote = server_args({"SPARK_MASTER": "spark://spark-master.internal:7077"})
+    assert not {arg.split("=", 1)[0] for arg in remote} & {*SMALL_MACHINE_CONFIG, "spark.driver.bindAddress"}
+    assert "spark.sql.session.timeZone=UTC" in remote
+    on_this_machine = server_args({"SPARK_MASTER": "spark://127.0.0.1:7077"})  # stack.sh's cluster: bound to loopback
+    assert "spark.driver.bindAddress=127.0.0.1" in on_this_machine and "spark.sql.shuffle.partitions=2" not in on_this_machine
+    assert "spark.sql.shuffle.partitions=2" in server_args({"SPARK_MASTER": "local[*]"})
+    assert "spark.sql.shuffle.partitions=2" in server_args({"SPARK_MASTER": "spark://spark-master.internal:7077",
+                                                            "PINTEREST_SPARK_TUNING": "small-machine"})
 
 
 def test_the_tests_in_process_jvm_compiles_with_c1_only(spark):
