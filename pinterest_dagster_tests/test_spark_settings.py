@@ -6,9 +6,13 @@ from __future__ import annotations
 import logging
 import logging.config
 import os
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
+import pyspark
 import pytest
 from pyspark.sql.connect import logging as connect_logging
 
@@ -22,7 +26,7 @@ from pinterest_dagster.lib.spark import (
 )
 from pinterest_dagster.local_stack import local_services, remote_services
 from pinterest_dagster.settings import REPO_ROOT, Settings, SettingsError
-from pinterest_dagster_tests.services import LOCAL_SPARK_REMOTE, require_spark_connect, run_session_settings
+from pinterest_dagster_tests.services import LOCAL_SPARK_REMOTE, port_open, require_spark_connect, run_session_settings
 
 CLUSTER = {"SPARK_REMOTE": "sc://spark.prod.internal:15002"}
 
@@ -146,6 +150,60 @@ def test_an_override_reaches_a_runs_spark_connect_session(tmp_path):
     assert run_session_settings(settings, ["spark.sql.shuffle.partitions", "spark.sql.session.timeZone"]) == {
         "spark.sql.shuffle.partitions": "7", "spark.sql.session.timeZone": "UTC",
     }
+
+
+def run_session_error(env: dict) -> str:
+    """What opening a run's Spark Connect session (the code location's own resource) raises, in a process of
+    its own: the tests' process holds a classic session."""
+    script = (
+        "from pinterest_dagster.definitions import build_resources\n"
+        "from pinterest_dagster.lib.spark import connect_session\n"
+        "from pinterest_dagster.settings import Settings\n"
+        "resource = build_resources(Settings.from_env())['pyspark']\n"
+        "try:\n"
+        "    connect_session(resource.spark_config, 60).stop()\n"
+        "except Exception as error:\n"
+        "    print(f'{type(error).__name__}: {error}')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, cwd=REPO_ROOT,
+                          env={**os.environ, **env})
+    assert done.returncode == 0, done.stderr[-1500:]
+    return done.stdout.strip()
+
+
+def test_a_setting_the_connect_server_refuses_fails_the_session_with_one_sentence_naming_it(tmp_path):
+    conf = tmp_path / "spark-defaults.conf"
+    conf.write_text("spark.executor.memory 8g\n")  # the server's own, not a session's
+    error = run_session_error({"SPARK_REMOTE": require_spark_connect(), "PINTEREST_SPARK_CONF": str(conf)})
+    assert error.startswith(f"SparkConfigError: the Spark Connect server at {LOCAL_SPARK_REMOTE} refused "
+                            "spark.executor.memory=8g (a setting of the server, not of a session? set it in the "
+                            "server's configuration, not in PINTEREST_SPARK_CONF): "), error
+    assert "\n" not in error
+
+
+def test_a_connect_server_without_delta_lake_fails_the_session_with_one_sentence_saying_how_to_start_it():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spark_submit = Path(pyspark.__file__).parent / "bin/spark-submit"
+    server = subprocess.Popen(
+        [str(spark_submit), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer", "--master", "local[1]",
+         "--driver-memory", "512m", "--conf", "spark.ui.enabled=false", "--conf", "spark.driver.bindAddress=127.0.0.1",
+         "--conf", "spark.connect.grpc.binding.address=127.0.0.1", "--conf", f"spark.connect.grpc.binding.port={port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env={**{k: v for k, v in os.environ.items() if k != "SPARK_REMOTE"}, "SPARK_LOCAL_IP": "127.0.0.1"})
+    try:
+        deadline = time.monotonic() + 120
+        while not port_open("127.0.0.1", port):
+            assert server.poll() is None and time.monotonic() < deadline, "the bare Spark Connect server did not start"
+            time.sleep(0.5)
+        error = run_session_error({"SPARK_REMOTE": f"sc://127.0.0.1:{port}"})
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=60)
+    assert error == (f"SparkConfigError: the Spark Connect server at sc://127.0.0.1:{port} has no Delta Lake: start "
+                     "it with the delta-spark jars and --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension "
+                     "--conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"), error
 
 
 def test_make_up_starts_only_the_services_the_settings_point_at_on_this_machine():
