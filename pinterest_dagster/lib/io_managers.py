@@ -47,9 +47,14 @@ def write_args(spec: dict) -> dict:
 
 def table_schema(df: DataFrame) -> dg.TableSchema:
     """The DataFrame's columns with their types and what each means (transforms/columns.py)."""
+    return column_schema({f.name: f.dataType.simpleString() for f in df.schema.fields})
+
+
+def column_schema(types: dict[str, str]) -> dg.TableSchema:
+    """Columns (name -> Spark type) with what each means (transforms/columns.py), as the UI shows a schema."""
     return dg.TableSchema(columns=[
-        dg.TableColumn(f.name, f.dataType.simpleString(), description=COLUMN_DESCRIPTIONS.get(f.name), constraints=None)
-        for f in df.schema.fields
+        dg.TableColumn(name, type_, description=COLUMN_DESCRIPTIONS.get(name), constraints=None)
+        for name, type_ in types.items()
     ])
 
 

@@ -41,6 +41,9 @@ RAW_METADATA_COLUMNS = KAFKA_METADATA_COLUMNS + ["_ingested_at", "_event", "_kaf
 RAW_PARTITION_COLUMNS = ("_kafka_date", "_kafka_partition")
 MICROS_PER_DAY = 86_400_000_000
 REJECT_COLUMNS = KAFKA_METADATA_COLUMNS + ["value", "error"]
+# The raw tables' column types as Spark names them (the source columns are strings), for their schema in the UI.
+RAW_METADATA_TYPES = {"_topic": "string", "_partition": "int", "_offset": "bigint", "_kafka_timestamp": "timestamp",
+                      "_ingested_at": "timestamp", "_event": "string", "_kafka_date": "date", "_kafka_partition": "int"}
 
 NOT_UTF8 = "not valid UTF-8"
 NOT_JSON = "not valid JSON"
@@ -67,6 +70,13 @@ def accepted_rows(events: DataFrame, kind: str) -> DataFrame:
         F.col("value").alias("_event"),
         *[value.alias(name) for name, value in raw_partitions().items()],
     )
+
+
+def raw_column_types(table: str) -> dict[str, str]:
+    """Column -> type of raw/<table> (`pin`, `geo`, `user` or `rejects`), in the tables' column order."""
+    if table == "rejects":
+        return {**{name: RAW_METADATA_TYPES[name] for name in KAFKA_METADATA_COLUMNS}, "value": "string", "error": "string"}
+    return {**{name: "string" for name in SOURCE_COLUMNS[table]}, **RAW_METADATA_TYPES}
 
 
 def raw_partitions() -> dict[str, Column]:

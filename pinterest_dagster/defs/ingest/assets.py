@@ -5,6 +5,7 @@ import warnings
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
+from pinterest_dagster.lib.io_managers import column_schema
 from pinterest_dagster.lib.ingestion import ingest_ranges, partition_coverage, run_group_id, topic_observations
 from pinterest_dagster.lib.microbatch import INGEST_STEP
 from pinterest_dagster.lib.offsets import OffsetRange, ranges_text, ranges_to_ingest
@@ -13,6 +14,7 @@ from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import fit_code_generation
 from pinterest_dagster.lib.streaming_runs import HEALED_TAG, ranges_in_flight, streaming_cursor
 from pinterest_dagster.settings import TOPIC_KINDS
+from pinterest_dagster.transforms.parse import raw_column_types
 
 RAW_DESCRIPTIONS = {
     "pin": "Every accepted pin event: the pinterest_data row as sent (strings stay strings), the event's JSON text "
@@ -28,6 +30,8 @@ RAW_DESCRIPTIONS = {
 
 RAW_KEYS = {name: dg.AssetKey(["raw", name]) for name in (*TOPIC_KINDS, "rejects")}
 TOPIC_KEYS = {kind: dg.AssetKey(["kafka", kind]) for kind in TOPIC_KINDS}
+# Known without reading the tables: a micro-batch reports them with no request to Spark.
+RAW_SCHEMAS = {name: column_schema(raw_column_types(name)) for name in RAW_KEYS}
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.BetaWarning)  # code references are beta in Dagster 1.13; the UI shows them
@@ -68,7 +72,8 @@ class IngestConfig(dg.Config):
     pool=LAKE_WRITES,
     specs=[
         dg.AssetSpec(key, group_name="raw", kinds={"kafka", "spark", "delta"}, description=RAW_DESCRIPTIONS[name],
-                     deps=[TOPIC_KEYS[name]] if name in TOPIC_KEYS else list(TOPIC_KEYS.values()))
+                     deps=[TOPIC_KEYS[name]] if name in TOPIC_KEYS else list(TOPIC_KEYS.values()),
+                     metadata={"dagster/column_schema": RAW_SCHEMAS[name]})
         for name, key in RAW_KEYS.items()
     ],
 )
@@ -120,6 +125,7 @@ def ingest_kafka_events(
                 "events_read": kind_counts.read if kind_counts else 0,
                 "rows_added": kind_counts.accepted if kind_counts else 0,
                 "path": dg.MetadataValue.path(lake.path("raw", kind)),
+                "dagster/column_schema": RAW_SCHEMAS[kind],
             },
         )
     yield dg.MaterializeResult(
@@ -129,5 +135,6 @@ def ingest_kafka_events(
             "offset_ranges": ranges_text(ranges, limit=50),
             "healed_ranges": ranges_text(healed, limit=50),
             "path": dg.MetadataValue.path(lake.path("raw", "rejects")),
+            "dagster/column_schema": RAW_SCHEMAS["rejects"],
         },
     )
