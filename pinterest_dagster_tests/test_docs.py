@@ -4,8 +4,9 @@ Every command in an inline code span or a ```bash block is checked against what 
 in the Makefile, a `python -m` module that imports and whose `--help` lists each option the docs pass, an
 `infra/stack.sh` verb and service its dispatch handles, a path `pytest` is given, and each PINTEREST_*
 variable set in front of a command read by the code. The long-running ones are run elsewhere: `make test`
-by CI (`.ci/run`), which then runs `make demo` and `make screenshot` too; the benchmarks by `make bench` (small
-sizes: `make bench-quick`).
+by CI (`.ci/run`), which then runs `make demo`, `make screenshot`, `make migrate`, `make dev` (until the UI
+answers), the benchmarks at small sizes with the soak (`make bench-quick SOAK=1`) and last `make clean`; the
+benchmarks at full size by `make bench`.
 """
 
 from __future__ import annotations
