@@ -108,6 +108,8 @@ def restart_spark_cluster_connect() -> None:
         except ProcessLookupError:
             break
         time.sleep(0.2)
+    else:
+        pytest.fail(f"the cluster's Spark Connect server (pid {pid}) did not stop within 60 s")
     started = subprocess.run(["bash", str(REPO_ROOT / "infra/stack.sh"), "up", "spark-cluster"], capture_output=True,
                              text=True, timeout=300)
     assert started.returncode == 0, f"infra/stack.sh up spark-cluster failed:\n{started.stdout}{started.stderr}"

@@ -278,16 +278,29 @@ def build_spark_session(settings: Settings, long_lived: bool = False):
         return builder.getOrCreate()
     from pyspark.sql.connect.session import SparkSession as ConnectSession
 
+    # A server restarted since this process's session was made (a `make down`/`make up`) answers SESSION_CHANGED
+    # and the client closes. PySpark keeps a closed session registered as the default one and then hands out a new,
+    # unregistered session on every call: drop it, so that the new one is registered and shared.
+    drop_stopped_connect_sessions()
     cached = ConnectSession.getActiveSession()
     try:
         return builder.getOrCreate()
     except Exception:
-        # This process's session came from a server that has restarted since (a `make down`/`make up`):
-        # the server answers SESSION_CHANGED and the client closes. Drop it and start a new session.
+        # The restart met by getOrCreate itself (it sets the options on the cached session).
         if cached is None or not cached.is_stopped:
             raise
-        cached.stop()
+        drop_stopped_connect_sessions()
         return builder.getOrCreate()
+
+
+def drop_stopped_connect_sessions() -> None:
+    """Unregisters this process's default and active Spark Connect sessions if their client has closed."""
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    registered = (ConnectSession._default_session, getattr(ConnectSession._active_session, "session", None))
+    for session in registered:
+        if session is not None and session.is_stopped:
+            session.stop()  # nothing to release on the server; unregisters it
 
 
 # The Connect servers' own settings. Spark keeps an idle session for 60 min by default: a run that died

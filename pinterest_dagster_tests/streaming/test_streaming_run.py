@@ -202,19 +202,40 @@ def test_on_a_cluster_the_work_runs_in_executors_on_both_workers_with_the_cluste
 @pytest.mark.parametrize("pipeline", ["spark-cluster"], indirect=True)
 def test_a_process_outliving_a_restart_of_its_connect_server_gets_a_new_session(pipeline):
     # A long-lived process (a benchmark, the demo) asks for a session again after `make down`/`make up`: the
-    # restarted server no longer knows the one it held (SESSION_CHANGED), so it must get a new one.
-    script = (
-        "import sys\n"
-        "from pinterest_dagster.lib.spark import build_spark_session\n"
-        "from pinterest_dagster.settings import Settings\n"
-        "print(build_spark_session(Settings.from_env()).range(3).count(), flush=True)\n"
+    # restarted server no longer knows the one it held (SESSION_CHANGED). One process meets the restart when
+    # asking for a session, the other in a query on the session it holds; each must get one new, shared session.
+    asks_first = (
+        "print(build_spark_session(settings).range(3).count(), flush=True)\n"
         "sys.stdin.readline()\n"
-        "print(build_spark_session(Settings.from_env()).range(5).count(), flush=True)\n"
+        "print(build_spark_session(settings).range(5).count(), flush=True)\n"
+    )
+    queries_first = (
+        "held = build_spark_session(settings)\n"
+        "print(held.range(3).count(), flush=True)\n"
+        "sys.stdin.readline()\n"
+        "try:\n"
+        "    held.range(1).count()\n"
+        "except Exception:\n"
+        "    print('failed', flush=True)\n"
+        "new = build_spark_session(settings)\n"
+        "print(new.range(5).count(), new is build_spark_session(settings), new is not held, flush=True)\n"
     )
     env = {**os.environ, "SPARK_REMOTE": pipeline.settings.spark_remote, "PINTEREST_SPARK_TUNING": "none"}
-    with subprocess.Popen([str(REPO_ROOT / ".venv/bin/python"), "-c", script], stdin=subprocess.PIPE,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT, env=env) as process:
-        assert process.stdout.readline().strip() == "3", process.stderr.read()[-2000:]
+    processes = [
+        subprocess.Popen([str(REPO_ROOT / ".venv/bin/python"), "-c",
+                          "import sys\nfrom pinterest_dagster.lib.spark import build_spark_session\n"
+                          "from pinterest_dagster.settings import Settings\nsettings = Settings.from_env()\n" + script],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+                         env=env)
+        for script in (asks_first, queries_first)
+    ]
+    try:
+        for process in processes:
+            assert process.stdout.readline().strip() == "3", process.stderr.read()[-2000:]
         restart_spark_cluster_connect()
-        out, err = process.communicate("\n", timeout=180)
-    assert process.returncode == 0 and out.strip() == "5", err[-2000:]
+        (asked, _), (queried, err) = [process.communicate("\n", timeout=180) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    assert asked.strip() == "5" and processes[0].returncode == 0
+    assert queried.split() == ["failed", "5", "True", "True"], err[-2000:]
