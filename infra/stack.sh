@@ -209,9 +209,35 @@ kafka_cluster_up() { # [node]: every node, or the one named (to restart a killed
   done
   # A controller quorum needs a majority of the nodes up: wait for every node started here together.
   for node in "${nodes[@]}"; do wait_for_port "kafka-cluster-$node" "$(cluster_port "$node")" 90; done
+  # A broker's port opens before the controller has registered it: until every node lists all brokers, a topic
+  # created now would get fewer replicas (lib/kafka.py topic_replication counts the brokers).
+  local i
+  for ((i = 0; i < 120; i++)); do
+    [ "$(kafka_cluster_brokers_everywhere)" = "${#KAFKA_CLUSTER_NODES[@]}" ] && break
+    sleep 0.5
+  done
+  [ "$(kafka_cluster_brokers_everywhere)" = "${#KAFKA_CLUSTER_NODES[@]}" ] \
+    || die "the Kafka brokers did not all register with the controller (logs: $LOGS/kafka-cluster-*.log)"
   local servers=""
   for node in "${KAFKA_CLUSTER_NODES[@]}"; do servers+="${servers:+,}127.0.0.1:$(cluster_port "$node")"; done
   echo "kafka-cluster: running, nodes ${nodes[*]} (pids $(for n in "${nodes[@]}"; do cat "$RUN/kafka-cluster-$n.pid"; done | tr '\n' ' ' | sed 's/ $//')); KAFKA_BOOTSTRAP_SERVERS=$servers"
+}
+
+kafka_cluster_brokers_everywhere() { # the fewest brokers any node lists (0 if one does not answer)
+  local ports=() n
+  for n in "${KAFKA_CLUSTER_NODES[@]}"; do ports+=("$(cluster_port "$n")"); done
+  "$ROOT/.venv/bin/python" - "${ports[@]}" 2>/dev/null <<'PY' || echo 0
+import sys
+from kafka import KafkaAdminClient
+counts = []
+for port in sys.argv[1:]:
+    admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{port}", request_timeout_ms=3000)
+    try:
+        counts.append(len(admin.describe_cluster()["brokers"]))
+    finally:
+        admin.close()
+print(min(counts))
+PY
 }
 
 kafka_cluster_down() {
@@ -286,9 +312,13 @@ connect_server_up() { # service port master tuning memory
   local conf; mapfile -t conf < <(cd "$ROOT" && SPARK_MASTER="$3" PINTEREST_SPARK_TUNING="$4" .venv/bin/python -m pinterest_dagster.lib.spark)
   [ ${#conf[@]} -gt 0 ] || die "could not compute the Spark Connect server's settings (see the error above)"
   port_open "$2" && die "127.0.0.1:$2 is taken by another process; stop it or free the port."
+  # The driver on 127.0.0.1 when its executors are on this machine (lib/spark.py then binds it there); a cluster's
+  # executors elsewhere must reach it, so SPARK_LOCAL_IP would send them to their own loopback.
+  local local_ip=()
+  [[ " ${conf[*]} " == *" spark.driver.bindAddress=127.0.0.1 "* ]] && local_ip=(SPARK_LOCAL_IP=127.0.0.1)
   # SPARK_REMOTE is where clients go; spark-submit refuses to start a server with it set ("Remote cannot be
   # specified with master and/or deploy mode").
-  SPARK_LOCAL_IP=127.0.0.1 setsid nohup env -u SPARK_REMOTE "$home/bin/spark-submit" \
+  setsid nohup env -u SPARK_REMOTE "${local_ip[@]}" "$home/bin/spark-submit" \
     --class org.apache.spark.sql.connect.service.SparkConnectServer --name "pinterest-$1" \
     --master "$3" --driver-memory "$5" --jars "$jars" \
     --driver-java-options "-Dlog4j2.configurationFile=$ROOT/infra/spark/log4j2.properties ${SPARK_CONNECT_JAVA_OPTIONS:-}" \

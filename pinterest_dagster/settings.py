@@ -221,8 +221,10 @@ class Settings:
 
     @property
     def small_machine_spark(self) -> bool:
-        """Whether the small-machine Spark settings apply: PINTEREST_SPARK_TUNING, or where Spark runs."""
-        return (self.spark_tuning or ("small-machine" if self.spark_is_local else "none")) == "small-machine"
+        """Whether the small-machine Spark settings apply: PINTEREST_SPARK_TUNING, or where Spark runs (a session
+        on this machine whose master, SPARK_MASTER, is local: `make up`'s server may drive a cluster's)."""
+        on_this_machine = self.spark_is_local and self.spark_master.startswith("local")
+        return (self.spark_tuning or ("small-machine" if on_this_machine else "none")) == "small-machine"
 
     @property
     def lake_on_s3(self) -> bool:

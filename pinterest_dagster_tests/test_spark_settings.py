@@ -3,6 +3,7 @@ session receives, overrides from PINTEREST_SPARK_CONF, and which local services 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.config
 import os
@@ -121,6 +122,10 @@ def test_make_ups_connect_server_on_a_clusters_master_gets_no_tuning_and_a_drive
     assert "spark.sql.shuffle.partitions=2" in server_args({"SPARK_MASTER": "local[*]"})
     assert "spark.sql.shuffle.partitions=2" in server_args({"SPARK_MASTER": "spark://spark-master.internal:7077",
                                                             "PINTEREST_SPARK_TUNING": "small-machine"})
+    # A run's session on that server: no tuning either, though the server is on 127.0.0.1.
+    session = spark_config(Settings.from_env({"SPARK_REMOTE": LOCAL_SPARK_REMOTE,
+                                              "SPARK_MASTER": "spark://spark-master.internal:7077"}))
+    assert set(session) == {"spark.remote", "spark.sql.session.timeZone"}
 
 
 def test_the_tests_in_process_jvm_compiles_with_c1_only(spark):
@@ -199,8 +204,13 @@ def test_a_connect_server_without_delta_lake_fails_the_session_with_one_sentence
             time.sleep(0.5)
         error = run_session_error({"SPARK_REMOTE": f"sc://127.0.0.1:{port}"})
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=60)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, 15)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, 9)
+            server.wait()
     assert error == (f"SparkConfigError: the Spark Connect server at sc://127.0.0.1:{port} has no Delta Lake: start "
                      "it with the delta-spark jars and --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension "
                      "--conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"), error
