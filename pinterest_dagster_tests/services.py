@@ -34,6 +34,30 @@ KAFKA_PASSWORD_FILE = LOCAL_DIR / "secrets" / "kafka_password"
 KAFKA_CA_FILE = LOCAL_DIR / "kafka" / "tls" / "ca.pem"
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition, timeout_s: float, what: str, poll_s: float = 1.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def port_open(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
@@ -102,14 +126,8 @@ def restart_spark_cluster_connect() -> None:
     """Stop the cluster's Spark Connect server and start it again (infra/stack.sh starts what is down)."""
     pid = int((LOCAL_DIR / "run/spark-cluster-connect.pid").read_text())
     os.kill(pid, 15)
-    for _ in range(300):  # until it has exited: stack.sh leaves a server it finds alive as it is
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail(f"the cluster's Spark Connect server (pid {pid}) did not stop within 60 s")
+    # Until it has exited: stack.sh leaves a server it finds alive as it is.
+    wait_for(lambda: process_gone(pid), 60, f"the cluster's Spark Connect server (pid {pid}) to stop", poll_s=0.2)
     started = subprocess.run(["bash", str(REPO_ROOT / "infra/stack.sh"), "up", "spark-cluster"], capture_output=True,
                              text=True, timeout=300)
     assert started.returncode == 0, f"infra/stack.sh up spark-cluster failed:\n{started.stdout}{started.stderr}"

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import logging.config
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from pinterest_dagster.lib.spark import (
 )
 from pinterest_dagster.local_stack import local_services, remote_services
 from pinterest_dagster.settings import REPO_ROOT, Settings, SettingsError
-from pinterest_dagster_tests.services import LOCAL_SPARK_REMOTE, port_open, require_spark_connect, run_session_settings
+from pinterest_dagster_tests.services import LOCAL_SPARK_REMOTE, free_port, port_open, require_spark_connect, run_session_settings
 
 CLUSTER = {"SPARK_REMOTE": "sc://spark.prod.internal:15002"}
 
@@ -187,9 +186,7 @@ def test_a_setting_the_connect_server_refuses_fails_the_session_with_one_sentenc
 
 
 def test_a_connect_server_without_delta_lake_fails_the_session_with_one_sentence_saying_how_to_start_it():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     spark_submit = Path(pyspark.__file__).parent / "bin/spark-submit"
     server = subprocess.Popen(
         [str(spark_submit), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer", "--master", "local[1]",

@@ -21,7 +21,7 @@ from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.kafka import client_config, events_per_topic
 from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT, TOPIC_KINDS
 from pinterest_dagster_tests.pipeline import make_pipeline
-from pinterest_dagster_tests.streaming.test_daemon_end_to_end import process_gone, wait_for
+from pinterest_dagster_tests.services import process_gone, wait_for
 from pinterest_dagster_tests.streaming.test_streaming_run import sensor_run_configs
 
 NODES = {1: 19092, 2: 19094, 3: 19096}  # infra/stack.sh: node n's PLAINTEXT port

@@ -20,7 +20,7 @@ from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.lib.s3 import LakeUnavailableError, check_bucket, s3_resource
 from pinterest_dagster.settings import REPO_ROOT, TOPIC_KINDS
 from pinterest_dagster_tests.pipeline import Pipeline
-from pinterest_dagster_tests.services import isolated_settings, require_kafka
+from pinterest_dagster_tests.services import free_port, isolated_settings, require_kafka
 
 BUCKET = "pinterest-lake"
 POSTS = 300
@@ -51,12 +51,6 @@ counts = {t: delta.read_table(spark, settings.table_path(*t.split("/"))).count()
 keys = delta.read_table(spark, settings.table_path("raw", "pin")).select("index").distinct().count()
 print(json.dumps({"counts": counts, "distinct_pin_keys": keys}))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from pinterest_dagster.lib.kafka import events_per_topic
 from pinterest_dagster.lib.run_launcher import run_worker_pid
 from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT, TOPIC_KINDS
 from pinterest_dagster_tests.pipeline import execute_job_cli, make_pipeline
-from pinterest_dagster_tests.services import require_spark_connect
+from pinterest_dagster_tests.services import process_gone, require_spark_connect, wait_for
 
 MAX_RECORDS_PER_RUN = 1_500
 MALFORMED = {"pin": ["oops", '{"index": null}'], "geo": ["[1]"], "user": ["{"]}
@@ -115,16 +115,6 @@ def stream(request, spark, source_url, tmp_path_factory):
         instance.dispose()
 
 
-def wait_for(condition, timeout_s: float, what: str, poll_s: float = 1.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
 def started_run(instance):
     runs = instance.get_runs(dg.RunsFilter(job_name="streaming_job", statuses=[dg.DagsterRunStatus.STARTED]))
     return runs[0] if runs else None
@@ -143,14 +133,6 @@ def lake_offsets(spark, pipeline) -> dict[str, int]:
             for row in delta.read_table(spark, path).groupBy("_topic").count().collect():
                 totals[row["_topic"]] += row["count"]
     return totals
-
-
-def process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def kill_every_attempt(instance) -> str:

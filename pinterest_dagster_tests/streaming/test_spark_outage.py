@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 
 from pinterest_dagster.lib.microbatch import run_config
 from pinterest_dagster.lib.offsets import OffsetRange
 from pinterest_dagster_tests.pipeline import execute_job_cli
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from pinterest_dagster_tests.services import free_port
 
 
 def test_a_micro_batch_without_a_reachable_spark_connect_server_fails_within_its_timeout(tmp_path):

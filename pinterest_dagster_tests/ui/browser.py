@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -23,6 +22,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from pinterest_dagster.settings import REPO_ROOT
+from pinterest_dagster_tests.services import free_port
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 GROUPS = ("kafka", "raw", "cleaned", "realtime", "aggregated")
@@ -34,12 +34,6 @@ def browser_missing() -> str | None:
     """Why the browser tests cannot run here, or None."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
     return f"{', '.join(missing)} not installed (apt-get install chromium chromium-driver)" if missing else None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def dagster_dev_env(home: Path, **env) -> dict:
