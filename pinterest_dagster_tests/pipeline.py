@@ -37,6 +37,21 @@ def execute_job_cli(name: str, run_config: dict, env: dict, workdir: Path, timeo
         raise AssertionError(f"{name} failed: " + "\n".join(list(errors)[:8]) + "\n...\n" + done.stderr[-2000:])
 
 
+def failure_text(result: dg.ExecuteInProcessResult) -> str:
+    """What failed in an in-process run, briefly: each failed step's error and its causes, each with the last
+    frames of its stack. (Raised as is, the error shows Dagster's frames first, which hid the cause in a CI log.)"""
+    parts = []
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        parts.append(f"step {event.step_key}:")
+        while error is not None:
+            stack = "" if error.cls_name.startswith("Dagster") else "".join(error.stack[-3:])
+            message = error.message.strip()  # a Spark error's holds the JVM's stack: its start says what
+            parts.append(f"  {message[:1500]}{' [...]' if len(message) > 1500 else ''}\n{stack}")
+            error = error.cause
+    return "\n".join(parts) or "no step failed (the run itself did)"
+
+
 @dataclass
 class Pipeline:
     settings: Settings
@@ -82,9 +97,10 @@ class Pipeline:
             self._run_job_in_subprocess(name, run_config or {})
             return None
         result = self.defs.resolve_job_def(name).execute_in_process(
-            instance=dg.DagsterInstance.ephemeral(), run_config=run_config
+            instance=dg.DagsterInstance.ephemeral(), run_config=run_config, raise_on_error=False
         )
-        assert result.success
+        if not result.success:
+            raise AssertionError(f"{name} failed: {failure_text(result)}")
         return result
 
     def _run_job_in_subprocess(self, name: str, run_config: dict) -> None:
