@@ -19,6 +19,7 @@ from kafka.errors import (
 from pinterest_dagster.settings import KafkaSecurity, Settings
 
 DEFAULT_PARTITIONS = 3
+log = logging.getLogger(__name__)
 
 
 class KafkaUnavailableError(RuntimeError):
@@ -220,22 +221,38 @@ def make_producer(settings: Settings, **overrides) -> KafkaProducer:
     return connect_with_retry(lambda: KafkaProducer(**config), settings)
 
 
-def offset_bounds(settings: Settings, topics: list[str]) -> dict[TopicPartition, tuple[int, int]]:
+def offset_bounds(
+    settings: Settings, topics: list[str], within_s: float = 30.0, delay_s: float = 1.0,
+) -> dict[TopicPartition, tuple[int, int]]:
     """(first offset still in the log, next offset to be written) for every partition of `topics`.
 
-    A topic that does not exist has no partitions here.
+    A topic that does not exist has no partitions here. A broker that died stays in the cluster's metadata,
+    leader of its partitions, until the controller fences it (broker.session.timeout.ms, 9 s by default), and
+    kafka-python raises at once when it asks that broker: the question is asked again for up to `within_s`.
     """
-    consumer = connect_with_retry(lambda: KafkaConsumer(**client_config(settings)), settings)
-    try:
-        partitions = [
-            TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        if not partitions:
-            return {}
-        begin, end = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
-        return {tp: (begin[tp], end[tp]) for tp in partitions}
-    finally:
-        consumer.close()
+    deadline, attempt = time.monotonic() + within_s, 1
+    while True:
+        consumer = connect_with_retry(lambda: KafkaConsumer(**client_config(settings)), settings)
+        try:
+            partitions = [
+                TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            if not partitions:
+                return {}
+            begin, end = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
+            return {tp: (begin[tp], end[tp]) for tp in partitions}
+        except (KafkaConnectionError, KafkaTimeoutError) as error:
+            if time.monotonic() + delay_s > deadline:
+                raise KafkaUnavailableError(
+                    f"the offsets of {', '.join(topics)} at {settings.kafka_bootstrap_servers}: no answer in "
+                    f"{within_s:.0f} s ({attempt} attempts); last error: {error}"
+                ) from error
+            if attempt == 1:
+                log.warning(f"reading the offsets of {', '.join(topics)}: {error}; asking again for up to {within_s:.0f} s")
+            attempt += 1
+        finally:
+            consumer.close()
+        time.sleep(delay_s)
 
 
 def end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:

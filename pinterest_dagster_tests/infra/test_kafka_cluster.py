@@ -83,6 +83,17 @@ def leader_of(admin, topic: str, partition: int) -> int:
     return next(p["leader_id"] for p in described["partitions"] if p["partition_index"] == partition)
 
 
+def kill_leader_of_pin_0(pipeline) -> int:
+    """SIGKILLs the broker leading partition 0 of the pin topic; returns its node id once it has exited."""
+    admin = KafkaAdminClient(**client_config(pipeline.settings))
+    leader = leader_of(admin, pipeline.settings.topic("pin"), 0)
+    admin.close()
+    pid = int((LOCAL_DIR / "run" / f"kafka-cluster-{leader}.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: process_gone(pid), 30, "the killed broker to exit", poll_s=0.2)
+    return leader
+
+
 def test_topics_are_replicated_three_times_and_acknowledged_by_two(pipeline):
     admin = KafkaAdminClient(**client_config(pipeline.settings))
     try:
@@ -108,15 +119,10 @@ def test_killing_a_partition_leader_mid_stream_loses_and_doubles_nothing(pipelin
     pipeline.post_emulated(posts=1_000, seed=21)
     cursor, _ = drain(pipeline, None)
 
-    admin = KafkaAdminClient(**client_config(pipeline.settings))
-    leader = leader_of(admin, pipeline.settings.topic("pin"), 0)
-    admin.close()
-    pid = int((LOCAL_DIR / "run" / f"kafka-cluster-{leader}.pid").read_text())
     # post_emulated asserts that the producer reported every send delivered.
     posting = threading.Thread(target=pipeline.post_emulated, kwargs={"posts": 3_000, "seed": 22})
     posting.start()
-    os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: process_gone(pid), 30, "the killed broker to exit", poll_s=0.2)
+    leader = kill_leader_of_pin_0(pipeline)
     posting.join()
     assert events_per_topic(pipeline.settings) == dict.fromkeys(pipeline.settings.topics.values(), 4_000)
 
@@ -125,9 +131,17 @@ def test_killing_a_partition_leader_mid_stream_loses_and_doubles_nothing(pipelin
     admin = KafkaAdminClient(**client_config(pipeline.settings))
     assert leader_of(admin, pipeline.settings.topic("pin"), 0) != leader  # a follower took over
     admin.close()
-
     assert "running" in stack("up", f"kafka-cluster-{leader}")
+
+    # A leader dying between the sensor's plan and the runs: the metadata names it until the cluster fences it,
+    # and the runs must wait that out, each in one attempt. (lib/kafka.py's offset_bounds gave up at the first
+    # refused connection: a failed run here, and likely the failed CI run of session 22.)
     pipeline.post_emulated(posts=500, seed=23)
+    configs, cursor = sensor_run_configs(pipeline, cursor, max_records=100_000)
+    leader = kill_leader_of_pin_0(pipeline)
+    for config in configs:
+        pipeline.run_job("streaming_job", config)
+    assert "running" in stack("up", f"kafka-cluster-{leader}")
     drain(pipeline, cursor)
 
     for kind in TOPIC_KINDS:
