@@ -45,7 +45,7 @@ def failure_text(result: dg.ExecuteInProcessResult) -> str:
         error = event.step_failure_data.error
         parts.append(f"step {event.step_key}:")
         while error is not None:
-            stack = "" if error.cls_name.startswith("Dagster") else "".join(error.stack[-3:])
+            stack = "" if (error.cls_name or "").startswith("Dagster") else "".join(error.stack[-3:])
             message = error.message.strip()  # a Spark error's holds the JVM's stack: its start says what
             parts.append(f"  {message[:1500]}{' [...]' if len(message) > 1500 else ''}\n{stack}")
             error = error.cause

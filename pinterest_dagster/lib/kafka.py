@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
+from typing import TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import (
-    KafkaConnectionError, KafkaError, KafkaTimeoutError, SaslAuthenticationFailedError, TopicAlreadyExistsError,
+    KafkaConnectionError, KafkaError, KafkaTimeoutError, RetriableError, SaslAuthenticationFailedError,
+    TopicAlreadyExistsError, UnknownBrokerIdError,
 )
 
 from pinterest_dagster.settings import KafkaSecurity, Settings
 
 DEFAULT_PARTITIONS = 3
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class KafkaUnavailableError(RuntimeError):
@@ -161,33 +165,55 @@ def _connection_error(settings: Settings, errors: _ConnectionErrors, attempts: i
     )
 
 
-def topic_replication(brokers: int) -> tuple[int, dict[str, str]]:
-    """Replication factor and topic configs for a cluster of `brokers`: 3 copies where there are three
-    brokers or more, acknowledged (acks=all) once 2 have the event, so one broker can fail without
-    losing an acknowledged event or stopping producers; one copy on a single local broker."""
-    replicas = min(3, max(1, brokers))
+class TopicReplicationError(KafkaUnavailableError):
+    """PINTEREST_TOPIC_REPLICATION asks for more copies than the cluster has live brokers."""
+
+
+def topic_replication(brokers: int, wanted: int | None = None) -> tuple[int, dict[str, str]]:
+    """Replication factor and topic configs for a cluster listing `brokers` live brokers.
+
+    By default 3 copies where there are three brokers or more, acknowledged (acks=all) once 2 have the event,
+    so one broker can fail without losing an acknowledged event or stopping producers; fewer copies where
+    fewer brokers are listed (one on a single local broker). `wanted` (PINTEREST_TOPIC_REPLICATION) fixes
+    the number: on a cluster with a broker down at that moment, topics are then not created with fewer
+    copies but not created at all (TopicReplicationError, raised by `ensure_topics`)."""
+    replicas = wanted or min(3, max(1, brokers))
     return replicas, ({"min.insync.replicas": "2"} if replicas >= 3 else {})
 
 
 def ensure_topics(settings: Settings, partitions: int = DEFAULT_PARTITIONS) -> list[str]:
     """Create the pin/geo/user topics that do not exist yet; returns the names created."""
-    admin = connect_with_retry(lambda: KafkaAdminClient(**client_config(settings)), settings)
-    try:
-        missing = sorted(set(settings.topics.values()) - set(admin.list_topics()))
-        replicas, configs = topic_replication(len(admin.describe_cluster()["brokers"]))
-        created = []
-        for name in missing:
-            try:
-                admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=replicas,
-                                              topic_configs=configs)])
-                created.append(name)
-            except TopicAlreadyExistsError:
-                pass  # created concurrently by another client
-        if created:
-            _wait_for_metadata(settings, created)
-        return created
-    finally:
-        admin.close()
+    created = []
+
+    def create_missing() -> list[str]:
+        admin = connect_with_retry(lambda: KafkaAdminClient(**client_config(settings)), settings)
+        try:
+            missing = sorted(set(settings.topics.values()) - set(admin.list_topics()))
+            brokers = len(admin.describe_cluster()["brokers"])
+            replicas, configs = topic_replication(brokers, settings.topic_replication)
+            if missing and replicas > brokers:
+                raise TopicReplicationError(
+                    f"PINTEREST_TOPIC_REPLICATION={replicas}, but the Kafka cluster at {settings.kafka_bootstrap_servers} "
+                    f"lists {brokers} live broker{'s' if brokers != 1 else ''}: {', '.join(missing)} not created. Start "
+                    "the missing brokers, or lower PINTEREST_TOPIC_REPLICATION"
+                )
+            if missing and settings.topic_replication is None and 1 < brokers < 3:
+                log.warning(f"the Kafka cluster at {settings.kafka_bootstrap_servers} lists {brokers} live brokers: "
+                            f"{', '.join(missing)} get {replicas} copies (PINTEREST_TOPIC_REPLICATION=3 requires three)")
+            for name in missing:
+                try:
+                    admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=replicas,
+                                                  topic_configs=configs)])
+                    created.append(name)
+                except TopicAlreadyExistsError:
+                    pass  # created concurrently by another client, or by an attempt whose answer was lost
+            if missing:
+                _wait_for_metadata(settings, missing)
+            return created
+        finally:
+            admin.close()
+
+    return asking_again(create_missing, f"creating the topics {', '.join(settings.topics.values())}", settings)
 
 
 def _wait_for_metadata(settings: Settings, topics: list[str], timeout_s: float = 30.0) -> None:
@@ -221,17 +247,41 @@ def make_producer(settings: Settings, **overrides) -> KafkaProducer:
     return connect_with_retry(lambda: KafkaProducer(**config), settings)
 
 
-def offset_bounds(
-    settings: Settings, topics: list[str], within_s: float = 30.0, delay_s: float = 1.0,
-) -> dict[TopicPartition, tuple[int, int]]:
+def asking_again(question: Callable[[], T], what: str, settings: Settings,
+                 within_s: float = 30.0, delay_s: float = 1.0) -> T:
+    """`question()`, asked again each `delay_s` while a broker fails to answer it, until `within_s` have passed;
+    then one KafkaUnavailableError sentence.
+
+    A broker that died stays in the cluster's metadata, leader of its partitions, until the controller fences
+    it (broker.session.timeout.ms: 9 s by default, 6 s in infra/kafka/cluster.properties). Meanwhile kafka-python
+    raises at once when its request goes to that broker: a metadata request (sent to a broker picked at random)
+    refused, a leader's address unknown. No broker at all fails in `connect_with_retry` instead, at once.
+    An attempt may itself wait up to kafka-python's request timeout (30 s) before it fails.
+    """
+    started, attempt = time.monotonic(), 1
+    while True:
+        try:
+            return question()
+        except (RetriableError, UnknownBrokerIdError) as error:
+            waited = time.monotonic() - started
+            if waited + delay_s > within_s:
+                raise KafkaUnavailableError(
+                    f"{what} at {settings.kafka_bootstrap_servers}: no answer in {waited:.0f} s ({attempt} attempts); "
+                    f"last error: {error}"
+                ) from error
+            if attempt == 1:
+                log.warning(f"{what}: {error}; asking again for up to {within_s:.0f} s")
+            attempt += 1
+        time.sleep(delay_s)
+
+
+def offset_bounds(settings: Settings, topics: list[str]) -> dict[TopicPartition, tuple[int, int]]:
     """(first offset still in the log, next offset to be written) for every partition of `topics`.
 
-    A topic that does not exist has no partitions here. A broker that died stays in the cluster's metadata,
-    leader of its partitions, until the controller fences it (broker.session.timeout.ms, 9 s by default), and
-    kafka-python raises at once when it asks that broker: the question is asked again for up to `within_s`.
+    A topic that does not exist has no partitions here. Asked again while a dead broker is not yet fenced
+    (`asking_again`).
     """
-    deadline, attempt = time.monotonic() + within_s, 1
-    while True:
+    def ask() -> dict[TopicPartition, tuple[int, int]]:
         consumer = connect_with_retry(lambda: KafkaConsumer(**client_config(settings)), settings)
         try:
             partitions = [
@@ -241,18 +291,10 @@ def offset_bounds(
                 return {}
             begin, end = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
             return {tp: (begin[tp], end[tp]) for tp in partitions}
-        except (KafkaConnectionError, KafkaTimeoutError) as error:
-            if time.monotonic() + delay_s > deadline:
-                raise KafkaUnavailableError(
-                    f"the offsets of {', '.join(topics)} at {settings.kafka_bootstrap_servers}: no answer in "
-                    f"{within_s:.0f} s ({attempt} attempts); last error: {error}"
-                ) from error
-            if attempt == 1:
-                log.warning(f"reading the offsets of {', '.join(topics)}: {error}; asking again for up to {within_s:.0f} s")
-            attempt += 1
         finally:
             consumer.close()
-        time.sleep(delay_s)
+
+    return asking_again(ask, f"reading the offsets of {', '.join(topics)}", settings)
 
 
 def end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
