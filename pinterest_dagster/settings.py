@@ -125,11 +125,23 @@ def _tls_error(security: KafkaSecurity) -> str | None:
     return None
 
 
+def _whole_number(env, name: str) -> int | None:
+    text = (env.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text} is not a whole number") from None
+
+
 @dataclass(frozen=True, repr=False)
 class Settings:
     lake_root: str = str(LOCAL_DIR / "lake")
     kafka_bootstrap_servers: str = "localhost:9092"
     topic_prefix: str = "pinterest"
+    # Copies of each topic the project creates; None: 3, or fewer when the cluster lists fewer brokers (lib/kafka.py).
+    topic_replication: int | None = None
     source_db_url: str = f"sqlite:///{LOCAL_DIR / 'pinterest.db'}"
     spark_remote: str | None = None
     spark_master: str = "local[*]"
@@ -160,6 +172,8 @@ class Settings:
             # Spark Connect server resolves a relative one against its own working directory: both would
             # silently miss the tables this process means, so a local root is made absolute here.
             object.__setattr__(self, "lake_root", str(Path(self.lake_root).expanduser().resolve()))
+        if self.topic_replication is not None and self.topic_replication < 1:
+            raise SettingsError(f"PINTEREST_TOPIC_REPLICATION={self.topic_replication}: a topic needs at least 1 copy")
         if self.spark_tuning not in (None, *SPARK_TUNINGS):
             raise SettingsError(f"PINTEREST_SPARK_TUNING={self.spark_tuning} is not one of {', '.join(SPARK_TUNINGS)}")
         if self.spark_conf_file and not Path(self.spark_conf_file).is_file():
@@ -176,6 +190,7 @@ class Settings:
             lake_root=env.get("PINTEREST_LAKE_ROOT") or defaults.lake_root,
             kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or defaults.kafka_bootstrap_servers,
             topic_prefix=env.get("PINTEREST_TOPIC_PREFIX") or defaults.topic_prefix,
+            topic_replication=_whole_number(env, "PINTEREST_TOPIC_REPLICATION"),
             source_db_url=env.get("SOURCE_DB_URL") or defaults.source_db_url,
             spark_remote=env.get("SPARK_REMOTE") or None,
             spark_master=env.get("SPARK_MASTER") or defaults.spark_master,

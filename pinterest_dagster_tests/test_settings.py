@@ -11,6 +11,7 @@ from dagster._core.remote_representation.external_data import ResourceConfigEnvV
 from dagster._serdes import serialize_value
 
 from pinterest_dagster.definitions import build_definitions
+from pinterest_dagster.lib.kafka import topic_replication
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import connect_server_args, spark_config
 from pinterest_dagster.settings import LOCAL_DIR, KafkaSecurity, Secret, Settings, SettingsError, mask_url
@@ -42,14 +43,32 @@ def test_every_variable_overrides_its_default():
         "SPARK_REMOTE": "sc://spark:15002",
         "SPARK_MASTER": "local[2]",
         "PINTEREST_SPARK_CONNECT_TIMEOUT_SECONDS": "30",
+        "PINTEREST_TOPIC_REPLICATION": "3",
     })
     assert settings.table_path("raw", "pin") == "s3a://bucket/lake/raw/pin"
+    assert settings.topic_replication == 3
     assert settings.topic("geo") == "prod.geo"
     assert settings.kafka_bootstrap_servers == "b1:9092,b2:9092"
     assert settings.source_db_url.endswith("@db:3306/pinterest_data")
     assert (settings.spark_remote, settings.spark_master) == ("sc://spark:15002", "local[2]")
     assert settings.spark_connect_timeout_s == 30
     assert build_definitions(settings).resources["pyspark"].connect_timeout_s == 30
+
+
+@pytest.mark.parametrize("value, phrase", [("three", "PINTEREST_TOPIC_REPLICATION=three is not a whole number"),
+                                           ("0", "PINTEREST_TOPIC_REPLICATION=0: a topic needs at least 1 copy")])
+def test_a_topic_replication_that_cannot_be_is_refused(value, phrase):
+    with pytest.raises(SettingsError, match=re.escape(phrase)):
+        Settings.from_env({"PINTEREST_TOPIC_REPLICATION": value})
+
+
+def test_topics_get_three_copies_acknowledged_by_two_or_as_many_as_the_brokers_or_as_set():
+    assert topic_replication(5) == (3, {"min.insync.replicas": "2"})
+    assert topic_replication(3) == (3, {"min.insync.replicas": "2"})
+    assert topic_replication(2) == (2, {})
+    assert topic_replication(1) == (1, {})
+    assert topic_replication(2, wanted=3) == (3, {"min.insync.replicas": "2"})  # ensure_topics refuses it
+    assert topic_replication(5, wanted=1) == (1, {})
 
 
 def test_mask_url_hides_only_the_password():

@@ -6,8 +6,11 @@ import subprocess
 import sys
 
 import pytest
+from kafka import KafkaAdminClient
 
+from pinterest_dagster.lib.kafka import client_config
 from pinterest_dagster.settings import REPO_ROOT
+from pinterest_dagster_tests.services import isolated_settings, require_kafka
 
 
 def run_emulator(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -43,6 +46,21 @@ def test_kafka_down_gives_a_clear_error(tmp_path):
     assert run_emulator("seed", "--rows", "10", "--db-url", url).returncode == 0
     result = run_emulator("post", "--posts", "1", "--db-url", url, env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
     assert_clean_failure(result, "no Kafka broker reachable at 127.0.0.1:1")
+
+
+@pytest.mark.kafka
+def test_more_topic_copies_than_live_brokers_creates_nothing_and_says_so():
+    settings = isolated_settings()  # make up's single broker
+    require_kafka(settings)
+    prefix = settings.topic_prefix
+    result = run_emulator("topics", env={"PINTEREST_TOPIC_REPLICATION": "3", "PINTEREST_TOPIC_PREFIX": prefix})
+    assert_clean_failure(result, "PINTEREST_TOPIC_REPLICATION=3, but the Kafka cluster at", "lists 1 live broker",
+                         f"{prefix}.geo, {prefix}.pin, {prefix}.user not created")
+    admin = KafkaAdminClient(**client_config(settings))
+    try:
+        assert not [topic for topic in admin.list_topics() if topic.startswith(f"{prefix}.")]
+    finally:
+        admin.close()
 
 
 @pytest.mark.parametrize(
