@@ -1,0 +1,55 @@
+"""The benchmarks' own command lines, as docs/ gives them: every module's `--help`, and the two
+that take seconds at a small size run for real (`make bench-quick` in CI runs the others' functions, not
+their command lines).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from pinterest_dagster.lib.kafka import ensure_topics
+from pinterest_dagster.settings import REPO_ROOT
+from pinterest_dagster_tests.services import isolated_settings, require_kafka
+
+MODULES = ["benchmarks", "benchmarks.streaming", "benchmarks.history", "benchmarks.first_minutes", "benchmarks.soak",
+           "benchmarks.raw_storage", "benchmarks.dagster_storage", "benchmarks.load"]
+
+
+def run_module(module: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO_ROOT, env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_every_benchmark_module_names_itself_and_its_options():
+    documented = "".join(path.read_text() for path in [REPO_ROOT / "README.md", *(REPO_ROOT / "docs").glob("*.md")])
+    for module in MODULES:
+        done = run_module(module, "--help")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"usage: python -m {module}"), done.stdout
+        assert f"python -m {module}" in documented, f"no page of docs/ gives `python -m {module}`"
+
+
+@pytest.mark.kafka
+def test_the_load_generator_posts_what_it_is_asked(source_url):
+    settings = isolated_settings()
+    require_kafka(settings)
+    ensure_topics(settings)  # as `python -m emulator topics` does
+    done = run_module("benchmarks.load", "--rate", "0", "--posts", "100", "--seed", "1",
+                      env={"SOURCE_DB_URL": source_url, "PINTEREST_TOPIC_PREFIX": settings.topic_prefix})
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^posted 300 events in [\d.]+ s", done.stderr, re.M), done.stderr
+
+
+@pytest.mark.kafka
+@pytest.mark.spark
+def test_raw_storage_prints_bytes_per_event_of_each_raw_table(source_url):
+    require_kafka(isolated_settings())
+    done = run_module("benchmarks.raw_storage", "--posts", "300", env={"SOURCE_DB_URL": source_url})
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = dict(re.findall(r"(pin|geo|user|all) ([\d.]+)", done.stdout.split("raw bytes per event:")[1]))
+    assert set(figures) == {"pin", "geo", "user", "all"} and all(float(value) > 0 for value in figures.values()), done.stdout
