@@ -84,11 +84,17 @@ def leader_of(admin, topic: str, partition: int) -> int:
     return next(p["leader_id"] for p in described["partitions"] if p["partition_index"] == partition)
 
 
+def leader_of_pin_0(pipeline) -> int:
+    admin = KafkaAdminClient(**client_config(pipeline.settings))
+    try:
+        return leader_of(admin, pipeline.settings.topic("pin"), 0)
+    finally:
+        admin.close()
+
+
 def kill_leader_of_pin_0(pipeline) -> int:
     """SIGKILLs the broker leading partition 0 of the pin topic; returns its node id once it has exited."""
-    admin = KafkaAdminClient(**client_config(pipeline.settings))
-    leader = leader_of(admin, pipeline.settings.topic("pin"), 0)
-    admin.close()
+    leader = leader_of_pin_0(pipeline)
     pid = int((LOCAL_DIR / "run" / f"kafka-cluster-{leader}.pid").read_text())
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: process_gone(pid), 30, "the killed broker to exit", poll_s=0.2)
@@ -157,9 +163,7 @@ def test_killing_a_partition_leader_mid_stream_loses_and_doubles_nothing(pipelin
 
     cursor, runs_without_it = drain(pipeline, cursor)  # two brokers left
     assert runs_without_it > 0
-    admin = KafkaAdminClient(**client_config(pipeline.settings))
-    assert leader_of(admin, pipeline.settings.topic("pin"), 0) != leader  # a follower took over
-    admin.close()
+    assert leader_of_pin_0(pipeline) != leader  # a follower took over
     assert "running" in stack("up", f"kafka-cluster-{leader}")
 
     # A leader dying between the sensor's plan and the runs: the metadata names it until the cluster fences it,
