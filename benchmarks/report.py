@@ -30,6 +30,10 @@ def machine() -> dict:
 
 
 def format_figure(value) -> str:
+    """A figure for the Markdown table: thousands separated, two decimals below 100, "-" for one not measured
+    (a soak too short for two clean-ups has no growth between them)."""
+    if value is None:
+        return "-"
     if isinstance(value, list):
         return "[" + ", ".join(format_figure(v) for v in value) + "]"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"

@@ -61,6 +61,15 @@ def test_markdown_table_says_met_or_not_met_with_the_ratio():
     assert "x_s 12.50, y_s 1,234" in rows[0] and "events 30,000" in rows[0]
 
 
+def test_a_figure_not_measured_is_a_dash_in_the_table():
+    # A 3-minute soak (make bench-quick SOAK=1) can see one housekeeping run that deletes runs, not two: no growth
+    # between clean-ups. CI's bench step once failed formatting that None.
+    host = {"cores": 2, "memory_gib": 23.4, "load_average_at_start": (1.0, 1.0, 1.0)}
+    not_measured = Comparison("x", "x vs y", {"growth": None, "y_s": 3.0}, 1.0, 1.0, "t", "bytes", {})
+    row = markdown_table([not_measured], "quick", datetime(2026, 1, 2, tzinfo=timezone.utc), host).splitlines()[-1]
+    assert "growth -, y_s 3.00" in row
+
+
 def test_readme_block_is_the_only_part_rewritten(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- bench:start -->\nold\n<!-- bench:end -->\nrest\n")
