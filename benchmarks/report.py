@@ -36,6 +36,8 @@ def format_figure(value) -> str:
         return "-"
     if isinstance(value, list):
         return "[" + ", ".join(format_figure(v) for v in value) + "]"
+    if not isinstance(value, (int, float)):
+        return str(value)
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
 
 

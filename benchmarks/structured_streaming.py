@@ -190,7 +190,7 @@ def drain_history(spark, settings: Settings, lake: LakeResource, max_offsets: in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.structured_streaming", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     for name in ("drain", "latency"):
         command = commands.add_parser(name)

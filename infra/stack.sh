@@ -211,8 +211,8 @@ kafka_cluster_up() { # [node]: every node, or the one named (to restart a killed
   for node in "${nodes[@]}"; do wait_for_port "kafka-cluster-$node" "$(cluster_port "$node")" 90; done
   # A broker's port opens before the controller has registered it: until every node lists all brokers, a topic
   # created now would get fewer replicas (lib/kafka.py topic_replication counts the brokers).
-  local i
-  for ((i = 0; i < 120; i++)); do
+  local deadline=$((SECONDS + 90))
+  while [ $SECONDS -lt $deadline ]; do
     [ "$(kafka_cluster_brokers_everywhere)" = "${#KAFKA_CLUSTER_NODES[@]}" ] && break
     sleep 0.5
   done
@@ -223,7 +223,7 @@ kafka_cluster_up() { # [node]: every node, or the one named (to restart a killed
   echo "kafka-cluster: running, nodes ${nodes[*]} (pids $(for n in "${nodes[@]}"; do cat "$RUN/kafka-cluster-$n.pid"; done | tr '\n' ' ' | sed 's/ $//')); KAFKA_BOOTSTRAP_SERVERS=$servers"
 }
 
-kafka_cluster_brokers_everywhere() { # the fewest brokers any node lists (0 if one does not answer)
+kafka_cluster_brokers_everywhere() { # the fewest unfenced brokers any node lists (0 if one does not answer)
   local ports=() n
   for n in "${KAFKA_CLUSTER_NODES[@]}"; do ports+=("$(cluster_port "$n")"); done
   "$ROOT/.venv/bin/python" - "${ports[@]}" 2>/dev/null <<'PY' || echo 0
@@ -231,9 +231,10 @@ import sys
 from kafka import KafkaAdminClient
 counts = []
 for port in sys.argv[1:]:
-    admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{port}", request_timeout_ms=3000)
+    # Bootstrapped from this node, 3 s to answer; fenced brokers (DescribeCluster lists them too) not counted.
+    admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{port}", request_timeout_ms=3000, bootstrap_timeout_ms=3000)
     try:
-        counts.append(len(admin.describe_cluster()["brokers"]))
+        counts.append(sum(not b.get("is_fenced", False) for b in admin.describe_cluster()["brokers"]))
     finally:
         admin.close()
 print(min(counts))

@@ -129,10 +129,9 @@ def _whole_number(env, name: str) -> int | None:
     text = (env.get(name) or "").strip()
     if not text:
         return None
-    try:
-        return int(text)
-    except ValueError:
-        raise SettingsError(f"{name}={text} is not a whole number") from None
+    if not text.isdigit():  # int() would also take "+3" and "3_0"
+        raise SettingsError(f"{name}={text} is not a whole number")
+    return int(text)
 
 
 @dataclass(frozen=True, repr=False)

@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             warm_up(settings, args.rounds, args.posts)
         except KafkaUnavailableError as exc:
-            print(f"warm-up: skipped, Kafka is not reachable ({exc})", file=sys.stderr)
+            # Unreachable, or (TopicReplicationError) fewer live brokers than PINTEREST_TOPIC_REPLICATION asks: its sentence says which.
+            print(f"warm-up: skipped: {exc}", file=sys.stderr)
             return 0
         delete_topics(settings)
     print(f"warm-up: {args.rounds} micro-batches on {settings.spark_remote} in {time.monotonic() - started:.1f} s")

@@ -65,9 +65,9 @@ def test_a_figure_not_measured_is_a_dash_in_the_table():
     # A 3-minute soak (make bench-quick SOAK=1) can see one housekeeping run that deletes runs, not two: no growth
     # between clean-ups. CI's bench step once failed formatting that None.
     host = {"cores": 2, "memory_gib": 23.4, "load_average_at_start": (1.0, 1.0, 1.0)}
-    not_measured = Comparison("x", "x vs y", {"growth": None, "y_s": 3.0}, 1.0, 1.0, "t", "bytes", {})
+    not_measured = Comparison("x", "x vs y", {"growth": None, "y_s": 3.0, "table": "raw/pin"}, 1.0, 1.0, "t", "bytes", {})
     row = markdown_table([not_measured], "quick", datetime(2026, 1, 2, tzinfo=timezone.utc), host).splitlines()[-1]
-    assert "growth -, y_s 3.00" in row
+    assert "growth -, y_s 3.00, table raw/pin" in row  # a figure that is not a number is shown as it is
 
 
 def test_readme_block_is_the_only_part_rewritten(tmp_path):

@@ -22,6 +22,7 @@ from kafka.errors import (
 from pinterest_dagster.settings import KafkaSecurity, Settings
 
 DEFAULT_PARTITIONS = 3
+OFFSETS_TIMEOUT_MS = 10_000  # one offsets request of offset_bounds (kafka-python's default: 30 s)
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -181,6 +182,12 @@ def topic_replication(brokers: int, wanted: int | None = None) -> tuple[int, dic
     return replicas, ({"min.insync.replicas": "2"} if replicas >= 3 else {})
 
 
+def live_brokers(admin: KafkaAdminClient) -> int:
+    """The brokers the cluster lists that are not fenced. kafka-python asks for fenced ones too
+    (DescribeCluster v2): a broker that died stays registered, fenced once its session times out."""
+    return sum(not broker.get("is_fenced", False) for broker in admin.describe_cluster()["brokers"])
+
+
 def ensure_topics(settings: Settings, partitions: int = DEFAULT_PARTITIONS) -> list[str]:
     """Create the pin/geo/user topics that do not exist yet; returns the names created."""
     created = []
@@ -189,7 +196,7 @@ def ensure_topics(settings: Settings, partitions: int = DEFAULT_PARTITIONS) -> l
         admin = connect_with_retry(lambda: KafkaAdminClient(**client_config(settings)), settings)
         try:
             missing = sorted(set(settings.topics.values()) - set(admin.list_topics()))
-            brokers = len(admin.describe_cluster()["brokers"])
+            brokers = live_brokers(admin)
             replicas, configs = topic_replication(brokers, settings.topic_replication)
             if missing and replicas > brokers:
                 raise TopicReplicationError(
@@ -255,8 +262,10 @@ def asking_again(question: Callable[[], T], what: str, settings: Settings,
     A broker that died stays in the cluster's metadata, leader of its partitions, until the controller fences
     it (broker.session.timeout.ms: 9 s by default, 6 s in infra/kafka/cluster.properties). Meanwhile kafka-python
     raises at once when its request goes to that broker: a metadata request (sent to a broker picked at random)
-    refused, a leader's address unknown. No broker at all fails in `connect_with_retry` instead, at once.
-    An attempt may itself wait up to kafka-python's request timeout (30 s) before it fails.
+    refused, a leader's address unknown. No broker at all fails in `connect_with_retry` instead (three tries of
+    5 s, 2 s apart). An attempt begun before `within_s` ran out may itself wait for its requests' timeouts: so
+    `offset_bounds` bounds each of its two offsets requests to OFFSETS_TIMEOUT_MS, keeping a sensor tick
+    within Dagster's 60 s.
     """
     started, attempt = time.monotonic(), 1
     while True:
@@ -289,7 +298,8 @@ def offset_bounds(settings: Settings, topics: list[str]) -> dict[TopicPartition,
             ]
             if not partitions:
                 return {}
-            begin, end = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
+            begin = consumer.beginning_offsets(partitions, timeout_ms=OFFSETS_TIMEOUT_MS)
+            end = consumer.end_offsets(partitions, timeout_ms=OFFSETS_TIMEOUT_MS)
             return {tp: (begin[tp], end[tp]) for tp in partitions}
         finally:
             consumer.close()

@@ -282,7 +282,8 @@ def build_spark_session(settings: Settings, long_lived: bool = False):
     # and the client closes. PySpark keeps a closed session registered as the default one and then hands out a new,
     # unregistered session on every call: drop it, so that the new one is registered and shared.
     drop_stopped_connect_sessions()
-    cached = ConnectSession.getActiveSession()
+    # This thread's session, or the one another thread made (which getOrCreate hands out too).
+    cached = ConnectSession.getActiveSession() or ConnectSession._default_session
     try:
         return builder.getOrCreate()
     except Exception:
