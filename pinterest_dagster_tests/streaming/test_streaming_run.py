@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 
 import dagster as dg
@@ -200,7 +201,7 @@ def test_on_a_cluster_the_work_runs_in_executors_on_both_workers_with_the_cluste
 
 
 @pytest.mark.parametrize("pipeline", ["spark-cluster"], indirect=True)
-def test_a_process_outliving_a_restart_of_its_connect_server_gets_a_new_session(pipeline):
+def test_a_process_outliving_a_restart_of_its_connect_server_gets_a_new_session(pipeline, tmp_path):
     # A long-lived process (a benchmark, the demo) asks for a session again after `make down`/`make up`: the
     # restarted server no longer knows the one it held (SESSION_CHANGED). One process meets the restart when
     # asking for a session, the other in a query on the session it holds; each must get one new, shared session.
@@ -221,21 +222,31 @@ def test_a_process_outliving_a_restart_of_its_connect_server_gets_a_new_session(
         "print(new.range(5).count(), new is build_spark_session(settings), new is not held, flush=True)\n"
     )
     env = {**os.environ, "SPARK_REMOTE": pipeline.settings.spark_remote, "PINTEREST_SPARK_TUNING": "none"}
+    # Each process's stderr goes to a file: a pipe nobody reads would block a process that logs much, and reading
+    # it before the process ends would block the test.
+    errors = [tmp_path / f"{name}.err" for name in ("asks_first", "queries_first")]
+    error_files = [error.open("w") for error in errors]
     processes = [
         subprocess.Popen([str(REPO_ROOT / ".venv/bin/python"), "-c",
                           "import sys\nfrom pinterest_dagster.lib.spark import build_spark_session\n"
                           "from pinterest_dagster.settings import Settings\nsettings = Settings.from_env()\n" + script],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=error_file, text=True, cwd=REPO_ROOT,
                          env=env)
-        for script in (asks_first, queries_first)
+        for script, error_file in zip((asks_first, queries_first), error_files)
     ]
     try:
-        for process in processes:
-            assert process.stdout.readline().strip() == "3", process.stderr.read()[-2000:]
+        for process, error in zip(processes, errors):
+            answered, _, _ = select.select([process.stdout], [], [], 180)
+            first = process.stdout.readline().strip() if answered else "(nothing in 180 s)"
+            if first != "3":
+                process.kill()
+                process.wait()
+                pytest.fail(f"first answer {first!r}, not 3: {error.read_text()[-2000:]}")
         restart_spark_cluster_connect()
-        (asked, _), (queried, err) = [process.communicate("\n", timeout=180) for process in processes]
+        (asked, _), (queried, _) = [process.communicate("\n", timeout=180) for process in processes]
     finally:
-        for process in processes:
+        for process, error_file in zip(processes, error_files):
             process.kill()
-    assert asked.strip() == "5" and processes[0].returncode == 0
-    assert queried.split() == ["failed", "5", "True", "True"], err[-2000:]
+            error_file.close()
+    assert asked.strip() == "5" and processes[0].returncode == 0, errors[0].read_text()[-2000:]
+    assert queried.split() == ["failed", "5", "True", "True"], errors[1].read_text()[-2000:]
