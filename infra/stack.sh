@@ -210,7 +210,7 @@ kafka_cluster_up() { # [node]: every node, or the one named (to restart a killed
   # A controller quorum needs a majority of the nodes up: wait for every node started here together.
   for node in "${nodes[@]}"; do wait_for_port "kafka-cluster-$node" "$(cluster_port "$node")" 90; done
   # A broker's port opens before the controller has registered it: until every node lists all brokers, a topic
-  # created now would get fewer replicas (lib/kafka.py topic_replication counts the brokers).
+  # created now would get fewer replicas (lib/kafka.py live_brokers counts the unfenced brokers).
   local deadline=$((SECONDS + 90))
   while [ $SECONDS -lt $deadline ]; do
     [ "$(kafka_cluster_brokers_everywhere)" = "${#KAFKA_CLUSTER_NODES[@]}" ] && break
@@ -223,7 +223,7 @@ kafka_cluster_up() { # [node]: every node, or the one named (to restart a killed
   echo "kafka-cluster: running, nodes ${nodes[*]} (pids $(for n in "${nodes[@]}"; do cat "$RUN/kafka-cluster-$n.pid"; done | tr '\n' ' ' | sed 's/ $//')); KAFKA_BOOTSTRAP_SERVERS=$servers"
 }
 
-kafka_cluster_brokers_everywhere() { # the fewest unfenced brokers any node lists (0 if one does not answer)
+kafka_cluster_brokers_everywhere() { # the fewest unfenced brokers listed, asked once bootstrapped from each node (0 if one does not answer)
   local ports=() n
   for n in "${KAFKA_CLUSTER_NODES[@]}"; do ports+=("$(cluster_port "$n")"); done
   "$ROOT/.venv/bin/python" - "${ports[@]}" 2>/dev/null <<'PY' || echo 0
@@ -231,7 +231,8 @@ import sys
 from kafka import KafkaAdminClient
 counts = []
 for port in sys.argv[1:]:
-    # Bootstrapped from this node, 3 s to answer; fenced brokers (DescribeCluster lists them too) not counted.
+    # Bootstrapped from this node, 3 s to answer (kafka-python sends the request to whichever broker it picks);
+    # fenced brokers (DescribeCluster lists them too) not counted.
     admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{port}", request_timeout_ms=3000, bootstrap_timeout_ms=3000)
     try:
         counts.append(sum(not b.get("is_fenced", False) for b in admin.describe_cluster()["brokers"]))

@@ -7,6 +7,7 @@ building a different `Settings`, never by patching globals.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -129,7 +130,7 @@ def _whole_number(env, name: str) -> int | None:
     text = (env.get(name) or "").strip()
     if not text:
         return None
-    if not text.isdigit():  # int() would also take "+3" and "3_0"
+    if not re.fullmatch(r"[0-9]+", text):  # int() would also take "+3", "3_0" and other scripts' digits
         raise SettingsError(f"{name}={text} is not a whole number")
     return int(text)
 

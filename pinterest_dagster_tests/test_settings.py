@@ -58,6 +58,7 @@ def test_every_variable_overrides_its_default():
 @pytest.mark.parametrize("value, phrase", [("three", "PINTEREST_TOPIC_REPLICATION=three is not a whole number"),
                                            ("3_0", "PINTEREST_TOPIC_REPLICATION=3_0 is not a whole number"),
                                            ("+3", "PINTEREST_TOPIC_REPLICATION=+3 is not a whole number"),
+                                           ("²", "PINTEREST_TOPIC_REPLICATION=² is not a whole number"),
                                            ("0", "PINTEREST_TOPIC_REPLICATION=0: a topic needs at least 1 copy")])
 def test_a_topic_replication_that_cannot_be_is_refused(value, phrase):
     with pytest.raises(SettingsError, match=re.escape(phrase)):

@@ -22,7 +22,7 @@ from kafka.errors import (
 from pinterest_dagster.settings import KafkaSecurity, Settings
 
 DEFAULT_PARTITIONS = 3
-OFFSETS_TIMEOUT_MS = 10_000  # one offsets request of offset_bounds (kafka-python's default: 30 s)
+OFFSETS_TIMEOUT_MS = 10_000  # each request of offset_bounds: metadata, first and next offsets (kafka-python's: 30 s)
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -197,6 +197,8 @@ def ensure_topics(settings: Settings, partitions: int = DEFAULT_PARTITIONS) -> l
         try:
             missing = sorted(set(settings.topics.values()) - set(admin.list_topics()))
             brokers = live_brokers(admin)
+            if brokers == 0:  # a broker that just started lists itself fenced until the controller registers it
+                raise KafkaTimeoutError("the Kafka cluster lists no unfenced broker yet")  # retriable: asked again
             replicas, configs = topic_replication(brokers, settings.topic_replication)
             if missing and replicas > brokers:
                 raise TopicReplicationError(
@@ -263,9 +265,8 @@ def asking_again(question: Callable[[], T], what: str, settings: Settings,
     it (broker.session.timeout.ms: 9 s by default, 6 s in infra/kafka/cluster.properties). Meanwhile kafka-python
     raises at once when its request goes to that broker: a metadata request (sent to a broker picked at random)
     refused, a leader's address unknown. No broker at all fails in `connect_with_retry` instead (three tries of
-    5 s, 2 s apart). An attempt begun before `within_s` ran out may itself wait for its requests' timeouts: so
-    `offset_bounds` bounds each of its two offsets requests to OFFSETS_TIMEOUT_MS, keeping a sensor tick
-    within Dagster's 60 s.
+    5 s, 2 s apart). An attempt begun before `within_s` ran out may itself wait for its requests' timeouts:
+    `offset_bounds` bounds each of its three requests to OFFSETS_TIMEOUT_MS (kafka-python's default is 30 s).
     """
     started, attempt = time.monotonic(), 1
     while True:
@@ -291,15 +292,15 @@ def offset_bounds(settings: Settings, topics: list[str]) -> dict[TopicPartition,
     (`asking_again`).
     """
     def ask() -> dict[TopicPartition, tuple[int, int]]:
-        consumer = connect_with_retry(lambda: KafkaConsumer(**client_config(settings)), settings)
+        consumer = connect_with_retry(
+            lambda: KafkaConsumer(**client_config(settings), request_timeout_ms=OFFSETS_TIMEOUT_MS), settings)
         try:
             partitions = [
                 TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())
             ]
             if not partitions:
                 return {}
-            begin = consumer.beginning_offsets(partitions, timeout_ms=OFFSETS_TIMEOUT_MS)
-            end = consumer.end_offsets(partitions, timeout_ms=OFFSETS_TIMEOUT_MS)
+            begin, end = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
             return {tp: (begin[tp], end[tp]) for tp in partitions}
         finally:
             consumer.close()
