@@ -229,13 +229,13 @@ kafka_cluster_brokers_everywhere() { # the fewest unfenced brokers listed, asked
   "$ROOT/.venv/bin/python" - "${ports[@]}" 2>/dev/null <<'PY' || echo 0
 import sys
 from kafka import KafkaAdminClient
+from pinterest_dagster.lib.kafka import live_brokers
 counts = []
 for port in sys.argv[1:]:
-    # Bootstrapped from this node, 3 s to answer (kafka-python sends the request to whichever broker it picks);
-    # fenced brokers (DescribeCluster lists them too) not counted.
+    # Bootstrapped from this node, 3 s to answer (kafka-python sends the request to whichever broker it picks).
     admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{port}", request_timeout_ms=3000, bootstrap_timeout_ms=3000)
     try:
-        counts.append(sum(not b.get("is_fenced", False) for b in admin.describe_cluster()["brokers"]))
+        counts.append(live_brokers(admin))
     finally:
         admin.close()
 print(min(counts))
