@@ -21,7 +21,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from benchmarks.common import fresh_workspace, progress
+from benchmarks.common import discard_workspaces, fresh_workspace, progress
 from benchmarks.streaming import start_daemon, wait_runs_finished
 from pinterest_dagster.lib.streaming_runs import STREAMING_JOB
 from pinterest_dagster.settings import REPO_ROOT
@@ -103,9 +103,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100, help="successful micro-batches to wait for")
     parser.add_argument("--rate", type=float, default=20, help="posts per second (3 events each)")
     parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--discard", action="store_true", help="delete the topics and folders after success")
     args = parser.parse_args()
     for name, value in measure(args.runs, args.rate, args.timeout).items():
         print(f"{name}: {value:,.2f}" if isinstance(value, float) else f"{name}: {value:,}")
+    if args.discard:
+        discard_workspaces()
 
 
 if __name__ == "__main__":

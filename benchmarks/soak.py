@@ -39,7 +39,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from benchmarks.common import Comparison, fresh_workspace, progress, report_from_process
+from benchmarks.common import Comparison, comparisons_from_process, fresh_workspace, progress, report_from_process
 from benchmarks.dagster_storage import live_bytes, live_bytes_by_table
 from benchmarks.load import source_posts
 from benchmarks.streaming import start_daemon, wait_runs_finished, wait_sensor_ticking
@@ -275,11 +275,17 @@ def comparisons(result: dict, parameters: dict) -> list[Comparison]:
     ]
 
 
-def compare_soak(events_per_s: int, minutes: int, every_minutes: int, timeout_s: float = 1800,
-                 poster: str = DEFAULT_POSTER) -> list[Comparison]:
+def run(events_per_s: int, minutes: int, every_minutes: int, timeout_s: float = 1800,
+        poster: str = DEFAULT_POSTER) -> list[Comparison]:
     parameters = {"events_per_s": events_per_s, "minutes": minutes, "maintenance_and_housekeeping_every_minutes": every_minutes,
                   "poster": poster}
     return comparisons(soak(events_per_s / 3, minutes, every_minutes, timeout_s, poster), parameters)
+
+
+def compare_soak(events_per_s: int, minutes: int, every_minutes: int, timeout_s: float = 1800) -> list[Comparison]:
+    """`python -m benchmarks` runs the soak through its command line, in a process of its own."""
+    return comparisons_from_process("benchmarks.soak", "--rate", str(events_per_s / 3), "--minutes", str(minutes),
+                                    "--every", str(every_minutes), "--timeout", str(timeout_s))
 
 
 def main() -> None:
@@ -292,11 +298,12 @@ def main() -> None:
     parser.add_argument("--poster", choices=list(POSTERS), default=DEFAULT_POSTER,
                         help="what posts: librdkafka (benchmarks/load.py, the default) or the emulator (kafka-python)")
     parser.add_argument("--json", action="store_true", help="print the comparisons as one JSON line")
+    parser.add_argument("--discard", action="store_true", help="delete the topics and folders after success")
     args = parser.parse_args()
     if "SPARK_REMOTE" not in os.environ:
         progress("soak: SPARK_REMOTE is not set: every micro-batch starts a Spark JVM of its own")
-    report_from_process(compare_soak(round(args.rate * 3), args.minutes, args.every, args.timeout, args.poster),
-                        args.json, discard=False)
+    report_from_process(run(round(args.rate * 3), args.minutes, args.every, args.timeout, args.poster),
+                        args.json, args.discard)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from kafka import KafkaConsumer
 from pyspark.sql import functions as F
 
 from benchmarks.common import (
-    BENCH_DIR, Comparison, fresh_workspace, local_connect_server_cpu_s, percentiles, post, progress, require_same,
+    BENCH_DIR, Comparison, discard_workspaces, fresh_workspace, local_connect_server_cpu_s, percentiles, post, progress, require_same,
 )
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import lag, log_path
@@ -297,13 +297,18 @@ def main() -> None:
     parser.add_argument("--max-records-per-run", type=int, default=Settings().max_records_per_run)
     parser.add_argument("--timeout", type=float, default=1800)
     commands = parser.add_subparsers(dest="command", required=True)
-    t = commands.add_parser("throughput")
+    # Options that follow either command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--discard", action="store_true", help="delete the topics and folders after success")
+    t = commands.add_parser("throughput", parents=[common])
     t.add_argument("--posts", type=int, default=100_000)
-    lat = commands.add_parser("latency")
+    lat = commands.add_parser("latency", parents=[common])
     lat.add_argument("--rate", type=int, default=333, help="posts per second (3 events each)")
     lat.add_argument("--seconds", type=int, default=60)
     args = parser.parse_args()
     {"throughput": throughput, "latency": latency}[args.command](args)
+    if args.discard:
+        discard_workspaces()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""The benchmarks' own command lines, as docs/ gives them: every module's `--help`, and the two
-that take seconds at a small size run for real (`make bench-quick` in CI runs the others' functions, not
-their command lines).
+"""The benchmarks' own command lines, as docs/ gives them: every module's `--help`, and those that
+`python -m benchmarks` does not run through their command line run here for real, at small sizes (history,
+first_minutes and soak run through theirs in `make bench-quick`, which CI runs).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import sys
 import pytest
 
 from pinterest_dagster.lib.kafka import ensure_topics
-from pinterest_dagster.settings import REPO_ROOT
-from pinterest_dagster_tests.services import isolated_settings, require_kafka
+from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT
+from pinterest_dagster_tests.services import isolated_settings, require_kafka, require_spark_connect
 from pinterest_dagster_tests.test_docs import help_text
 
 # Every module of benchmarks/ that runs as a command (python -m benchmarks.X), found from its __main__ guard.
@@ -59,3 +59,40 @@ def test_raw_storage_prints_bytes_per_event_of_each_raw_table(source_url):
     assert done.returncode == 0, done.stderr[-3000:]
     figures = dict(re.findall(r"(pin|geo|user|all) ([\d.]+)", done.stdout.split("raw bytes per event:")[1]))
     assert set(figures) == {"pin", "geo", "user", "all"} and all(float(value) > 0 for value in figures.values()), done.stdout
+
+
+def bench_workspaces() -> set[str]:
+    return {path.name for path in (LOCAL_DIR / "bench").glob("bench-*")}
+
+
+@pytest.mark.kafka
+@pytest.mark.spark
+def test_the_streaming_benchmark_drains_a_backlog_and_times_a_steady_load(source_url):
+    require_kafka(isolated_settings())
+    env, before = {"SOURCE_DB_URL": source_url, "SPARK_REMOTE": require_spark_connect()}, bench_workspaces()
+    done = run_module("benchmarks.streaming", "throughput", "--posts", "200", "--discard", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r"^drained 600 events \(3 topics\) in [\d.]+ s with [1-9]\d* runs", done.stdout, re.M), done.stdout
+    done = run_module("benchmarks.streaming", "latency", "--rate", "30", "--seconds", "5", "--discard", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = re.search(r"^([\d,]+) pin events at 90 events/s for 5 s: produce -> cleaned/pin latency p50 ([\d.]+) s, "
+                      r"p95 ([\d.]+) s, p99 ([\d.]+) s; ([1-9]\d*) micro-batches", done.stdout, re.M)
+    assert found, done.stdout
+    assert int(found[1].replace(",", "")) > 0 and 0 < float(found[2]) <= float(found[3]) <= float(found[4]), done.stdout
+    # The local Connect server's CPU per micro-batch, from its /proc entry.
+    assert re.search(r"^the local Spark Connect server used [\d.]+ CPU-seconds", done.stdout, re.M), done.stdout
+    assert bench_workspaces() == before, "--discard left a workspace behind"
+
+
+@pytest.mark.kafka
+@pytest.mark.spark
+def test_the_dagster_storage_benchmark_measures_before_and_after_housekeeping(source_url):
+    require_kafka(isolated_settings())
+    env, before = {"SOURCE_DB_URL": source_url, "SPARK_REMOTE": require_spark_connect()}, bench_workspaces()
+    done = run_module("benchmarks.dagster_storage", "--runs", "2", "--rate", "20", "--discard", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = dict(re.findall(r"^([a-z_0-9]+): ([\d,.]+)$", done.stdout, re.M))
+    assert int(figures["micro_batches"].replace(",", "")) >= 2, done.stdout
+    assert figures["left_after_housekeeping"] == "0", done.stdout  # every successful micro-batch deleted
+    assert int(figures["bytes_after"].replace(",", "")) < int(figures["bytes_before"].replace(",", "")), done.stdout
+    assert bench_workspaces() == before, "--discard left a workspace behind"
