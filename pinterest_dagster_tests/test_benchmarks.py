@@ -22,6 +22,7 @@ from benchmarks.scan_metrics import files_scanned
 from benchmarks.soak import (
     files_bytes, files_per_partition, levels_off, per_minute, stays_per_micro_batches, storage_bytes, storage_growth, what_stays,
 )
+from benchmarks.soak import comparisons as soak_comparisons
 from pinterest_dagster.defs.clean.assets import latest_cleaned
 from pinterest_dagster.lib.streaming_runs import STREAMING_TAGS
 from pinterest_dagster.settings import Settings
@@ -235,6 +236,20 @@ def test_the_soak_counts_data_files_per_partition_directory():
     assert files_per_partition(files) == {"_kafka_date=2026-12-01/_kafka_partition=0": 2,
                                           "_kafka_date=2026-12-01/_kafka_partition=1": 1}
     assert files_per_partition(["s3a://b/cleaned/pin/x.parquet"] * 3) == {"(table)": 3}
+
+
+def test_a_short_soak_reports_its_level_off_and_storage_figures_without_judging_them():
+    result = {"lag_per_minute": [9.0, 5.0, 4.0], "batch_per_minute": [3.0, 2.0, 2.0], "micro_batches": 8,
+              "lake": {"raw/pin": {"most_files_in_a_partition": 10, "data_files": 12, "delta_log_bytes": 100}},
+              "after_housekeeping": [], "storage_before": 1_000, "storage_after": 300_000, "storage_left": 161_000,
+              "queued_runs_left": 0, "storage_tables": {}, "maintenance_runs": 3, "housekeeping_runs": 2,
+              "caught_up_after_posting_s": 20.0}
+    short = {c.name: c for c in soak_comparisons(result, {"minutes": 3})}
+    assert short["soak_dagster_storage"].figures["stays_per_100_micro_batches"] == 2_000_000  # 160 KB over 8, per 100
+    assert [short[n].met for n in ("soak_lag", "soak_batch_size", "soak_dagster_storage")] == [None, None, None]
+    assert short["soak_files"].met is True  # files per partition mean the same after 3 minutes
+    full = {c.name: c for c in soak_comparisons(result, {"minutes": 20})}
+    assert full["soak_dagster_storage"].met is False and full["soak_dagster_storage"].ratio == 0.5
 
 
 def test_the_soak_measures_storage_growth_between_clean_ups_that_deleted_runs():
