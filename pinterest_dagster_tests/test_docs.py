@@ -5,8 +5,9 @@ in the Makefile, a `python -m` module that imports and whose `--help` lists each
 `infra/stack.sh` verb and service its dispatch handles, a path `pytest` is given, and each PINTEREST_*
 variable set in front of a command read by the code. The long-running ones are run elsewhere: `make test`
 by CI (`.ci/run`), which then runs `make demo`, `make screenshot`, `make migrate`, `make dev` (until the UI
-answers), the benchmarks at small sizes with the soak (`make bench-quick SOAK=1`) and last `make clean`; the
-benchmarks at full size by `make bench`.
+answers) and the same on PostgreSQL with docs/configuration.md's commands (checked below to be CI's), the
+benchmarks at small sizes with the soak (`make bench-quick SOAK=1`) and last `make clean`; the benchmarks at
+full size by `make bench`; the benchmarks' own command lines by test_benchmark_clis.py or `make bench-quick`.
 """
 
 from __future__ import annotations
@@ -101,3 +102,16 @@ def test_a_documented_command_exists_as_written(where, command):
         for service in services:
             assert any(fnmatch.fnmatchcase(f"{verb}:{service}", case) for case in stack_cases()), \
                 f"{where}: infra/stack.sh does not handle `{verb} {service}`"
+
+
+def test_ci_runs_the_dagster_on_postgres_commands_as_the_docs_give_them():
+    section = (REPO_ROOT / "docs/configuration.md").read_text().split("## Dagster on Postgres", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S)[1]
+    lines = [line.split("  #")[0].strip() for line in block.splitlines()]
+    commands = [line for line in lines if line and not line.startswith(("#", "apt-get"))]
+    ci = [line.strip() for line in (REPO_ROOT / ".ci/run").read_text().splitlines()]
+    assert len(commands) == 4 and commands[-1].startswith("make dev ")
+    for command in commands[:-1]:
+        assert any(line == command or line.startswith(command + " ||") for line in ci), f".ci/run does not run `{command}`"
+    # check_make_dev runs `make dev` with its arguments.
+    assert any(line.endswith("check_make_dev " + commands[-1].removeprefix("make dev ")) for line in ci), commands[-1]
