@@ -17,6 +17,7 @@ It needs Kafka; without it, it does nothing and says so. `infra/stack.sh` skips 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
 import tempfile
@@ -32,6 +33,7 @@ from pinterest_dagster.definitions import build_definitions
 from pinterest_dagster.lib.ingestion import OffsetRange
 from pinterest_dagster.lib.kafka import KafkaUnavailableError, client_config, connect_with_retry, end_offsets, ensure_topics, make_producer
 from pinterest_dagster.lib.microbatch import run_config
+from pinterest_dagster.lib.run_errors import failure_text
 from pinterest_dagster.settings import Settings
 
 # The runs' own event log is not the point here: only their errors reach the console.
@@ -65,8 +67,7 @@ def warm_up(settings: Settings, rounds: int, posts: int) -> list[float]:
         result = job.execute_in_process(run_config={**run_config(batch), **QUIET}, instance=dg.DagsterInstance.ephemeral(),
                                         raise_on_error=False)
         if not result.success:
-            raise SystemExit("warm-up: a micro-batch failed: " + "; ".join(
-                str(e.event_specific_data.error.message).strip() for e in result.all_events if e.is_step_failure))
+            raise SystemExit(f"warm-up: a micro-batch failed:\n{failure_text(result)}")
         seconds.append(time.monotonic() - started)
         print(f"warm-up: micro-batch {n + 1} of {rounds} took {seconds[-1]:.1f} s", flush=True)
     return seconds
@@ -99,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
             # Unreachable, or (TopicReplicationError) fewer live brokers than PINTEREST_TOPIC_REPLICATION asks: its sentence says which.
             print(f"warm-up: skipped: {exc}", file=sys.stderr)
             return 0
+        except BaseException:
+            # A failed micro-batch leaves no topics behind either; the error that stopped it is the one to show.
+            with contextlib.suppress(Exception):
+                delete_topics(settings)
+            raise
         delete_topics(settings)
     print(f"warm-up: {args.rounds} micro-batches on {settings.spark_remote} in {time.monotonic() - started:.1f} s")
     return 0

@@ -18,6 +18,7 @@ from emulator.posting import KafkaSink, PostingStats, load_posts, post_events
 from pinterest_dagster.definitions import build_definitions
 from pinterest_dagster.lib.ingestion import OffsetRange
 from pinterest_dagster.lib.kafka import end_offsets, ensure_topics, make_producer
+from pinterest_dagster.lib.run_errors import failure_text
 from pinterest_dagster.settings import REPO_ROOT, Settings
 from pinterest_dagster_tests.services import isolated_settings, require_kafka
 
@@ -35,21 +36,6 @@ def execute_job_cli(name: str, run_config: dict, env: dict, workdir: Path, timeo
         # Dagster prints the cause among long tracebacks: show its error lines first, then the end.
         errors = dict.fromkeys(line for line in done.stderr.splitlines() if "Error:" in line and not line.startswith(" "))
         raise AssertionError(f"{name} failed: " + "\n".join(list(errors)[:8]) + "\n...\n" + done.stderr[-2000:])
-
-
-def failure_text(result: dg.ExecuteInProcessResult) -> str:
-    """What failed in an in-process run, briefly: each failed step's error and its causes, each with the last
-    frames of its stack. (Raised as is, the error shows Dagster's frames first, which hid the cause in a CI log.)"""
-    parts = []
-    for event in result.get_step_failure_events():
-        error = event.step_failure_data.error
-        parts.append(f"step {event.step_key}:")
-        while error is not None:
-            stack = "" if (error.cls_name or "").startswith("Dagster") else "".join(error.stack[-3:])
-            message = error.message.strip()  # a Spark error's holds the JVM's stack: its start says what
-            parts.append(f"  {message[:1500]}{' [...]' if len(message) > 1500 else ''}\n{stack}")
-            error = error.cause
-    return "\n".join(parts) or "no step failed (the run itself did)"
 
 
 @dataclass

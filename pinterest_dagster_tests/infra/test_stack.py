@@ -70,3 +70,27 @@ def test_the_warm_up_runs_micro_batches_on_the_connect_server_and_leaves_nothing
     finally:
         admin.close()
     assert list(tmp_path.iterdir()) == []  # its lake was a temporary folder, deleted
+
+
+def test_a_warm_up_whose_micro_batch_fails_says_why_and_leaves_nothing_behind(tmp_path):
+    """A warm-up that fails (here: a setting the server refuses, for every session) leaves no topics or lake;
+    infra/stack.sh then says the server runs anyway."""
+    settings = isolated_settings(spark_remote=require_spark_connect())
+    require_kafka(settings)
+    conf, scratch = tmp_path / "spark-defaults.conf", tmp_path / "tmp"
+    conf.write_text("spark.executor.memory 8g\n")  # the server's own setting, not a session's
+    scratch.mkdir()
+    env = {**os.environ, "SPARK_REMOTE": settings.spark_remote, "PINTEREST_TOPIC_PREFIX": settings.topic_prefix,
+           "PINTEREST_SPARK_CONF": str(conf), "TMPDIR": str(scratch)}
+    done = subprocess.run([str(REPO_ROOT / ".venv/bin/python"), "-m", "pinterest_dagster.warm_up", "--rounds", "1",
+                           "--posts", "10"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stderr[-3000:]
+    # The cause's own sentence in the warm-up's message (Dagster's console log may print it too, before).
+    said = done.stderr.split("warm-up: a micro-batch failed:\n", 1)[-1]
+    assert said.startswith("resources:\n") and "refused spark.executor.memory=8g" in said, done.stderr[-3000:]
+    admin = KafkaAdminClient(**client_config(settings))
+    try:
+        assert [t for t in admin.list_topics() if t.startswith(f"{settings.topic_prefix}-warm-up.")] == []
+    finally:
+        admin.close()
+    assert list(scratch.iterdir()) == []
