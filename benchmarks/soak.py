@@ -33,6 +33,7 @@ import argparse
 import os
 import statistics
 import subprocess
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -187,7 +188,8 @@ def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float, poster
                  f"housekeeping every {every_minutes} min")
         started = time.time()
         posting = subprocess.Popen([str(REPO_ROOT / ".venv/bin/python"), "-m", *POSTERS[poster],
-                                     "--duration", str(minutes * 60), "--rate", str(rate)], cwd=REPO_ROOT, env=env)
+                                     "--duration", str(minutes * 60), "--rate", str(rate)], cwd=REPO_ROOT, env=env,
+                                    stdout=sys.stderr)  # this process's stdout carries --json's line alone
         next_report = started + 60
         while posting.poll() is None:
             now = time.time()

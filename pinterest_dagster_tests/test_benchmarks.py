@@ -53,9 +53,11 @@ def comparison(ratio: float) -> Comparison:
     return Comparison("x", "x vs y", {"x_s": 12.5, "y_s": 1234.0}, ratio, 0.5, "x ≥ half of y", "s", {"events": 30000})
 
 
+HOST = {"cores": 2, "memory_gib": 23.4, "load_average_at_start": (1.0, 1.0, 1.0)}  # the part of report.machine() the table shows
+
+
 def test_markdown_table_says_met_or_not_met_with_the_ratio():
-    host = {"cores": 2, "memory_gib": 23.4, "load_average_at_start": (1.0, 1.0, 1.0)}
-    table = markdown_table([comparison(0.75), comparison(0.25)], "quick", datetime(2026, 1, 2, tzinfo=timezone.utc), host)
+    table = markdown_table([comparison(0.75), comparison(0.25)], "quick", datetime(2026, 1, 2, tzinfo=timezone.utc), HOST)
     rows = [line for line in table.splitlines() if line.startswith("| x vs y")]
     assert "| 0.75 |" in rows[0] and rows[0].endswith("| met |")
     assert "| 0.25 |" in rows[1] and rows[1].endswith("| **not met** |")
@@ -65,9 +67,8 @@ def test_markdown_table_says_met_or_not_met_with_the_ratio():
 def test_a_figure_not_measured_is_a_dash_in_the_table():
     # A 3-minute soak (make bench-quick SOAK=1) can see one housekeeping run that deletes runs, not two: no growth
     # between clean-ups. CI's bench step once failed formatting that None.
-    host = {"cores": 2, "memory_gib": 23.4, "load_average_at_start": (1.0, 1.0, 1.0)}
     not_measured = Comparison("x", "x vs y", {"growth": None, "y_s": 3.0, "table": "raw/pin"}, 1.0, 1.0, "t", "bytes", {})
-    row = markdown_table([not_measured], "quick", datetime(2026, 1, 2, tzinfo=timezone.utc), host).splitlines()[-1]
+    row = markdown_table([not_measured], "quick", datetime(2026, 1, 2, tzinfo=timezone.utc), HOST).splitlines()[-1]
     assert "growth -, y_s 3.00, table raw/pin" in row  # a figure that is not a number is shown as it is
 
 
