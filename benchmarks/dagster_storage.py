@@ -85,11 +85,7 @@ def measure(runs: int, rate: float, timeout_s: float) -> dict[str, float]:
     daemon.wait()
     # A run the sensor launched between that wait and the daemon's end goes on in a process of its own: let it end,
     # so that housekeeping finds it done. (One it only queued stays queued: never run, not counted.)
-    ending = time.monotonic() + 600  # as wait_runs_finished waits
-    while instance.get_runs_count(dg.RunsFilter(job_name=STREAMING_JOB, statuses=LAUNCHED)):
-        if time.monotonic() > ending:
-            raise SystemExit("a micro-batch launched as the daemon stopped still runs 600 s later")
-        time.sleep(2)
+    wait_runs_finished(str(home), statuses=LAUNCHED)
     streaming_runs = successful_streaming_runs(instance)
     all_runs = instance.get_runs_count()
     before = live_bytes(home)

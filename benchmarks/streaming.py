@@ -38,7 +38,7 @@ from pinterest_dagster.lib.kafka import client_config, end_offsets, events_per_t
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import build_spark_session
-from pinterest_dagster.lib.streaming_runs import streaming_cursor, streaming_runs_in_flight
+from pinterest_dagster.lib.streaming_runs import ACTIVE_STATUSES, streaming_cursor, streaming_runs_in_flight
 from pinterest_dagster.settings import REPO_ROOT, TOPIC_KINDS, Settings
 
 CLEANED_PIN = dg.AssetKey(["cleaned", "pin"])
@@ -61,10 +61,11 @@ def wait_caught_up(spark, settings: Settings, timeout_s: float) -> float:
     raise SystemExit(f"not caught up after {timeout_s:.0f} s")
 
 
-def wait_runs_finished(home: str, timeout_s: float = 600) -> None:
+def wait_runs_finished(home: str, timeout_s: float = 600, statuses: list[dg.DagsterRunStatus] = ACTIVE_STATUSES) -> None:
+    """Until no streaming run of this DAGSTER_HOME is in one of `statuses` (by default: queued to running)."""
     instance = dg.DagsterInstance.from_config(home)
     deadline = time.monotonic() + timeout_s
-    while streaming_runs_in_flight(instance):
+    while streaming_runs_in_flight(instance, statuses):
         if time.monotonic() >= deadline:
             raise SystemExit(f"streaming runs still in flight after {timeout_s:.0f} s")
         time.sleep(2)

@@ -31,8 +31,8 @@ ACTIVE_STATUSES = [
 SENSOR_ALIVE_SECONDS = 60
 
 
-def streaming_runs_in_flight(instance: dg.DagsterInstance) -> int:
-    return instance.get_runs_count(dg.RunsFilter(tags=STREAMING_TAGS, statuses=ACTIVE_STATUSES))
+def streaming_runs_in_flight(instance: dg.DagsterInstance, statuses: list[dg.DagsterRunStatus] = ACTIVE_STATUSES) -> int:
+    return instance.get_runs_count(dg.RunsFilter(tags=STREAMING_TAGS, statuses=statuses))
 
 
 def ingest_config(run: dg.DagsterRun) -> dict:
