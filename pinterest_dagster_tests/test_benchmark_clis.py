@@ -65,15 +65,23 @@ def bench_workspaces() -> set[str]:
     return {path.name for path in (LOCAL_DIR / "bench").glob("bench-*")}
 
 
+@pytest.fixture
+def bench_env(source_url):
+    """What a benchmark command line needs here (the seeded source, the local Connect server); afterwards, no
+    workspace of its own may be left: each is run with --discard."""
+    require_kafka(isolated_settings())
+    before = bench_workspaces()
+    yield {"SOURCE_DB_URL": source_url, "SPARK_REMOTE": require_spark_connect()}
+    assert bench_workspaces() == before, "--discard left a workspace behind"
+
+
 @pytest.mark.kafka
 @pytest.mark.spark
-def test_the_streaming_benchmark_drains_a_backlog_and_times_a_steady_load(source_url):
-    require_kafka(isolated_settings())
-    env, before = {"SOURCE_DB_URL": source_url, "SPARK_REMOTE": require_spark_connect()}, bench_workspaces()
-    done = run_module("benchmarks.streaming", "throughput", "--posts", "200", "--discard", env=env)
+def test_the_streaming_benchmark_drains_a_backlog_and_times_a_steady_load(bench_env):
+    done = run_module("benchmarks.streaming", "throughput", "--posts", "200", "--discard", env=bench_env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert re.search(r"^drained 600 events \(3 topics\) in [\d.]+ s with [1-9]\d* runs", done.stdout, re.M), done.stdout
-    done = run_module("benchmarks.streaming", "latency", "--rate", "30", "--seconds", "5", "--discard", env=env)
+    done = run_module("benchmarks.streaming", "latency", "--rate", "30", "--seconds", "5", "--discard", env=bench_env)
     assert done.returncode == 0, done.stderr[-3000:]
     found = re.search(r"^([\d,]+) pin events at 90 events/s for 5 s: produce -> cleaned/pin latency p50 ([\d.]+) s, "
                       r"p95 ([\d.]+) s, p99 ([\d.]+) s; ([1-9]\d*) micro-batches", done.stdout, re.M)
@@ -81,18 +89,14 @@ def test_the_streaming_benchmark_drains_a_backlog_and_times_a_steady_load(source
     assert int(found[1].replace(",", "")) > 0 and 0 < float(found[2]) <= float(found[3]) <= float(found[4]), done.stdout
     # The local Connect server's CPU per micro-batch, from its /proc entry.
     assert re.search(r"^the local Spark Connect server used [\d.]+ CPU-seconds", done.stdout, re.M), done.stdout
-    assert bench_workspaces() == before, "--discard left a workspace behind"
 
 
 @pytest.mark.kafka
 @pytest.mark.spark
-def test_the_dagster_storage_benchmark_measures_before_and_after_housekeeping(source_url):
-    require_kafka(isolated_settings())
-    env, before = {"SOURCE_DB_URL": source_url, "SPARK_REMOTE": require_spark_connect()}, bench_workspaces()
-    done = run_module("benchmarks.dagster_storage", "--runs", "2", "--rate", "20", "--discard", env=env)
+def test_the_dagster_storage_benchmark_measures_before_and_after_housekeeping(bench_env):
+    done = run_module("benchmarks.dagster_storage", "--runs", "2", "--rate", "20", "--discard", env=bench_env)
     assert done.returncode == 0, done.stderr[-3000:]
     figures = dict(re.findall(r"^([a-z_0-9]+): ([\d,.]+)$", done.stdout, re.M))
     assert int(figures["micro_batches"].replace(",", "")) >= 2, done.stdout
     assert figures["left_after_housekeeping"] == "0", done.stdout  # every successful micro-batch deleted
     assert int(figures["bytes_after"].replace(",", "")) < int(figures["bytes_before"].replace(",", "")), done.stdout
-    assert bench_workspaces() == before, "--discard left a workspace behind"
