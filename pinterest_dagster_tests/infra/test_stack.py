@@ -10,7 +10,7 @@ from kafka import KafkaAdminClient
 
 from pinterest_dagster.lib.kafka import client_config
 from pinterest_dagster.settings import REPO_ROOT
-from pinterest_dagster_tests.services import isolated_settings, require_kafka, require_spark_connect
+from pinterest_dagster_tests.services import isolated_settings, require_kafka, require_spark_connect, wait_for
 
 
 def path_without(tmp_path, hidden: str) -> str:
@@ -54,6 +54,17 @@ def test_stack_rejects_an_unknown_command():
     assert result.returncode != 0 and "usage: infra/stack.sh" in result.stderr
 
 
+def warm_up_topics_deleted(settings) -> None:
+    """The warm-up's topics are gone: its deletion returns once the controller accepts it, and the broker
+    forgets a deleted topic asynchronously, so this asks again for up to 30 s."""
+    admin = KafkaAdminClient(**client_config(settings))
+    try:
+        wait_for(lambda: not [t for t in admin.list_topics() if t.startswith(f"{settings.topic_prefix}-warm-up.")],
+                 30, "the warm-up's topics to be deleted", poll_s=0.5)
+    finally:
+        admin.close()
+
+
 def test_the_warm_up_runs_micro_batches_on_the_connect_server_and_leaves_nothing_behind(tmp_path):
     """What `infra/stack.sh up spark-connect` runs on a server it has just started (here: the running one)."""
     settings = isolated_settings(spark_remote=require_spark_connect())
@@ -64,11 +75,7 @@ def test_the_warm_up_runs_micro_batches_on_the_connect_server_and_leaves_nothing
                            "--posts", "50"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "micro-batch 2 of 2 took" in done.stdout and "2 micro-batches on" in done.stdout
-    admin = KafkaAdminClient(**client_config(settings))
-    try:
-        assert [t for t in admin.list_topics() if t.startswith(f"{settings.topic_prefix}-warm-up.")] == []
-    finally:
-        admin.close()
+    warm_up_topics_deleted(settings)
     assert list(tmp_path.iterdir()) == []  # its lake was a temporary folder, deleted
 
 
@@ -88,9 +95,5 @@ def test_a_warm_up_whose_micro_batch_fails_says_why_and_leaves_nothing_behind(tm
     # The cause's own sentence in the warm-up's message (Dagster's console log may print it too, before).
     said = done.stderr.split("warm-up: a micro-batch failed:\n", 1)[-1]
     assert said.startswith("resources:\n") and "refused spark.executor.memory=8g" in said, done.stderr[-3000:]
-    admin = KafkaAdminClient(**client_config(settings))
-    try:
-        assert [t for t in admin.list_topics() if t.startswith(f"{settings.topic_prefix}-warm-up.")] == []
-    finally:
-        admin.close()
+    warm_up_topics_deleted(settings)
     assert list(scratch.iterdir()) == []

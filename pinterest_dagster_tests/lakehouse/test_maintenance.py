@@ -101,7 +101,9 @@ def test_maintenance_beside_a_micro_batch_loses_and_duplicates_nothing(maintaine
     metadata = output.metadata
     for table in ("raw/pin", "cleaned/pin", "_state/poster_pins"):
         assert before[table].files > 3
-        assert metadata[f"{table} files_compacted"].value >= before[table].files - 1
+        # Against the step's own count, taken just before its OPTIMIZE: a micro-batch's MERGE that commits
+        # between the count above and the OPTIMIZE rewrites some of those files into fewer.
+        assert metadata[f"{table} files_compacted"].value >= metadata[f"{table} files_before"].value - 1
     observed = [e.asset_observation_data.asset_observation for e in result.all_events if e.is_asset_observation]
     assert {o.asset_key.to_user_string() for o in observed} >= {"raw/pin", "cleaned/pin", "realtime/category_trends"}
     assert all("files_after" in o.metadata and "commits_since_checkpoint" in o.metadata for o in observed)

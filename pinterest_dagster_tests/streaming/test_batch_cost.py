@@ -76,7 +76,8 @@ def contents(spark, pipeline: Pipeline) -> dict:
 
 @pytest.fixture(scope="module")
 def batches(pipeline):
-    now_ms = int(time.time() * 1000)
+    # 10 s into a minute: each batch's events (one ms apart) fall in one 1-minute trend window, not two.
+    now_ms = int(time.time() * 1000) // 60_000 * 60_000 + 10_000
     return send_batch(pipeline, 1, now_ms - 120_000), send_batch(pipeline, 2, now_ms - 60_000)
 
 

@@ -152,6 +152,23 @@ def kill_every_attempt(instance) -> str:
     return group
 
 
+def kill_a_started_micro_batch(instance, tries: int = 5) -> None:
+    """SIGKILL the process of a micro-batch that is running. The run picked may be ending: if it is gone
+    before the kill, or ends in success all the same, pick another."""
+    for _ in range(tries):
+        run = wait_for(lambda: started_run(instance), 180, "a running micro-batch to kill")
+        pid = wait_for(lambda: run_worker_pid(instance, run.run_id), 60, "the run's pid")
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+        ended = wait_for(lambda: (r := instance.get_run_by_id(run.run_id)).status != dg.DagsterRunStatus.STARTED and r,
+                         120, "the killed run to end", poll_s=0.2)
+        if ended.status != dg.DagsterRunStatus.SUCCESS:
+            return
+    raise AssertionError(f"{tries} micro-batches ended before they could be killed")
+
+
 def restart_broker() -> None:
     """SIGKILL the local broker, as a crash would, and start it again once it is really gone."""
     pid = int((LOCAL_DIR / "run/kafka.pid").read_text())
@@ -174,9 +191,7 @@ def caught_up(stream, spark):
     daemon.start()
 
     pipeline.post_emulated(posts=POSTS_PER_ROUND, seed=2)
-    run = wait_for(lambda: started_run(instance), 180, "a running micro-batch to kill")
-    pid = wait_for(lambda: run_worker_pid(instance, run.run_id), 60, "the run's pid")
-    os.kill(pid, signal.SIGKILL)
+    kill_a_started_micro_batch(instance)
 
     rounds, failed_group = 2, None
     if FULL_SCENARIO[storage]:

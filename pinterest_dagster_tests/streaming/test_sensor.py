@@ -101,8 +101,8 @@ def test_a_tick_waits_for_the_in_flight_run_to_finish_then_requests_the_next_bat
         running = create_run_for_test(instance, job_name="streaming_job", tags=STREAMING_TAGS,
                                       status=dg.DagsterRunStatus.STARTED)
         finisher = threading.Timer(1.0, lambda: instance.delete_run(running.run_id))
-        finisher.start()
         started = time.monotonic()
+        finisher.start()
         result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources={"kafka": kafka}))
         waited = time.monotonic() - started
         finisher.join()
