@@ -6,8 +6,8 @@ with history against a fresh lake, under the same load, in the same run.
 (a) The emulator posts a backlog of `--history-posts` posts (3 events each) at full speed and the daemon
 drains it through the pipeline itself, as benchmarks/streaming.py drains a backlog; then it posts at
 `--rate` posts/s for `--seconds` while the daemon runs. (b) The same load goes into a fresh workspace.
-Each side gets two windows, in the order fresh, history, history, fresh (`WINDOW_ORDER`). Per side, over
-both windows: the median run time of the runs that ingested the window (the Dagster instance's run records
+Each side gets two windows, in the order fresh, history, history, fresh (`window_order`; `--windows-per-side 1`,
+as `make bench-quick` runs it, gives fresh, history). Per side, over its windows: the median run time of the runs that ingested the window (the Dagster instance's run records
 of the runs started after posting began), the produce -> cleaned/pin latency of the window's pin events
 (history excluded, checked against the events produced in the window), and the raw/pin files that the
 cleaned/pin merge's source query and category_trends' batch query open for a sample of those runs
@@ -47,18 +47,25 @@ from pinterest_dagster.lib.spark import build_spark_session
 from pinterest_dagster.settings import Settings
 
 SAMPLED_RUNS = 10  # runs whose merges' scans are measured, per side
-# Each side is measured twice, in an order that gives neither side the windows right after the history's
-# drain (the Connect server's busiest state) or the last ones (its most settled): fresh, history, history, fresh.
-WINDOW_ORDER = ("fresh", "history", "history", "fresh")
+
+
+def window_order(per_side: int) -> tuple[str, ...]:
+    """Twice per side, an order that gives neither side the windows right after the history's drain (the
+    Connect server's busiest state) or the last ones (its most settled): fresh, history, history, fresh.
+    Once per side (a harness check): fresh, history."""
+    if per_side not in (1, 2):
+        raise ValueError(f"windows per side: 1 or 2, not {per_side}")
+    return ("fresh", "history", "history", "fresh") if per_side == 2 else ("fresh", "history")
 PARTS = ("launch", "teardown", "step_", "merge_to_")  # the parts of a run's time that run_profile measures
 
 
 def compare_history(history_posts: int, events_per_s: int, seconds: int, max_records_per_run: int,
-                    timeout_s: float = 3600) -> list[Comparison]:
+                    windows_per_side: int = 2, timeout_s: float = 3600) -> list[Comparison]:
     """`python -m benchmarks` has Spark Connect sessions open: the benchmark runs in a process of its own."""
     return comparisons_from_process(
         "benchmarks.history", "--history-posts", str(history_posts), "--rate", str(events_per_s / 3),
-        "--seconds", str(seconds), "--max-records-per-run", str(max_records_per_run), "--timeout", str(timeout_s))
+        "--seconds", str(seconds), "--max-records-per-run", str(max_records_per_run),
+        "--windows-per-side", str(windows_per_side), "--timeout", str(timeout_s))
 
 
 def classic_session(settings: Settings):
@@ -217,7 +224,8 @@ def summarize_side(side: str, spark, settings: Settings, windows: list[dict]) ->
     return {"figures": figures, "runs": len(runs), "pin_events": len(latencies)}
 
 
-def run(history_posts: int, rate: float, seconds: int, max_records_per_run: int, timeout_s: float) -> list[Comparison]:
+def run(history_posts: int, rate: float, seconds: int, max_records_per_run: int, windows_per_side: int,
+        timeout_s: float) -> list[Comparison]:
     """(a) the history lake, (b) a fresh one, then Structured Streaming on (a)'s topics: three comparisons."""
     spark_remote = os.environ.pop("SPARK_REMOTE", None)  # for the daemons; this process stays classic
     settings, env = workspace(max_records_per_run, spark_remote)
@@ -225,7 +233,7 @@ def run(history_posts: int, rate: float, seconds: int, max_records_per_run: int,
     history_parameters = ingest_history(spark, settings, env, history_posts, timeout_s)
     sides = {"history": (settings, env), "fresh": workspace(max_records_per_run, spark_remote)}
     windows = {side: [] for side in sides}
-    for side in WINDOW_ORDER:
+    for side in window_order(windows_per_side):
         windows[side].append(measure_window(side, spark, *sides[side], rate, seconds, timeout_s))
     history, fresh = (summarize_side(side, spark, sides[side][0], windows[side]) for side in ("history", "fresh"))
     progress("history: Structured Streaming (1 s trigger) drains the history topics, then the same load")
@@ -236,7 +244,7 @@ def run(history_posts: int, rate: float, seconds: int, max_records_per_run: int,
     require_same("Spark Connect sessions opened in the benchmark process", is_remote(), False)
     return comparisons(history, fresh, other, {
         "history_posts": history_posts, "events_per_s": round(rate * 3), "seconds": seconds,
-        "max_records_per_run": max_records_per_run, **history_parameters,
+        "max_records_per_run": max_records_per_run, "windows_per_side": windows_per_side, **history_parameters,
         "window_runs_history": history["runs"], "window_runs_fresh": fresh["runs"]})
 
 
@@ -276,11 +284,14 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=333, help="posts per second in the window (3 events each)")
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--max-records-per-run", type=int, default=Settings().max_records_per_run)
+    parser.add_argument("--windows-per-side", type=int, choices=(1, 2), default=2,
+                        help="windows measured on each lake (2: fresh, history, history, fresh; 1: fresh, history)")
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--json", action="store_true", help="print the comparisons as one JSON line (python -m benchmarks)")
     parser.add_argument("--discard", action="store_true", help="delete the topics and folders after success")
     args = parser.parse_args()
-    report_from_process(run(args.history_posts, args.rate, args.seconds, args.max_records_per_run, args.timeout),
+    report_from_process(run(args.history_posts, args.rate, args.seconds, args.max_records_per_run,
+                            args.windows_per_side, args.timeout),
                         args.json, args.discard)
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from benchmarks.common import Comparison, ResultMismatch, local_connect_server_cpu_s, require_same_rows
 from benchmarks.duckdb_reference import clean_raw
 from benchmarks.first_minutes import split_p50
+from benchmarks.history import window_order
 from benchmarks.load import source_posts
 from benchmarks.dagster_storage import live_bytes, live_bytes_by_table
 from benchmarks.report import markdown_table, replace_readme_block
@@ -296,3 +297,10 @@ def test_dagster_storage_is_broken_down_by_table_with_each_runs_event_log_summed
     assert sizes["schedules/schedules.db:job_ticks"] > 2000 * 200 > sizes["history/runs/index.db:job_ticks"]
     assert sizes["per-run event logs"] >= 2 * 500 * 200
     assert not any(name.startswith("history/runs/abc.db") for name in sizes)
+
+
+def test_the_history_windows_give_neither_side_both_the_first_and_the_last():
+    assert window_order(2) == ("fresh", "history", "history", "fresh")
+    assert window_order(1) == ("fresh", "history")
+    with pytest.raises(ValueError, match="1 or 2"):
+        window_order(3)
