@@ -103,6 +103,7 @@ def test_maintenance_beside_a_micro_batch_loses_and_duplicates_nothing(maintaine
         assert before[table].files > 3
         # Against the step's own count, taken just before its OPTIMIZE: a micro-batch's MERGE that commits
         # between the count above and the OPTIMIZE rewrites some of those files into fewer.
+        assert metadata[f"{table} files_before"].value > 3
         assert metadata[f"{table} files_compacted"].value >= metadata[f"{table} files_before"].value - 1
     observed = [e.asset_observation_data.asset_observation for e in result.all_events if e.is_asset_observation]
     assert {o.asset_key.to_user_string() for o in observed} >= {"raw/pin", "cleaned/pin", "realtime/category_trends"}

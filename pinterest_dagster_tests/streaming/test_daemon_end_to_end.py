@@ -152,21 +152,24 @@ def kill_every_attempt(instance) -> str:
     return group
 
 
-def kill_a_started_micro_batch(instance, tries: int = 5) -> None:
-    """SIGKILL the process of a micro-batch that is running. The run picked may be ending: if it is gone
-    before the kill, or ends in success all the same, pick another."""
-    for _ in range(tries):
+def kill_a_started_micro_batch(pipeline, instance, tries: int = 3) -> int:
+    """SIGKILL the process of a micro-batch that is running, so that it fails and is retried. The run picked
+    may be ending: if it ends in success all the same, post another round and kill the next one. Returns
+    the rounds of posts it added."""
+    for attempt in range(tries):
+        if attempt:
+            pipeline.post_emulated(posts=POSTS_PER_ROUND, seed=100 + attempt)
         run = wait_for(lambda: started_run(instance), 180, "a running micro-batch to kill")
         pid = wait_for(lambda: run_worker_pid(instance, run.run_id), 60, "the run's pid")
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
-            continue
+            pass  # its process is gone already: the run fails as a killed one does, unless it succeeded
         ended = wait_for(lambda: (r := instance.get_run_by_id(run.run_id)).status != dg.DagsterRunStatus.STARTED and r,
                          120, "the killed run to end", poll_s=0.2)
         if ended.status != dg.DagsterRunStatus.SUCCESS:
-            return
-    raise AssertionError(f"{tries} micro-batches ended before they could be killed")
+            return attempt
+    raise AssertionError(f"{tries} micro-batches ended in success before they could be killed")
 
 
 def restart_broker() -> None:
@@ -191,9 +194,9 @@ def caught_up(stream, spark):
     daemon.start()
 
     pipeline.post_emulated(posts=POSTS_PER_ROUND, seed=2)
-    kill_a_started_micro_batch(instance)
+    added = kill_a_started_micro_batch(pipeline, instance)
 
-    rounds, failed_group = 2, None
+    rounds, failed_group = 2 + added, None
     if FULL_SCENARIO[storage]:
         pipeline.post_emulated(posts=POSTS_PER_ROUND, seed=3)
         restart_broker()
@@ -208,7 +211,7 @@ def caught_up(stream, spark):
         # A micro-batch killed in every attempt fails past its retries: the sensor plans its ranges again.
         pipeline.post_emulated(posts=POSTS_PER_ROUND, seed=5)
         failed_group = kill_every_attempt(instance)
-        rounds = 5
+        rounds = 5 + added
 
     # Every send was confirmed, so each topic holds exactly the posts plus its malformed events.
     produced = {pipeline.settings.topic(kind): rounds * POSTS_PER_ROUND + len(MALFORMED[kind]) for kind in TOPIC_KINDS}
