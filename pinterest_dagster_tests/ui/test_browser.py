@@ -6,10 +6,8 @@ materialisation launched with a click that ends in Success. Deselect with `-m "n
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import urllib.request
 
 import pytest
 
@@ -17,25 +15,12 @@ from pinterest_dagster.definitions import build_definitions
 from pinterest_dagster.lib.kafka import ensure_topics
 from pinterest_dagster_tests.services import isolated_settings, require_kafka, require_spark_connect
 from pinterest_dagster_tests.ui.browser import (
-    GROUPS, DagsterUI, browser_missing, chromium, dagster_dev, dagster_dev_env,
+    GROUPS, DagsterUI, browser_missing, chromium, dagster_dev, dagster_dev_env, run_status,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka, pytest.mark.spark]
 
 RUN_TIMEOUT_S = 240
-
-
-def run_status(url: str, run_id: str) -> str:
-    """The run's status as the webserver's GraphQL API gives it (SUCCESS, FAILURE, STARTED...)."""
-    query = 'query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }'
-    request = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query, "variables": {"id": run_id}}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            answer = json.load(response)
-    except OSError:  # a slow or busy webserver: ask again
-        return ""
-    return answer["data"]["runOrError"].get("status", answer["data"]["runOrError"]["__typename"])
 
 
 @pytest.fixture(scope="module")
