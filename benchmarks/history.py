@@ -7,10 +7,11 @@ with history against a fresh lake, under the same load, in the same run.
 drains it through the pipeline itself, as benchmarks/streaming.py drains a backlog; then it posts at
 `--rate` posts/s for `--seconds` while the daemon runs. (b) The same load goes into a fresh workspace.
 Each side gets two windows, in the order fresh, history, history, fresh (`window_order`; `--windows-per-side 1`,
-as `make bench-quick` runs it, gives fresh, history). Per side, over its windows: the median run time of the runs that ingested the window (the Dagster instance's run records
-of the runs started after posting began), the produce -> cleaned/pin latency of the window's pin events
-(history excluded, checked against the events produced in the window), and the raw/pin files that the
-cleaned/pin merge's source query and category_trends' batch query open for a sample of those runs
+as `make bench-quick` runs it, gives fresh, history). Per side, over its windows: the median run time of the
+runs that ingested the window (the Dagster instance's run records of the runs started after posting began),
+the produce -> cleaned/pin latency of the window's pin events (history excluded, checked against the events
+produced in the window), and the raw/pin files that the cleaned/pin merge's source query and
+category_trends' batch query open for a sample of those runs
 (Spark's scan metrics, measured afterwards on the final lake), beside raw/pin's data files. Last,
 Structured Streaming (benchmarks/structured_streaming.py `latency --history`) drains the same topics into
 a lake of its own and is measured on the window it posts.
@@ -47,6 +48,7 @@ from pinterest_dagster.lib.spark import build_spark_session
 from pinterest_dagster.settings import Settings
 
 SAMPLED_RUNS = 10  # runs whose merges' scans are measured, per side
+PARTS = ("launch", "teardown", "step_", "merge_to_")  # the parts of a run's time that run_profile measures
 
 
 def window_order(per_side: int) -> tuple[str, ...]:
@@ -56,7 +58,6 @@ def window_order(per_side: int) -> tuple[str, ...]:
     if per_side not in (1, 2):
         raise ValueError(f"windows per side: 1 or 2, not {per_side}")
     return ("fresh", "history", "history", "fresh") if per_side == 2 else ("fresh", "history")
-PARTS = ("launch", "teardown", "step_", "merge_to_")  # the parts of a run's time that run_profile measures
 
 
 def compare_history(history_posts: int, events_per_s: int, seconds: int, max_records_per_run: int,
