@@ -147,9 +147,13 @@ def kill_every_attempt(instance) -> str:
     for retry in range(4):
         run = wait_for(lambda: attempt(group, retry), 420, f"attempt {retry + 1} of a micro-batch to start", poll_s=0.1)
         group = group or run.run_id
-        pid = wait_for(lambda: run_worker_pid(instance, run.run_id), 60, "the run's pid", poll_s=0.1)
-        os.kill(pid, signal.SIGKILL)
+        sigkill_run(instance, run.run_id, poll_s=0.1)
     return group
+
+
+def sigkill_run(instance, run_id: str, poll_s: float = 1.0) -> None:
+    """SIGKILL the process of a run, as a crash would, once it has logged its pid."""
+    os.kill(wait_for(lambda: run_worker_pid(instance, run_id), 60, "the run's pid", poll_s=poll_s), signal.SIGKILL)
 
 
 def kill_a_started_micro_batch(pipeline, instance, tries: int = 3) -> int:
@@ -160,9 +164,8 @@ def kill_a_started_micro_batch(pipeline, instance, tries: int = 3) -> int:
         if attempt:
             pipeline.post_emulated(posts=POSTS_PER_ROUND, seed=100 + attempt)
         run = wait_for(lambda: started_run(instance), 180, "a running micro-batch to kill")
-        pid = wait_for(lambda: run_worker_pid(instance, run.run_id), 60, "the run's pid")
         try:
-            os.kill(pid, signal.SIGKILL)
+            sigkill_run(instance, run.run_id)
         except ProcessLookupError:
             pass  # its process is gone already: the run fails as a killed one does, unless it succeeded
         ended = wait_for(lambda: (r := instance.get_run_by_id(run.run_id)).status != dg.DagsterRunStatus.STARTED and r,
