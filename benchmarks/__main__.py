@@ -29,7 +29,7 @@ PARAMETERS = {
               "history": {"history_posts": 20_000, "events_per_s": 1_000, "seconds": 20, "max_records_per_run": 1_000_000,
                           "windows_per_side": 1},
               "first_minutes": {"events_per_s": 1_000, "seconds": 20, "max_records_per_run": 1_000_000},
-              "soak": {"events_per_s": 3_000, "minutes": 3, "every_minutes": 1}},
+              "soak": {"events_per_s": 3_000, "minutes": 2, "every_minutes": 1}},
 }
 BENCHMARKS = {"emulator": emulator.run, "batch": batch.run, "streaming": streaming.compare_throughput,
               "latency": streaming.compare_latency, "history": history.compare_history,

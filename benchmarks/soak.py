@@ -241,7 +241,8 @@ def comparisons(result: dict, parameters: dict) -> list[Comparison]:
     # Shorter than 15 minutes, minutes 5-10 and the last 5 overlap: the level-off figures are reported only. So is
     # the storage that stays per 100 micro-batches: what stays differs from what the workspace held before by some
     # 100 KB either way in the soaks measured (-16 KB after 27 micro-batches at 03:02 on 2026-12-05, +160 KB after
-    # 8 in a 3-minute one), and a short soak's 6 to 10 micro-batches scale that up 10- to 17-fold.
+    # 8 in a 3-minute one), and a short soak's few micro-batches (6 to 10 in the 3-minute ones) scale that up 10- to
+    # 17-fold.
     level_target = 1.0 if minutes >= 15 else None
     lag_early, lag_late = levels_off(result["lag_per_minute"], minutes)
     batch_early, batch_late = levels_off(result["batch_per_minute"], minutes)

@@ -66,7 +66,7 @@ def test_markdown_table_says_met_or_not_met_with_the_ratio():
 
 
 def test_a_figure_not_measured_is_a_dash_in_the_table():
-    # A 3-minute soak (make bench-quick SOAK=1) can see one housekeeping run that deletes runs, not two: no growth
+    # A 2-minute soak (make bench-quick SOAK=1) can see one housekeeping run that deletes runs, not two: no growth
     # between clean-ups. CI's bench step once failed formatting that None.
     not_measured = Comparison("x", "x vs y", {"growth": None, "y_s": 3.0, "table": "raw/pin"}, 1.0, 1.0, "t", "bytes", {})
     row = markdown_table([not_measured], "quick", datetime(2026, 1, 2, tzinfo=timezone.utc), HOST).splitlines()[-1]
