@@ -228,18 +228,18 @@ class Settings:
 
     @property
     def spark_is_local(self) -> bool:
-        """Spark runs on this machine: an in-process `local[...]` session, or a Spark Connect server on the
-        loopback interface (the one `make up` starts)."""
+        """The Spark driver runs on this machine: a Spark Connect server on the loopback interface (the one
+        `make up` starts), or an in-process session whose executors do too (`master_on_this_machine`)."""
         if self.spark_remote:
             return is_loopback(urlsplit(self.spark_remote).hostname)
-        return self.spark_master.startswith("local")
+        return master_on_this_machine(self.spark_master)
 
     @property
     def small_machine_spark(self) -> bool:
-        """Whether the small-machine Spark settings apply: PINTEREST_SPARK_TUNING, or where Spark runs (a session
-        on this machine whose master, SPARK_MASTER, is local: `make up`'s server may drive a cluster's)."""
-        on_this_machine = self.spark_is_local and self.spark_master.startswith("local")
-        return (self.spark_tuning or ("small-machine" if on_this_machine else "none")) == "small-machine"
+        """Whether the small-machine Spark settings apply: PINTEREST_SPARK_TUNING, or where Spark runs (a driver
+        on this machine in local mode, SPARK_MASTER `local[...]`: `make up`'s server may drive a cluster's)."""
+        local_mode = self.spark_is_local and self.spark_master.startswith("local")
+        return (self.spark_tuning or ("small-machine" if local_mode else "none")) == "small-machine"
 
     @property
     def lake_on_s3(self) -> bool:
@@ -247,6 +247,13 @@ class Settings:
 
     def table_path(self, layer: str, name: str) -> str:
         return f"{self.lake_root.rstrip('/')}/{layer}/{name}"
+
+
+def master_on_this_machine(master: str) -> bool:
+    """A Spark master whose executors run on this machine: local mode (`local[...]`), or a cluster's master on
+    the loopback interface (infra/stack.sh's standalone cluster). A driver binds to loopback for those only: a
+    cluster's executors elsewhere must reach it."""
+    return master.startswith("local") or is_loopback(urlsplit(master).hostname)
 
 
 def is_loopback(host: str | None) -> bool:

@@ -71,6 +71,10 @@ def test_an_in_process_driver_binds_to_loopback_and_is_tuned_only_on_a_local_mas
     assert "spark.driver.extraJavaOptions" not in on_cluster
     assert "spark.driver.extraJavaOptions" not in spark_config(Settings.from_env({}), long_lived=True)
     assert on_cluster["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    # infra/stack.sh's standalone cluster: its executors are on this machine, so the driver stays on loopback.
+    on_local_cluster = spark_config(Settings.from_env({"SPARK_MASTER": "spark://127.0.0.1:7077"}))
+    assert on_local_cluster["spark.driver.bindAddress"] == "127.0.0.1"
+    assert not set(SMALL_MACHINE_CONFIG) & set(on_local_cluster)
 
 
 def test_overrides_from_a_spark_defaults_file_come_last_everywhere(tmp_path):

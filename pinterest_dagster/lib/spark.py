@@ -7,14 +7,13 @@ import logging
 import re
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pinterest_dagster.lib.s3 import s3_resource, s3a_options
-from pinterest_dagster.settings import Settings, SettingsError, is_loopback
+from pinterest_dagster.settings import Settings, SettingsError, master_on_this_machine
 
 # PySpark's Spark Connect client logger is off unless SPARK_CONNECT_LOG_LEVEL gives it a level, but Dagster's
 # logging set-up (logging.config.dictConfig) turns every existing logger back on: the client then printed each
@@ -315,17 +314,11 @@ CONNECT_SERVER_CONFIG = {"spark.connect.session.manager.defaultSessionTimeout": 
 def connect_server_args(settings: Settings) -> list[str]:
     """`--conf` arguments for a Spark Connect server `infra/stack.sh` starts (jars are added there): Delta,
     UTC, the loopback binding, the tuning of `settings` and its PINTEREST_SPARK_CONF overrides."""
-    # A driver whose executors run on other machines must be reachable from them: the loopback binding is for
-    # a master on this machine only (`local[*]`, or infra/stack.sh's standalone cluster on 127.0.0.1).
     loopback = LOOPBACK_CONFIG if master_on_this_machine(settings.spark_master) else {}
     config = {**DELTA_CONFIG, **CORRECTNESS_CONFIG, **loopback, **tuning_config(settings),
               **CONNECT_SERVER_CONFIG, **spark_conf_overrides(settings)}
     config.pop("spark.driver.memory", None)  # the server's memory is given to spark-submit (SPARK_CONNECT_MEMORY)
     return [arg for key, value in config.items() for arg in ("--conf", f"{key}={value}")]
-
-
-def master_on_this_machine(master: str) -> bool:
-    return master.startswith("local") or is_loopback(urlsplit(master).hostname)
 
 
 if __name__ == "__main__":  # infra/stack.sh: SPARK_MASTER=... [PINTEREST_SPARK_TUNING=...] python -m pinterest_dagster.lib.spark
