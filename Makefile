@@ -46,7 +46,7 @@ $(JARS)/%/.copied: infra/pom.xml
 	@mvn -q -B -f infra/pom.xml -P $* dependency:copy-dependencies
 	@touch $@
 
-jars: check-tools $(JARS)/kafka/.copied $(JARS)/spark/.copied $(JARS)/s3/.copied ## copy Kafka, Spark and S3 jars into .local/jars
+jars: check-tools $(JARS)/kafka/.copied $(JARS)/spark/.copied $(JARS)/s3/.copied $(JARS)/profiler/.copied ## copy Kafka, Spark, S3 and profiler jars into .local/jars
 
 # Only the services the settings point at on this machine: with KAFKA_BOOTSTRAP_SERVERS, SOURCE_DB_URL or
 # SPARK_REMOTE naming another host, that one is left to it (pinterest_dagster/local_stack.py).

@@ -100,3 +100,29 @@ def test_the_dagster_storage_benchmark_measures_before_and_after_housekeeping(be
     assert int(figures["micro_batches"].replace(",", "")) >= 2, done.stdout
     assert figures["left_after_housekeeping"] == "0", done.stdout  # every successful micro-batch deleted
     assert int(figures["bytes_after"].replace(",", "")) < int(figures["bytes_before"].replace(",", "")), done.stdout
+
+
+# A load for the profile: Spark Connect queries for 8 s, each with executor tasks.
+CONNECT_QUERIES = """
+import os, time
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.remote(os.environ["SPARK_REMOTE"]).getOrCreate()
+started = time.monotonic()
+while time.monotonic() - started < 8:
+    spark.range(200_000).selectExpr("sum(id)").collect()
+"""
+
+
+@pytest.mark.spark
+def test_the_profile_samples_the_connect_server_while_its_load_runs(bench_env, tmp_path):
+    stacks = tmp_path / "server.collapsed"
+    done = run_module("benchmarks.profile", "--after", "2", "--seconds", "4", "--out", str(stacks),
+                      "--", sys.executable, "-c", CONNECT_QUERIES, env=bench_env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    samples = re.search(r"^([\d,]+) samples \(([\d.]+) CPU-seconds", done.stdout, re.M)
+    assert samples and int(samples[1].replace(",", "")) > 0, done.stdout
+    parts = {part: float(share) for share, part in re.findall(r"^\s*([\d.]+)%  (.+)$", done.stdout, re.M)}
+    assert abs(sum(parts.values()) - 100) < 1 and parts.get("executor tasks", 0) > 0, done.stdout
+    # The stacks, one line per stack ending in its count: a flame graph's input.
+    assert all(re.search(r"\S+ \d+$", line) for line in stacks.read_text().splitlines()), stacks.read_text()[:500]
+
