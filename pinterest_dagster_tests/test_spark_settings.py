@@ -51,6 +51,7 @@ def test_the_local_stack_gets_the_small_machine_tuning_and_a_variable_turns_it_o
     assert local["spark.sql.shuffle.partitions"] == "2" and local[PER_STEP_CODEGEN] == "true"
     # Only what a session may set: the driver's memory or the UI are the server's.
     assert "spark.driver.memory" not in local and "spark.ui.enabled" not in local
+    assert not [key for key in local if key.startswith(("spark.ui.", "spark.sql.ui."))]  # static: the server's
     off = spark_config(Settings.from_env({"SPARK_REMOTE": LOCAL_SPARK_REMOTE, "PINTEREST_SPARK_TUNING": "none"}))
     assert set(off) == {"spark.remote", "spark.sql.session.timeZone"}
     opted_in = spark_config(Settings.from_env({**CLUSTER, "PINTEREST_SPARK_TUNING": "small-machine"}))
@@ -102,7 +103,9 @@ def test_the_local_connect_server_is_tuned_for_the_machine_a_cluster_server_is_n
     local = server_config({})
     assert local["spark.sql.shuffle.partitions"] == "2" and local["spark.driver.bindAddress"] == "127.0.0.1"
     assert local["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
-    # The server's JVM runs for days: its JIT keeps the optimising compiler (stack.sh gives its Java options).
+    # The server's JVM runs for days: its JIT keeps the optimising compiler (stack.sh gives its Java options),
+    # and its record of finished queries stays short.
+    assert local["spark.sql.ui.retainedExecutions"] == "50" and local["spark.ui.retainedTasks"] == "1000"
     assert "spark.driver.extraJavaOptions" not in local
     cluster = server_config({"PINTEREST_SPARK_TUNING": "none"})
     assert not set(SMALL_MACHINE_CONFIG) & set(cluster)
