@@ -35,12 +35,17 @@ class ResultMismatch(AssertionError):
 LOCAL_CONNECT_PORT = 15002  # infra/stack.sh's SPARK_CONNECT_PORT
 
 
+def is_local_connect_server(spark_remote: str | None) -> bool:
+    """Whether `spark_remote` (a SPARK_REMOTE) names the Spark Connect server `make up` starts."""
+    remote = urlsplit(spark_remote or "")
+    return is_loopback(remote.hostname) and remote.port == LOCAL_CONNECT_PORT
+
+
 def local_connect_server_cpu_s(spark_remote: str | None) -> float | None:
     """CPU seconds the local Spark Connect server (`make up`'s, pid in .local/run) has used so far, or None
     when `spark_remote` (a run's SPARK_REMOTE) is not that server. A micro-batch's Spark work runs in that
     process: the difference over a window, divided by the runs in it, is what a micro-batch costs the server."""
-    remote = urlsplit(spark_remote or "")
-    if not (is_loopback(remote.hostname) and remote.port == LOCAL_CONNECT_PORT):
+    if not is_local_connect_server(spark_remote):
         return None
     try:
         pid = int((LOCAL_DIR / "run" / "spark-connect.pid").read_text())

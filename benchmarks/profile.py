@@ -16,6 +16,10 @@ collapsed format: one line per stack, a flame graph's input).
 from __future__ import annotations
 
 import argparse
+import os
+import platform
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -23,7 +27,7 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-from benchmarks.common import progress
+from benchmarks.common import is_local_connect_server, progress
 from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT
 
 PROFILER_JARS = LOCAL_DIR / "jars" / "profiler"
@@ -47,34 +51,57 @@ PARTS = [
 ]
 
 
+# The jar carries an agent per platform.
+PLATFORMS = {"x86_64": "linux-x64", "aarch64": "linux-arm64"}
+
+
 def agent_library() -> Path:
-    """async-profiler's Linux agent, taken out of the jar `make jars` copied."""
-    library = PROFILER_JARS / "linux-x64" / "libasyncProfiler.so"
+    """async-profiler's Linux agent for this machine, taken out of the jar `make jars` copied."""
+    if platform.machine() not in PLATFORMS:
+        raise SystemExit(f"async-profiler's jar has no agent for {platform.machine()} (only {', '.join(PLATFORMS)})")
+    member = f"{PLATFORMS[platform.machine()]}/libasyncProfiler.so"
+    library = PROFILER_JARS / member
     if not library.exists():
         jars = sorted(PROFILER_JARS.glob("async-profiler-*.jar"))
         if not jars:
             raise SystemExit(f"async-profiler is not in {PROFILER_JARS}: run `make jars`")
         with zipfile.ZipFile(jars[-1]) as jar:
-            jar.extract("linux-x64/libasyncProfiler.so", PROFILER_JARS)
+            jar.extract(member, PROFILER_JARS)
     return library
 
 
 def server_pid() -> int:
+    """The pid of the Connect server `make up` started; refused when SPARK_REMOTE names another one, whose
+    load this would not see."""
+    remote = os.environ.get("SPARK_REMOTE")
+    if remote and not is_local_connect_server(remote):
+        raise SystemExit(f"SPARK_REMOTE={remote} is not the local Spark Connect server (sc://127.0.0.1:15002) that "
+                         "this samples: unset it or point it there")
     try:
         pid = int((LOCAL_DIR / "run" / "spark-connect.pid").read_text())
         Path(f"/proc/{pid}").stat()
     except (OSError, ValueError):
         raise SystemExit("no local Spark Connect server is running: start it with `make up`") from None
+    if shutil.which("jcmd") is None:
+        raise SystemExit("jcmd, which loads the profiler into the server, is not on PATH: it comes with a JDK "
+                         "(apt-get install openjdk-17-jdk-headless)")
     return pid
 
 
-def agent(pid: int, command: str) -> None:
+def agent(pid: int, command: str, check: bool = True) -> None:
     """Give the agent in the server's JVM a command. jcmd would split an unquoted `key=value` list."""
     done = subprocess.run(["jcmd", str(pid), "JVMTI.agent_load", str(agent_library()), f'"{command}"'],
                           capture_output=True, text=True)
-    if done.returncode != 0 or "return code: 0" not in done.stdout:
+    if check and (done.returncode != 0 or "return code: 0" not in done.stdout):
         raise SystemExit(f"async-profiler did not take `{command}` (jcmd: {done.stdout.strip()} {done.stderr.strip()}); "
                          "the server's log (.local/logs/spark-connect.log) says why")
+
+
+def stop_load(load: subprocess.Popen) -> None:
+    """Stop the load and whatever it started (its own process group)."""
+    if load.poll() is None:
+        os.killpg(load.pid, signal.SIGTERM)
+        load.wait()
 
 
 def part_of(frames: list[str]) -> str:
@@ -111,10 +138,13 @@ def main() -> int:
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     pid = server_pid()
-    load = subprocess.Popen(command, cwd=REPO_ROOT) if command else None
+    # Terminated, it stops the profiler and the load as it does on Ctrl-C: the server outlives both.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(f"profile: terminated (signal {signal.SIGTERM})"))
+    load = subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True) if command else None
     try:
         time.sleep(args.after)
         progress(f"profile: sampling the Spark Connect server (pid {pid}) for {args.seconds:g} s")
+        agent(pid, "stop", check=False)  # a profile an earlier run left going (killed with SIGKILL) would refuse a start
         agent(pid, f"start,event=itimer,interval={SAMPLE_INTERVAL}")
         try:
             time.sleep(args.seconds)
@@ -124,9 +154,8 @@ def main() -> int:
         if load is not None and load.wait() != 0:
             raise SystemExit(f"the load ({' '.join(command)}) failed ({load.returncode})")
     finally:
-        if load is not None and load.poll() is None:
-            load.terminate()
-            load.wait()
+        if load is not None:
+            stop_load(load)
     samples, parts = shares(args.out.read_text())
     print(f"{samples:,} samples ({samples / 100:.1f} CPU-seconds at one per {SAMPLE_INTERVAL}) "
           f"in {args.seconds:g} s; stacks in {args.out}")

@@ -148,7 +148,7 @@ class Settings:
     # A run on Spark Connect fails after this long without an answer from the server, and is retried.
     spark_connect_timeout_s: int = 120
     jars_dir: Path = field(default=LOCAL_DIR / "jars")
-    # None: small-machine when Spark runs on this machine (`spark_is_local`), none on a cluster.
+    # None: small-machine when Spark runs on this machine in local mode (`small_machine_spark`), none on a cluster.
     spark_tuning: str | None = None
     spark_conf_file: str | None = None  # spark-defaults style overrides, applied last (lib/spark.py)
     max_records_per_run: int = 1_000_000
@@ -250,10 +250,11 @@ class Settings:
 
 
 def master_on_this_machine(master: str) -> bool:
-    """A Spark master whose executors run on this machine: local mode (`local[...]`), or a cluster's master on
-    the loopback interface (infra/stack.sh's standalone cluster). A driver binds to loopback for those only: a
-    cluster's executors elsewhere must reach it."""
-    return master.startswith("local") or is_loopback(urlsplit(master).hostname)
+    """A Spark master whose executors run on this machine: local mode (`local[...]`), or a standalone master on
+    the loopback interface (infra/stack.sh's cluster). A driver binds to loopback for those only: a cluster's
+    executors elsewhere must reach it, and so must those in the pods of a Kubernetes on this machine
+    (`k8s://https://127.0.0.1:6443`)."""
+    return master.startswith("local") or (master.startswith("spark://") and is_loopback(urlsplit(master).hostname))
 
 
 def is_loopback(host: str | None) -> bool:

@@ -113,6 +113,7 @@ while time.monotonic() - started < 8:
 """
 
 
+@pytest.mark.kafka
 @pytest.mark.spark
 def test_the_profile_samples_the_connect_server_while_its_load_runs(bench_env, tmp_path):
     stacks = tmp_path / "server.collapsed"

@@ -76,6 +76,8 @@ def test_an_in_process_driver_binds_to_loopback_and_is_tuned_only_on_a_local_mas
     on_local_cluster = spark_config(Settings.from_env({"SPARK_MASTER": "spark://127.0.0.1:7077"}))
     assert on_local_cluster["spark.driver.bindAddress"] == "127.0.0.1"
     assert not set(SMALL_MACHINE_CONFIG) & set(on_local_cluster)
+    # A Kubernetes on this machine runs executors in pods, which must reach the driver.
+    assert "spark.driver.bindAddress" not in spark_config(Settings.from_env({"SPARK_MASTER": "k8s://https://127.0.0.1:6443"}))
 
 
 def test_overrides_from_a_spark_defaults_file_come_last_everywhere(tmp_path):
