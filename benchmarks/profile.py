@@ -98,10 +98,13 @@ def agent(pid: int, command: str, check: bool = True) -> None:
 
 
 def stop_load(load: subprocess.Popen) -> None:
-    """Stop the load and whatever it started (its own process group)."""
-    if load.poll() is None:
+    """Stop whatever the load started that still runs (its process group), the load too if it still runs."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not leave the group behind
+    try:
         os.killpg(load.pid, signal.SIGTERM)
-        load.wait()
+    except ProcessLookupError:
+        pass  # the load and everything it started have ended
+    load.wait()
 
 
 def part_of(frames: list[str]) -> str:
@@ -138,13 +141,16 @@ def main() -> int:
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     pid = server_pid()
+    agent_library()  # a missing jar fails now, not once the load has run for --after seconds
     # Terminated, it stops the profiler and the load as it does on Ctrl-C: the server outlives both.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(f"profile: terminated (signal {signal.SIGTERM})"))
     load = subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True) if command else None
     try:
         time.sleep(args.after)
         progress(f"profile: sampling the Spark Connect server (pid {pid}) for {args.seconds:g} s")
-        agent(pid, "stop", check=False)  # a profile an earlier run left going (killed with SIGKILL) would refuse a start
+        # A profile an earlier run left going (killed with SIGKILL) would refuse a start. (With no profile going, the
+        # server's log gets a line "Profiler is not active".)
+        agent(pid, "stop,file=/dev/null", check=False)
         agent(pid, f"start,event=itimer,interval={SAMPLE_INTERVAL}")
         try:
             time.sleep(args.seconds)

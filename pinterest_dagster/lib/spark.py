@@ -47,7 +47,8 @@ PER_STEP_CODEGEN = "spark.pinterest.perStepCodeGeneration"
 # Restarted with these, the local Connect server used 18.6, 14.0 and 11.7 CPU-seconds per micro-batch over three
 # runs of `benchmarks.streaming latency --rate 333 --seconds 70` against 19.4, 15.0 and 12.7 restarted
 # without, its GC 7.0 s against 10.0 s in all, 14 concurrent cycles against 56 (one after the other, 2026-12-06).
-# Static: the server's configuration, never a Connect session's (STATIC_SQL_PREFIX leaves them out).
+# Static: the server's configuration, never a Connect session's (SESSION_CONFIG_PREFIXES leaves `spark.ui.*` out,
+# STATIC_SQL_PREFIX `spark.sql.ui.*`).
 STATUS_RETENTION_CONFIG = {
     "spark.ui.retainedJobs": "50",
     "spark.ui.retainedStages": "50",
