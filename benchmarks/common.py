@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from kafka import KafkaAdminClient
@@ -41,16 +42,26 @@ def is_local_connect_server(spark_remote: str | None) -> bool:
     return is_loopback(remote.hostname) and remote.port == LOCAL_CONNECT_PORT
 
 
+def local_connect_server_pid() -> int | None:
+    """The pid of the Spark Connect server `make up` started (in .local/run), None when it is not running."""
+    try:
+        pid = int((LOCAL_DIR / "run" / "spark-connect.pid").read_text())
+        Path(f"/proc/{pid}").stat()
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
 def local_connect_server_cpu_s(spark_remote: str | None) -> float | None:
     """CPU seconds the local Spark Connect server (`make up`'s, pid in .local/run) has used so far, or None
     when `spark_remote` (a run's SPARK_REMOTE) is not that server. A micro-batch's Spark work runs in that
     process: the difference over a window, divided by the runs in it, is what a micro-batch costs the server."""
-    if not is_local_connect_server(spark_remote):
+    pid = local_connect_server_pid() if is_local_connect_server(spark_remote) else None
+    if pid is None:
         return None
     try:
-        pid = int((LOCAL_DIR / "run" / "spark-connect.pid").read_text())
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    except (OSError, ValueError):
+    except OSError:  # it has just ended
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, counted in clock ticks
 

@@ -27,7 +27,7 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-from benchmarks.common import is_local_connect_server, progress
+from benchmarks.common import is_local_connect_server, local_connect_server_pid, progress
 from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT
 
 PROFILER_JARS = LOCAL_DIR / "jars" / "profiler"
@@ -77,11 +77,9 @@ def server_pid() -> int:
     if remote and not is_local_connect_server(remote):
         raise SystemExit(f"SPARK_REMOTE={remote} is not the local Spark Connect server (sc://127.0.0.1:15002) that "
                          "this samples: unset it or point it there")
-    try:
-        pid = int((LOCAL_DIR / "run" / "spark-connect.pid").read_text())
-        Path(f"/proc/{pid}").stat()
-    except (OSError, ValueError):
-        raise SystemExit("no local Spark Connect server is running: start it with `make up`") from None
+    pid = local_connect_server_pid()
+    if pid is None:
+        raise SystemExit("no local Spark Connect server is running: start it with `make up`")
     if shutil.which("jcmd") is None:
         raise SystemExit("jcmd, which loads the profiler into the server, is not on PATH: it comes with a JDK "
                          "(apt-get install openjdk-17-jdk-headless)")
