@@ -86,9 +86,9 @@ def server_pid() -> int:
     return pid
 
 
-def agent(pid: int, command: str, check: bool = True) -> None:
-    """Give the agent in the server's JVM a command. jcmd would split an unquoted `key=value` list."""
-    done = subprocess.run(["jcmd", str(pid), "JVMTI.agent_load", str(agent_library()), f'"{command}"'],
+def agent(pid: int, library: Path, command: str, check: bool = True) -> None:
+    """Give the agent (`library`) in the server's JVM a command. jcmd would split an unquoted `key=value` list."""
+    done = subprocess.run(["jcmd", str(pid), "JVMTI.agent_load", str(library), f'"{command}"'],
                           capture_output=True, text=True)
     if check and (done.returncode != 0 or "return code: 0" not in done.stdout):
         raise SystemExit(f"async-profiler did not take `{command}` (jcmd: {done.stdout.strip()} {done.stderr.strip()}); "
@@ -139,7 +139,7 @@ def main() -> int:
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     pid = server_pid()
-    agent_library()  # a missing jar fails now, not once the load has run for --after seconds
+    library = agent_library()  # a missing jar fails now, not once the load has run for --after seconds
     # Terminated, it stops the profiler and the load as it does on Ctrl-C: the server outlives both.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(f"profile: terminated (signal {signal.SIGTERM})"))
     load = subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True) if command else None
@@ -148,13 +148,13 @@ def main() -> int:
         progress(f"profile: sampling the Spark Connect server (pid {pid}) for {args.seconds:g} s")
         # A profile an earlier run left going (killed with SIGKILL) would refuse a start. (With no profile going, the
         # server's log gets a line "Profiler is not active".)
-        agent(pid, "stop,file=/dev/null", check=False)
-        agent(pid, f"start,event=itimer,interval={SAMPLE_INTERVAL}")
+        agent(pid, library, "stop,file=/dev/null", check=False)
+        agent(pid, library, f"start,event=itimer,interval={SAMPLE_INTERVAL}")
         try:
             time.sleep(args.seconds)
         finally:
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            agent(pid, f"stop,file={args.out.resolve()},collapsed")
+            agent(pid, library, f"stop,file={args.out.resolve()},collapsed")
         if load is not None and load.wait() != 0:
             raise SystemExit(f"the load ({' '.join(command)}) failed ({load.returncode})")
     finally:
