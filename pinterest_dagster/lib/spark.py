@@ -240,11 +240,22 @@ def connect_session(config: dict[str, str], timeout_s: float):
         try:
             session.conf.set(key, value)
         except Exception as error:
+            # A setting of the server (PINTEREST_SPARK_CONF also reaches the servers infra/stack.sh starts) that
+            # the server already has is not a refusal.
+            if server_value(session, key) == value:
+                continue
             raise SparkConfigError(
                 f"the Spark Connect server at {remote} refused {key}={value} (a setting of the server, not of a "
                 f"session? set it in the server's configuration, not in PINTEREST_SPARK_CONF): {first_line(error)}"
             ) from None
     return session
+
+
+def server_value(session, key: str) -> str | None:
+    try:
+        return session.conf.get(key, None)
+    except Exception:
+        return None
 
 
 def first_line(error: Exception) -> str:
