@@ -98,6 +98,20 @@ def newly_succeeded(instance: dg.DagsterInstance, seen: dict[str, set[str]], job
     return new
 
 
+ROUTINE_JOBS = ("maintenance_job", "housekeeping_job")
+
+
+def routine_runs_seen(instance: dg.DagsterInstance, started: float, seen: dict[str, tuple[str, float, float | None]]) -> None:
+    """Adds to `seen` the maintenance and housekeeping runs that started, by run id: (job, minute it started,
+    minute it ended or None), minutes since `started`. Recorded as they run: housekeeping deletes them later."""
+    for job in ROUTINE_JOBS:
+        for record in instance.get_run_records(dg.RunsFilter(job_name=job), limit=20):
+            if record.start_time:
+                end = (record.end_time - started) / 60 if record.end_time else None
+                seen[record.dagster_run.run_id] = (job, round((record.start_time - started) / 60, 2),
+                                                   None if end is None else round(end, 2))
+
+
 def files_bytes(path: Path) -> int:
     """The bytes of the files under a folder (0 when there is none)."""
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
@@ -176,6 +190,10 @@ def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float, poster
     daemon = start_daemon(env)
     lags: list[tuple[float, float]] = []
     batches: dict[str, tuple[float, int]] = {}  # run id -> (seconds since start it ended, events)
+    run_seconds: dict[str, tuple[float, float]] = {}  # run id -> (seconds since start it ended, its run time)
+    # Maintenance and housekeeping runs by run id: (job, minute started, minute ended): what a rise of the lag
+    # in some minute is to be compared with.
+    routine: dict[str, tuple[str, float, float | None]] = {}
     # After each housekeeping run: (seconds since start, bytes, micro-batches so far, runs it deleted)
     cleaned_up: list[tuple[float, int, int, int]] = []
     # Successful runs seen, by job: housekeeping deletes the old ones, so they are counted as they succeed.
@@ -201,6 +219,9 @@ def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float, poster
                 if record.dagster_run.run_id not in batches and record.end_time:
                     batches[record.dagster_run.run_id] = (record.end_time - started,
                                                          sum(r.size for r in configured_ranges(record.dagster_run)))
+                    run_seconds[record.dagster_run.run_id] = (record.end_time - started,
+                                                             record.end_time - (record.start_time or record.end_time))
+            routine_runs_seen(instance, started, routine)
             cleaned_up += storage_after_housekeeping(instance, home, seen, now - started, len(batches))
             if now >= next_report:
                 progress(f"soak: minute {int((now - started) // 60)}: lag {lag if lag is not None else '?'} events, "
@@ -213,6 +234,7 @@ def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float, poster
         while lag_now(settings, instance) not in (0, None) and time.monotonic() < deadline:
             time.sleep(SAMPLE_EVERY_S)
         caught_up_s = time.time() - started - minutes * 60
+        routine_runs_seen(instance, started, routine)
         wait_runs_finished(str(home), timeout_s)
     finally:
         if posting is not None and posting.poll() is None:  # the soak failed while posting: stop the load too
@@ -229,7 +251,10 @@ def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float, poster
     storage_tables = {name: size for name, size in live_bytes_by_table(home).items() if size >= 50_000}
     facts = lake_facts(build_spark_session(settings), settings)
     events = [(t, size) for t, size in batches.values() if t < minutes * 60]
+    durations = [(t, seconds) for t, seconds in run_seconds.values() if t < minutes * 60]
     return {"lag_per_minute": per_minute(lags, minutes), "batch_per_minute": per_minute(events, minutes),
+            "run_seconds_per_minute": per_minute(durations, minutes),
+            "routine_runs": sorted(routine.values(), key=lambda run: run[1]),
             "micro_batches": len(batches), "caught_up_after_posting_s": caught_up_s, "lake": facts,
             "storage_before": storage_before, "storage_after": storage_after, "after_housekeeping": cleaned_up,
             "storage_left": storage_left, "queued_runs_left": queued_left, "storage_tables": storage_tables,
@@ -254,7 +279,11 @@ def comparisons(result: dict, parameters: dict) -> list[Comparison]:
                f"{result['caught_up_after_posting_s']:.0f} s after posting stopped")
     return [
         Comparison("soak_lag", "soak: lag in events, minutes 5-10 vs the last 5 (mean per minute)",
-                   {"lag_minutes_5_10": lag_early, "lag_last_5": lag_late, "lag_per_minute": result["lag_per_minute"]},
+                   {"lag_minutes_5_10": lag_early, "lag_last_5": lag_late, "lag_per_minute": result["lag_per_minute"],
+                    # What a rise of the lag is to be compared with: how long micro-batches took, and when
+                    # maintenance and housekeeping ran ([job, minute started, minute ended]).
+                    "micro_batch_run_seconds_per_minute": result["run_seconds_per_minute"],
+                    "maintenance_and_housekeeping_runs": [list(run) for run in result["routine_runs"]]},
                    (lag_early + 1) / (lag_late + 1), level_target, "the last 5 minutes' lag no higher than minutes 5-10's",
                    "events", parameters, checked),
         Comparison("soak_batch_size", "soak: micro-batch size in events, minutes 5-10 vs the last 5 (mean per minute)",

@@ -245,8 +245,13 @@ def test_a_short_soak_reports_its_level_off_and_storage_figures_without_judging_
               "lake": {"raw/pin": {"most_files_in_a_partition": 10, "data_files": 12, "delta_log_bytes": 100}},
               "after_housekeeping": [], "storage_before": 1_000, "storage_after": 300_000, "storage_left": 161_000,
               "queued_runs_left": 0, "storage_tables": {}, "maintenance_runs": 3, "housekeeping_runs": 2,
-              "caught_up_after_posting_s": 20.0}
+              "caught_up_after_posting_s": 20.0, "run_seconds_per_minute": [8.0, 9.5, 9.0],
+              "routine_runs": [("maintenance_job", 1.0, 1.4), ("housekeeping_job", 1.0, None)]}
     short = {c.name: c for c in soak_comparisons(result, {"minutes": 3})}
+    # What a rise of the lag is compared with: the micro-batches' run time and when the routine runs ran.
+    assert short["soak_lag"].figures["micro_batch_run_seconds_per_minute"] == [8.0, 9.5, 9.0]
+    assert short["soak_lag"].figures["maintenance_and_housekeeping_runs"] == [["maintenance_job", 1.0, 1.4],
+                                                                            ["housekeeping_job", 1.0, None]]
     assert short["soak_dagster_storage"].figures["stays_per_100_micro_batches"] == 2_000_000  # 160 KB over 8, per 100
     assert [short[n].met for n in ("soak_lag", "soak_batch_size", "soak_dagster_storage")] == [None, None, None]
     assert short["soak_files"].met is True  # files per partition mean the same after 3 minutes
