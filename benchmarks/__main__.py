@@ -25,10 +25,10 @@ PARAMETERS = {
              "soak": {"events_per_s": 11_600, "minutes": 20, "every_minutes": 5}},
     "quick": {"emulator": {"posts": 10_000, "repeats": 1}, "batch": {"posts": 20_000},
               "streaming": {"posts": 10_000, "max_records_per_run": 1_000_000},
-              "latency": {"events_per_s": [1_000], "seconds": 20, "max_records_per_run": 1_000_000},
-              "history": {"history_posts": 20_000, "events_per_s": 1_000, "seconds": 20, "max_records_per_run": 1_000_000,
+              "latency": {"events_per_s": [1_000], "seconds": 15, "max_records_per_run": 1_000_000},
+              "history": {"history_posts": 10_000, "events_per_s": 1_000, "seconds": 15, "max_records_per_run": 1_000_000,
                           "windows_per_side": 1},
-              "first_minutes": {"events_per_s": 1_000, "seconds": 20, "max_records_per_run": 1_000_000},
+              "first_minutes": {"events_per_s": 1_000, "seconds": 15, "max_records_per_run": 1_000_000},
               "soak": {"events_per_s": 3_000, "minutes": 2, "every_minutes": 1}},
 }
 BENCHMARKS = {"emulator": emulator.run, "batch": batch.run, "streaming": streaming.compare_throughput,
