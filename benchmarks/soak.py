@@ -45,7 +45,7 @@ from benchmarks.dagster_storage import live_bytes, live_bytes_by_table
 from benchmarks.load import source_posts
 from benchmarks.streaming import start_daemon, wait_runs_finished, wait_sensor_ticking
 from pinterest_dagster.defs.housekeeping.jobs import clean_up, delete_run_fully
-from pinterest_dagster.defs.maintenance.jobs import TABLES
+from pinterest_dagster.defs.maintenance.jobs import TABLE_TAG, TABLES
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.kafka import end_offsets
 from pinterest_dagster.lib.maintenance import files_per_partition
@@ -102,13 +102,16 @@ ROUTINE_JOBS = ("maintenance_job", "housekeeping_job")
 
 
 def routine_runs_seen(instance: dg.DagsterInstance, started: float, seen: dict[str, tuple[str, float, float | None]]) -> None:
-    """Adds to `seen` the maintenance and housekeeping runs that started, by run id: (job, minute it started,
-    minute it ended or None), minutes since `started`. Recorded as they run: housekeeping deletes them later."""
+    """Adds to `seen` the maintenance and housekeeping runs that started, by run id: (job and the table it
+    maintained, minute it started, minute it ended or None), minutes since `started`. Recorded as they run:
+    housekeeping deletes them later."""
     for job in ROUTINE_JOBS:
         for record in instance.get_run_records(dg.RunsFilter(job_name=job), limit=20):
             if record.start_time:
                 end = (record.end_time - started) / 60 if record.end_time else None
-                seen[record.dagster_run.run_id] = (job, round((record.start_time - started) / 60, 2),
+                table = record.dagster_run.tags.get(TABLE_TAG)
+                seen[record.dagster_run.run_id] = (f"{job} {table}" if table else job,
+                                                   round((record.start_time - started) / 60, 2),
                                                    None if end is None else round(end, 2))
 
 
