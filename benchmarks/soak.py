@@ -99,6 +99,10 @@ def newly_succeeded(instance: dg.DagsterInstance, seen: dict[str, set[str]], job
 
 
 ROUTINE_JOBS = ("maintenance_job", "housekeeping_job")
+# Runs that have started. The queued ones are left out: a maintenance pass queues a run per table at once,
+# and the newest 100 of all statuses would leave out the oldest, which runs first.
+STARTED_STATUSES = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.SUCCESS,
+                    dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 
 def routine_runs_seen(instance: dg.DagsterInstance, started: float, seen: dict[str, tuple[str, float, float | None]]) -> None:
@@ -106,7 +110,7 @@ def routine_runs_seen(instance: dg.DagsterInstance, started: float, seen: dict[s
     maintained, minute it started, minute it ended or None), minutes since `started`. Recorded as they run:
     housekeeping deletes them later."""
     for job in ROUTINE_JOBS:
-        for record in instance.get_run_records(dg.RunsFilter(job_name=job), limit=20):
+        for record in instance.get_run_records(dg.RunsFilter(job_name=job, statuses=STARTED_STATUSES), limit=100):
             if record.start_time:
                 end = (record.end_time - started) / 60 if record.end_time else None
                 table = record.dagster_run.tags.get(TABLE_TAG)
@@ -222,8 +226,9 @@ def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float, poster
                 if record.dagster_run.run_id not in batches and record.end_time:
                     batches[record.dagster_run.run_id] = (record.end_time - started,
                                                          sum(r.size for r in configured_ranges(record.dagster_run)))
-                    run_seconds[record.dagster_run.run_id] = (record.end_time - started,
-                                                             record.end_time - (record.start_time or record.end_time))
+                    if record.start_time:
+                        run_seconds[record.dagster_run.run_id] = (record.end_time - started,
+                                                                 record.end_time - record.start_time)
             routine_runs_seen(instance, started, routine)
             cleaned_up += storage_after_housekeeping(instance, home, seen, now - started, len(batches))
             if now >= next_report:
@@ -237,8 +242,8 @@ def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float, poster
         while lag_now(settings, instance) not in (0, None) and time.monotonic() < deadline:
             time.sleep(SAMPLE_EVERY_S)
         caught_up_s = time.time() - started - minutes * 60
-        routine_runs_seen(instance, started, routine)
         wait_runs_finished(str(home), timeout_s)
+        routine_runs_seen(instance, started, routine)  # the ends of the last ones
     finally:
         if posting is not None and posting.poll() is None:  # the soak failed while posting: stop the load too
             posting.terminate()

@@ -246,9 +246,10 @@ kafka_cluster_down() {
   # All at once: each broker's controlled shutdown needs a quorum of the controllers (2 of 3), which stopping
   # them one after the other takes away from the last one (after a test killed a node, from the second): it
   # then waited out stop_pid's 30 s.
-  local node
-  for node in "${KAFKA_CLUSTER_NODES[@]}"; do stop_pid "kafka-cluster-$node" & done
-  wait
+  local node pid pids=() status=0
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do stop_pid "kafka-cluster-$node" & pids+=($!); done
+  for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+  return $status
 }
 
 # --- MariaDB -------------------------------------------------------------------------------------

@@ -167,13 +167,16 @@ def test_an_override_reaches_a_runs_spark_connect_session(tmp_path):
 
 def test_a_server_setting_the_connect_server_already_has_is_not_a_refusal(tmp_path):
     """PINTEREST_SPARK_CONF reaches the Connect servers infra/stack.sh starts and every run's session alike: a
-    setting of the server (here `make up`'s small-machine `spark.ui.enabled false`) that a session cannot set
-    but the server already has opens the session; the session settings of the same file still reach it."""
+    setting of the server (here `spark.ui.enabled`, `false` on `make up`'s small-machine server) that a session
+    cannot set but the server already has opens the session; the session settings of the same file still
+    reach it."""
+    remote = require_spark_connect()
+    ui = run_session_settings(Settings.from_env({"SPARK_REMOTE": remote}), ["spark.ui.enabled"])["spark.ui.enabled"]
     conf = tmp_path / "spark-defaults.conf"
-    conf.write_text("spark.ui.enabled false\nspark.sql.shuffle.partitions 7\n")
-    settings = Settings.from_env({"SPARK_REMOTE": require_spark_connect(), "PINTEREST_SPARK_CONF": str(conf)})
+    conf.write_text(f"spark.ui.enabled {ui}\nspark.sql.shuffle.partitions 7\n")
+    settings = Settings.from_env({"SPARK_REMOTE": remote, "PINTEREST_SPARK_CONF": str(conf)})
     assert run_session_settings(settings, ["spark.ui.enabled", "spark.sql.shuffle.partitions"]) == {
-        "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "7",
+        "spark.ui.enabled": ui, "spark.sql.shuffle.partitions": "7",
     }
 
 
