@@ -98,7 +98,8 @@ def newly_succeeded(instance: dg.DagsterInstance, seen: dict[str, set[str]], job
     return new
 
 
-ROUTINE_JOBS = ("maintenance_job", "housekeeping_job")
+# The jobs of the two schedules the soak runs often (housekeeping's ROUTINE_JOBS also counts streaming_job).
+SCHEDULED_JOBS = ("maintenance_job", "housekeeping_job")
 # Runs that have started. The queued ones are left out: a maintenance pass queues a run per table at once,
 # and the newest 100 of all statuses would leave out the oldest, which runs first.
 STARTED_STATUSES = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.SUCCESS,
@@ -109,7 +110,7 @@ def routine_runs_seen(instance: dg.DagsterInstance, started: float, seen: dict[s
     """Adds to `seen` the maintenance and housekeeping runs that started, by run id: (job and the table it
     maintained, minute it started, minute it ended or None), minutes since `started`. Recorded as they run:
     housekeeping deletes them later."""
-    for job in ROUTINE_JOBS:
+    for job in SCHEDULED_JOBS:
         for record in instance.get_run_records(dg.RunsFilter(job_name=job, statuses=STARTED_STATUSES), limit=100):
             if record.start_time:
                 end = (record.end_time - started) / 60 if record.end_time else None
@@ -251,7 +252,7 @@ def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float, poster
         daemon.terminate()
         daemon.wait()
     storage_after = storage_bytes(home)
-    for job in ("maintenance_job", "housekeeping_job"):  # those that succeeded after posting stopped
+    for job in SCHEDULED_JOBS:  # those that succeeded after posting stopped
         newly_succeeded(instance, seen, job)
     maintenance_runs, housekeeping_runs = len(seen["maintenance_job"]), len(seen["housekeeping_job"])
     storage_left, queued_left = what_stays(instance, home)
