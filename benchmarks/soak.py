@@ -99,8 +99,7 @@ def newly_succeeded(instance: dg.DagsterInstance, seen: dict[str, set[str]], job
 
 
 # The jobs of the two schedules the soak runs often (housekeeping's ROUTINE_JOBS also counts streaming_job).
-MAINTENANCE_JOBS = ("maintenance_job", "raw_compaction_job")
-SCHEDULED_JOBS = (*MAINTENANCE_JOBS, "housekeeping_job")
+SCHEDULED_JOBS = ("maintenance_job", "housekeeping_job")
 # Runs that have started. The queued ones are left out: a maintenance pass queues a run per table at once,
 # and the newest 100 of all statuses would leave out the oldest, which runs first.
 STARTED_STATUSES = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.SUCCESS,
@@ -135,8 +134,7 @@ def storage_after_housekeeping(instance: dg.DagsterInstance, home: Path, seen: d
                                micro_batches: int) -> list[tuple[float, int, int, int]]:
     """A sample of Dagster's storage if a housekeeping run succeeded since the last look: (seconds since the
     start, bytes, micro-batches so far, runs it deleted)."""
-    for job in MAINTENANCE_JOBS:
-        newly_succeeded(instance, seen, job)
+    newly_succeeded(instance, seen, "maintenance_job")
     new_clean_ups = newly_succeeded(instance, seen, "housekeeping_job")
     if not new_clean_ups:
         return []
@@ -256,8 +254,7 @@ def soak(rate: float, minutes: int, every_minutes: int, timeout_s: float, poster
     storage_after = storage_bytes(home)
     for job in SCHEDULED_JOBS:  # those that succeeded after posting stopped
         newly_succeeded(instance, seen, job)
-    maintenance_runs = sum(len(seen[job]) for job in MAINTENANCE_JOBS)
-    housekeeping_runs = len(seen["housekeeping_job"])
+    maintenance_runs, housekeeping_runs = len(seen["maintenance_job"]), len(seen["housekeeping_job"])
     storage_left, queued_left = what_stays(instance, home)
     # What stays, by table: what still grows with the number of micro-batches is what to bound next.
     storage_tables = {name: size for name, size in live_bytes_by_table(home).items() if size >= 50_000}

@@ -14,9 +14,7 @@ from pinterest_dagster.defs.clean.checks import cleaned_checks
 from pinterest_dagster.defs.housekeeping.jobs import build_housekeeping_schedule, housekeeping_job
 from pinterest_dagster.defs.ingest.assets import ingest_kafka_events, kafka_topic_specs
 from pinterest_dagster.defs.ingest.checks import raw_checks
-from pinterest_dagster.defs.maintenance.jobs import (
-    build_maintenance_schedule, build_raw_compaction_schedule, maintenance_job, maintenance_turn_sensor, raw_compaction_job,
-)
+from pinterest_dagster.defs.maintenance.jobs import build_maintenance_schedule, maintenance_job, maintenance_turn_sensor
 from pinterest_dagster.defs.merge.assets import merge_assets
 from pinterest_dagster.defs.merge.checks import build_freshness_checks, with_freshness_policies
 from pinterest_dagster.defs.realtime.checks import realtime_checks
@@ -62,11 +60,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=owned_and_linked([*kafka_topic_specs, ingest_kafka_events, *merge, *aggregated_assets]),
         asset_checks=[*raw_checks, *cleaned_checks, *realtime_checks, *aggregated_checks, *freshness_checks],
-        jobs=[batch_job, rebuild_job, streaming_job, housekeeping_job, maintenance_job, raw_compaction_job],
+        jobs=[batch_job, rebuild_job, streaming_job, housekeeping_job, maintenance_job],
         schedules=[daily_batch_schedule,
                    build_housekeeping_schedule(settings.housekeeping_cron, settings.keep_successful_runs_hours),
-                   build_maintenance_schedule(settings.maintenance_cron, settings.vacuum_retain_hours),
-                   build_raw_compaction_schedule(settings.maintenance_cron, settings.vacuum_retain_hours)],
+                   build_maintenance_schedule(settings.maintenance_cron, settings.vacuum_retain_hours)],
         sensors=[build_kafka_microbatch_sensor(settings.max_records_per_run), freshness_sensor, maintenance_turn_sensor],
         resources=build_resources(settings),
     )

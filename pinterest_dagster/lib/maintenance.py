@@ -36,12 +36,7 @@ COMPACTED_FILE_BYTES = 64 * 1024 * 1024
 # micro-batches wait meanwhile.
 CLOSED_DAY_FILE_BYTES = 1024 * 1024 * 1024
 CLOSED_DAY_MAX_FILES = 50
-DELTA_DEFAULT_RETAIN_HOURS = 168.0
-# OPTIMIZE rewrites its bins (a partition's small files each, here) in parallel, one Spark task per bin, on up to
-# 15 threads: beside a micro-batch, on a 2-core server, it would take both cores. One bin at a time leaves the
-# micro-batch the other.
-THREADS_BESIDE_MICRO_BATCHES = 1
-OPTIMIZE_THREADS = "spark.databricks.delta.optimize.maxThreads"  # Delta refuses a shorter VACUUM retention unless told otherwise
+DELTA_DEFAULT_RETAIN_HOURS = 168.0  # Delta refuses a shorter VACUUM retention unless told otherwise
 
 
 @dataclass(frozen=True)
@@ -83,18 +78,14 @@ class Compaction:
     partitions: int  # partitions that had small files to compact
 
 
-def compact(spark: SparkSession, path: str, codec: str | None = None, closed_before: dt.date | None = None,
-            threads: int | None = None) -> Compaction:
+def compact(spark: SparkSession, path: str, codec: str | None = None, closed_before: dt.date | None = None) -> Compaction:
     """OPTIMIZE the table: its files under 64 MB, partition by partition, into files of up to 1 GB, compressed
     with `codec` (the session's default, snappy, unless given: raw's files are zstd). With `closed_before`
     (the table is partitioned by Kafka date and partition, like raw), the most crowded partition of the days
     before it, if it holds more than CLOSED_DAY_MAX_FILES files, is compacted again into files of up to 1 GB.
-    `threads`: how many bins are rewritten at once (Delta's default, 15, unless given).
 
     A compaction changes no data, so a micro-batch's commit never conflicts with it unless both touched
     the same file (a MERGE that rewrote a file being compacted); the later commit is then tried again."""
-    if threads is not None:
-        spark.conf.set(OPTIMIZE_THREADS, str(threads))
     routine = _optimize(spark, path, codec, COMPACTED_FILE_BYTES)
     crowded = crowded_closed_partition(spark, path, closed_before) if closed_before is not None else None
     if crowded is None:

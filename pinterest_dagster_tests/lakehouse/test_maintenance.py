@@ -14,14 +14,14 @@ import dagster as dg
 import pytest
 
 from pinterest_dagster.defs.maintenance.jobs import (
-    INGESTION_LOG, MAINTENANCE_PRIORITY, PRIORITY_TAG, RAW_BY_DATE, TABLE_TAG, TABLES, TURN_PRIORITY,
-    build_maintenance_schedule, build_raw_compaction_schedule, compact_raw_tables, maintain_tables, maintenance_turn_sensor,
+    INGESTION_LOG, MAINTENANCE_PRIORITY, PRIORITY_TAG, TABLE_TAG, TABLES, TURN_PRIORITY, build_maintenance_schedule,
+    maintain_tables, maintenance_turn_sensor,
 )
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import COALESCED, coalesced_log_rows, lag, logged_ranges
 from pinterest_dagster.lib.maintenance import table_facts
 from pinterest_dagster.lib.offsets import union
-from pinterest_dagster.lib.pools import LAKE_WRITES, RAW_COMPACTION
+from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster_tests.pipeline import Pipeline, make_pipeline
 from pinterest_dagster_tests.services import require_spark_connect
@@ -36,11 +36,9 @@ def pipeline(spark, tmp_path_factory, source_url):
     return make_pipeline(tmp_path_factory, source_url, spark_remote=None)
 
 
-def maintenance_config(tables=TABLES, retain_hours: float = 0, coalesce_after_hours: float = 0,
-                       compact_raw: bool = True) -> dict:
+def maintenance_config(tables=TABLES, retain_hours: float = 0, coalesce_after_hours: float = 0) -> dict:
     return {"ops": {"maintain_tables": {"config": {
-        "tables": list(tables), "vacuum_retain_hours": retain_hours, "coalesce_log_after_hours": coalesce_after_hours,
-        "compact_raw": compact_raw}}}}
+        "tables": list(tables), "vacuum_retain_hours": retain_hours, "coalesce_log_after_hours": coalesce_after_hours}}}}
 
 
 def table_rows(spark, pipeline, tables) -> dict[str, list]:
@@ -50,11 +48,10 @@ def table_rows(spark, pipeline, tables) -> dict[str, list]:
 
 @pytest.fixture(scope="module")
 def maintained_beside_a_micro_batch(pipeline, spark):
-    """Six micro-batches leave small files in every table; the others run while raw_compaction_job compacts
-    raw/pin, geo and user (as scheduled: beside the micro-batches, in a pool of their own), then
-    maintenance_job compacts, vacuums and coalesces every table (raw's compaction left to the first), with no
-    pool between them: the micro-batches on the Spark Connect server in a `dagster job execute` process,
-    maintenance in this process, two writers that Delta's conflict checks and our retries must keep apart."""
+    """Six micro-batches leave small files in every table; the others run while maintenance_job
+    compacts, vacuums and coalesces every table, with no pool between them: the
+    micro-batches on the Spark Connect server in a `dagster job execute` process, maintenance in this
+    process, two writers that Delta's conflict checks and our retries must keep apart."""
     pipeline.post_emulated(posts=90, seed=21)
     configs, cursor = [], None
     while True:  # every micro-batch of the backlog: a tick plans at most 10
@@ -81,16 +78,15 @@ def maintained_beside_a_micro_batch(pipeline, spark):
     streaming.start()
     # Delta's retention, as scheduled: a VACUUM of 0 h beside a writer would delete the files it has
     # written and not committed yet (why Delta refuses it unless told otherwise).
-    compaction = pipeline.run_job("raw_compaction_job")
-    result = pipeline.run_job("maintenance_job", maintenance_config(retain_hours=168, compact_raw=False))
+    result = pipeline.run_job("maintenance_job", maintenance_config(retain_hours=168))
     streaming.join()
     assert not errors, errors
     assert lag(spark, LakeResource.from_settings(pipeline.settings), KafkaResource.from_settings(pipeline.settings)) == 0
-    return before, log_rows, result, compaction
+    return before, log_rows, result
 
 
 def test_maintenance_beside_a_micro_batch_loses_and_duplicates_nothing(maintained_beside_a_micro_batch, pipeline, spark):
-    before, _, result, compaction = maintained_beside_a_micro_batch
+    before, _, result = maintained_beside_a_micro_batch
     checks = completeness(pipeline)
     assert all(check.passed for check in checks.values()), {k: c.metadata for k, c in checks.items()}
     # What the micro-batches merged, beside maintenance, is what a rebuild from raw computes.
@@ -100,11 +96,9 @@ def test_maintenance_beside_a_micro_batch_loses_and_duplicates_nothing(maintaine
     assert rebuilt == merged, {t: (sorted(set(map(str, merged[t])) - set(map(str, rebuilt[t])))[:3],
                                    sorted(set(map(str, rebuilt[t])) - set(map(str, merged[t])))[:3])
                                for t in merged if merged[t] != rebuilt[t]}
-    # The small files were compacted, and the step says so for each table: raw's by raw_compaction_job.
+    # The small files were compacted, and the step says so for each table.
     [output] = [e.step_output_data for e in result.all_events if e.is_successful_output]
-    [compacted] = [e.step_output_data for e in compaction.all_events if e.is_successful_output]
-    assert not any(f"{table} files_compacted" in output.metadata for table in RAW_BY_DATE)
-    metadata = {**output.metadata, **compacted.metadata}
+    metadata = output.metadata
     for table in ("raw/pin", "cleaned/pin", "_state/poster_pins"):
         assert before[table].files > 3
         # Against the step's own count, taken just before its OPTIMIZE: a micro-batch's MERGE that commits
@@ -112,8 +106,6 @@ def test_maintenance_beside_a_micro_batch_loses_and_duplicates_nothing(maintaine
         assert metadata[f"{table} files_before"].value > 3
         assert metadata[f"{table} files_compacted"].value >= metadata[f"{table} files_before"].value - 1
     observed = [e.asset_observation_data.asset_observation for e in result.all_events if e.is_asset_observation]
-    assert {e.asset_observation_data.asset_observation.asset_key.to_user_string()
-            for e in compaction.all_events if e.is_asset_observation} == set(RAW_BY_DATE)
     assert {o.asset_key.to_user_string() for o in observed} >= {"raw/pin", "cleaned/pin", "realtime/category_trends"}
     assert all("files_after" in o.metadata and "commits_since_checkpoint" in o.metadata for o in observed)
 
@@ -133,7 +125,7 @@ def test_vacuum_keeps_every_file_the_current_version_needs(maintained_beside_a_m
 
 
 def test_the_ingestion_log_is_coalesced_and_still_covers_every_range(maintained_beside_a_micro_batch, pipeline, spark):
-    _, log_rows, _, _ = maintained_beside_a_micro_batch
+    _, log_rows, _ = maintained_beside_a_micro_batch
     path = pipeline.settings.table_path("_meta", "ingested_ranges")
     log = delta.read_table(spark, path).collect()
     assert len(log) < log_rows
@@ -173,27 +165,6 @@ def test_the_schedule_queues_one_low_priority_run_per_table_and_skips_busy_ones(
     assert all(r.tags[PRIORITY_TAG] == MAINTENANCE_PRIORITY and int(MAINTENANCE_PRIORITY) < 0 for r in requests)
     config = requests[0].run_config["ops"]["maintain_tables"]["config"]
     assert config["tables"] == [requests[0].tags[TABLE_TAG]] and config["vacuum_retain_hours"] == 24
-    assert not config["compact_raw"]  # raw/pin, geo and user are raw_compaction_schedule's to compact
-
-
-def test_raw_compaction_is_queued_per_raw_table_in_a_pool_of_its_own():
-    """Raw's compaction runs beside the micro-batches, one table at a time: its own pool, not lake_writes, a run
-    per raw table, none for a table whose compaction is still running (or queued)."""
-    from dagster._core.test_utils import create_run_for_test
-
-    assert compact_raw_tables.pool == RAW_COMPACTION != LAKE_WRITES
-    schedule = build_raw_compaction_schedule("*/5 * * * *", vacuum_retain_hours=24)
-    with dg.instance_for_test() as instance:
-        create_run_for_test(instance, job_name="raw_compaction_job", tags={TABLE_TAG: "raw/geo"},
-                            status=dg.DagsterRunStatus.STARTED)
-        # maintenance_job's run of a table does not make its compaction busy: they are other runs.
-        create_run_for_test(instance, job_name="maintenance_job", tags={TABLE_TAG: "raw/pin"},
-                            status=dg.DagsterRunStatus.STARTED)
-        requests = schedule.evaluate_tick(dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=datetime(2026, 12, 1, 12, 5))).run_requests
-    assert sorted(r.tags[TABLE_TAG] for r in requests) == ["raw/pin", "raw/user"]
-    assert all(r.tags[PRIORITY_TAG] == MAINTENANCE_PRIORITY for r in requests)
-    assert [r.run_config["ops"]["compact_raw_tables"]["config"]["tables"] for r in requests] == [["raw/pin"], ["raw/user"]]
 
 
 def test_the_schedule_leaves_out_a_table_that_did_not_change_since_its_last_maintenance():
@@ -233,16 +204,12 @@ def test_the_schedule_leaves_out_a_table_that_did_not_change_since_its_last_main
         instance.report_runless_asset_event(dg.AssetMaterialization(key))
         maintained(instance, [table], dg.DagsterRunStatus.FAILURE)
         assert table in queued(instance, now)
-        # An unchanged raw table is compacted again on the next day (UTC): the day closed since may be crowded.
+        # An unchanged raw table is maintained again on the next day (UTC): the day closed since may be crowded.
         weekly = build_maintenance_schedule("*/5 * * * *", vacuum_retain_hours=168)
-        compaction = build_raw_compaction_schedule("*/5 * * * *", vacuum_retain_hours=168)
-        by_date = set(RAW_BY_DATE)
-        for t in by_date:
-            create_run_for_test(instance, job_name="raw_compaction_job", tags={TABLE_TAG: t}, status=dg.DagsterRunStatus.SUCCESS)
+        by_date = {"raw/pin", "raw/geo", "raw/user"}
         next_day = datetime.combine(datetime.now(timezone.utc).date() + timedelta(days=1), time(0, 30, tzinfo=timezone.utc))
         for at, expected in ((datetime.now(timezone.utc), set()), (next_day, by_date)):
-            assert queued(instance, at, compaction) == expected
-            assert queued(instance, at, weekly) & (by_date | {"raw/rejects"}) == set()  # vacuumed: nothing new
+            assert queued(instance, at, weekly) & (by_date | {"raw/rejects"}) == expected
 
 
 def test_queued_maintenance_runs_take_turns_one_at_a_time_above_the_micro_batches():

@@ -3,8 +3,8 @@
 Every micro-batch is a run with its event log (about forty events), and at a run every few seconds
 Dagster's storage would grow without end. `housekeeping_job` deletes the successful runs of the routine
 jobs older than `keep_successful_streaming_runs_hours`: `streaming_job`, the freshness checks' sensor,
-`maintenance_job` (a run per table per pass: more runs than micro-batches when passes are frequent),
-`raw_compaction_job` and its own. Failed and canceled runs (what someone may want to look into) and the runs of every other job
+`maintenance_job` (a run per table per pass: more runs than micro-batches when passes are frequent) and
+its own. Failed and canceled runs (what someone may want to look into) and the runs of every other job
 (batch_job, rebuild_job, materializations from the UI) are kept.
 What `delete_run` leaves behind (Dagster 1.13) goes too: the run's captured step logs (files under the
 compute log manager's `storage/<run id>/`); on a SQLite instance, the run's own event-log database file; and
@@ -27,7 +27,7 @@ from pinterest_dagster.lib.streaming_runs import FRESHNESS_SENSOR, STREAMING_JOB
 
 # The routine jobs whose successful runs are deleted after a while (names, not imports: maintenance's module
 # imports what this one is imported beside).
-ROUTINE_JOBS = (STREAMING_JOB, "maintenance_job", "raw_compaction_job", "housekeeping_job")
+ROUTINE_JOBS = (STREAMING_JOB, "maintenance_job", "housekeeping_job")
 
 SENSOR_NAME_TAG = "dagster/sensor_name"  # set by Dagster on every run a sensor requests
 
@@ -140,8 +140,8 @@ def clean_up(instance: dg.DagsterInstance, keep_hours: float, log=lambda message
 
 # An output of type Nothing: the counts are metadata, stored by no IO manager (the project's stores tables).
 @dg.op(out=dg.Out(dg.Nothing),
-       description="Deletes successful streaming_job, freshness check, maintenance_job, raw_compaction_job and "
-                   "housekeeping_job runs, with their event logs, step logs and asset check executions, and successful or skipped "
+       description="Deletes successful streaming_job, freshness check, maintenance_job and housekeeping_job "
+                   "runs, with their event logs, step logs and asset check executions, and successful or skipped "
                    "sensor ticks, older than the configured age.")
 def delete_old_streaming_runs(context: dg.OpExecutionContext, config: HousekeepingConfig):
     return dg.Output(None, metadata=clean_up(context.instance, config.keep_successful_streaming_runs_hours,

@@ -16,10 +16,6 @@ Under a sustained load a micro-batch is always waiting, and queued below them ma
 (a 10-minute soak measured it starving): `maintenance_turn_sensor` gives the oldest waiting run a priority
 above the micro-batches' whenever no maintenance run is in flight, so tables take turns with micro-batches,
 one between two of them at most.
-The longest turns were raw's compactions (14-29 s each at 11,600 events/s): `raw_compaction_schedule` runs
-them beside the micro-batches instead, as `raw_compaction_job` in a pool of its own (`lib/pools.py`), on one
-Spark thread so that the micro-batch keeps the other core; the scheduled maintenance_job of a raw table
-then only vacuums it and reports its files.
 Raw's files are zstd: its compaction is told so (`delta.parquet_compression`), or Delta would rewrite them
 with the session's codec.
 """
@@ -31,10 +27,8 @@ from dagster_pyspark import PySparkResource
 
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import LOG_NAME, RAW_COMPRESSION, coalesce_log, log_time
-from pinterest_dagster.lib.maintenance import (
-    DELTA_DEFAULT_RETAIN_HOURS, THREADS_BESIDE_MICRO_BATCHES, compact, table_facts, vacuum,
-)
-from pinterest_dagster.lib.pools import LAKE_WRITES, RAW_COMPACTION
+from pinterest_dagster.lib.maintenance import DELTA_DEFAULT_RETAIN_HOURS, compact, table_facts, vacuum
+from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES
 from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.lib.check_state import STATE_TABLE
@@ -67,13 +61,6 @@ class MaintenanceConfig(dg.Config):
     tables: list[str] = list(TABLES)
     vacuum_retain_hours: float = DELTA_DEFAULT_RETAIN_HOURS
     coalesce_log_after_hours: float = 24.0
-    # False for raw/pin, geo and user: compacted by raw_compaction_job, beside the micro-batches (the schedule's
-    # runs of those tables say so).
-    compact_raw: bool = True
-
-
-class RawCompactionConfig(dg.Config):
-    tables: list[str] = list(RAW_BY_DATE)
 
 
 # The step's result is its metadata: an output of type Nothing is stored by no IO manager (the project's
@@ -108,29 +95,20 @@ def maintain(context, spark, lake: LakeResource, table: str, path: str, config: 
         log = coalesce_log(spark, lake, older_than=cutoff)
         facts.update(log_rows_before=log.rows_before, log_rows_after=log.rows_after)
     # Raw's kinds are partitioned by Kafka date: the days before today (UTC) are closed.
-    compaction = None
-    if config.compact_raw or table not in RAW_BY_DATE:
-        compaction = compact(spark, path, RAW_COMPRESSION if table.startswith("raw/") else None, closed_before(table))
-        facts.update(files_compacted=compaction.files_removed)
+    closed_before = log_time().date() if table in RAW_BY_DATE else None
+    compaction = compact(spark, path, RAW_COMPRESSION if table.startswith("raw/") else None, closed_before)
     vacuumed = vacuum(spark, path, config.vacuum_retain_hours)
     after = table_facts(spark, path)
     facts.update(
-        **before.metadata("before"), **after.metadata("after"), files_vacuumed=vacuumed, version=after.version,
-        commits_since_checkpoint=after.commits_since_checkpoint,
+        **before.metadata("before"), **after.metadata("after"), files_compacted=compaction.files_removed,
+        files_vacuumed=vacuumed, version=after.version, commits_since_checkpoint=after.commits_since_checkpoint,
     )
-    compacted = (f"{compaction.files_removed:,} compacted into {compaction.files_added:,}" if compaction
-                 else "compacted by raw_compaction_job")
     context.log.info(
         f"{table}: {before.files:,} -> {after.files:,} data files ({before.bytes:,} -> {after.bytes:,} bytes), "
-        f"{compacted}, {vacuumed:,} old files vacuumed"
+        f"{compaction.files_removed:,} compacted into {compaction.files_added:,}, {vacuumed:,} old files vacuumed"
         + (f", ingestion log {facts['log_rows_before']:,} -> {facts['log_rows_after']:,} rows" if "log_rows_before" in facts else "")
     )
     return facts
-
-
-def closed_before(table: str) -> date | None:
-    """Raw's kinds are partitioned by Kafka date: the days before today (UTC) are closed."""
-    return log_time().date() if table in RAW_BY_DATE else None
 
 
 @dg.job(tags=MAINTENANCE_TAGS, description="Compacts and vacuums the lake's tables and coalesces the ingestion log.")
@@ -138,114 +116,59 @@ def maintenance_job():
     maintain_tables()
 
 
-# Not in `lake_writes`: in a pool of its own, so one raw table at a time, beside the micro-batches.
-@dg.op(pool=RAW_COMPACTION, out=dg.Out(dg.Nothing),
-       description="Compacts raw/pin, geo or user beside the micro-batches, on one Spark thread.")
-def compact_raw_tables(context: dg.OpExecutionContext, config: RawCompactionConfig, pyspark: PySparkResource,
-                       lake: LakeResource):
-    unknown = sorted(set(config.tables) - set(RAW_BY_DATE))
-    if unknown:
-        raise dg.Failure(f"raw_compaction_job: unknown tables {unknown}; it compacts {', '.join(RAW_BY_DATE)} "
-                         "(maintenance_job compacts every table)")
-    spark = pyspark.spark_session
-    metadata: dict[str, dg.RawMetadataValue] = {}
-    for table in config.tables:
-        path = lake.path(*table.split("/"))
-        if not delta.table_exists(spark, path):
-            context.log.info(f"{table}: no table at {path} yet, nothing to compact")
-            continue
-        before = table_facts(spark, path)
-        compaction = compact(spark, path, RAW_COMPRESSION, closed_before(table), threads=THREADS_BESIDE_MICRO_BATCHES)
-        after = table_facts(spark, path)
-        facts = {**before.metadata("before"), **after.metadata("after"), "files_compacted": compaction.files_removed,
-                 "version": after.version}
-        context.log.info(f"{table}: {before.files:,} -> {after.files:,} data files, {compaction.files_removed:,} "
-                         f"compacted into {compaction.files_added:,}")
-        metadata.update({f"{table} {name}": value for name, value in facts.items()})
-        context.log_event(dg.AssetObservation(asset_key=dg.AssetKey(table.split("/")), metadata=facts))
-    return dg.Output(None, metadata={"tables": len(config.tables), **metadata})
-
-
-@dg.job(tags=MAINTENANCE_TAGS, description="Compacts raw/pin, geo and user beside the micro-batches.")
-def raw_compaction_job():
-    compact_raw_tables()
-
-
 def utc_day(timestamp: float) -> date:
     return datetime.fromtimestamp(timestamp, timezone.utc).date()
 
 
-def maintenance_due(instance: dg.DagsterInstance, table: str, now: float, vacuum_retain_hours: float,
-                    job_name: str = "maintenance_job") -> bool:
-    """Whether a pass of `job_name` (maintenance_job or raw_compaction_job) should maintain `table`: yes, unless the table is an asset that no run has materialized
+def maintenance_due(instance: dg.DagsterInstance, table: str, now: float, vacuum_retain_hours: float) -> bool:
+    """Whether a pass should maintain `table`: yes, unless the table is an asset that no run has materialized
     since its last successful maintenance run was queued, and that run is younger than the vacuum retention.
 
     The aggregated tables change once a day (batch_job), the others with every micro-batch: skipping what did
     not change spares nine of the 21 turns a pass takes between micro-batches. A table left alone this long
     is maintained again all the same, so that VACUUM deletes the files its last changes replaced once they
     pass the retention, and a raw table whose last maintenance was on an earlier day (UTC) is maintained
-    again by raw_compaction_job, so that the day closed since gets its compaction. (Housekeeping deletes maintenance runs after a
+    again, so that the day closed since gets its compaction. (Housekeeping deletes maintenance runs after a
     day: the table is then maintained again, which is safe.)"""
     layer, name = table.split("/")
     if layer not in ASSET_LAYERS:
         return True  # the ingestion log and the state tables: not assets, written by every micro-batch
-    records = instance.get_run_records(dg.RunsFilter(job_name=job_name, tags={TABLE_TAG: table},
+    records = instance.get_run_records(dg.RunsFilter(job_name=maintenance_job.name, tags={TABLE_TAG: table},
                                                      statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1)
     if not records:
         return True
     maintained_at = records[0].create_timestamp.timestamp()
     if now - maintained_at >= vacuum_retain_hours * 3600:
         return True
-    if job_name == raw_compaction_job.name and utc_day(maintained_at) < utc_day(now):
+    if table in RAW_BY_DATE and utc_day(maintained_at) < utc_day(now):
         return True  # a day closed since: its crowded partitions may need compacting again (lib/maintenance.py)
     changed = instance.get_latest_materialization_event(dg.AssetKey([layer, name]))
     return changed is not None and changed.timestamp >= maintained_at
 
 
-def table_runs(context: dg.ScheduleEvaluationContext, job_name: str, tables, vacuum_retain_hours: float, run_config):
-    """A run request of `job_name` per table of `tables` that is due (`maintenance_due`) and has no run of
-    that job queued or running, queued below the micro-batches."""
-    busy = {run.tags.get(TABLE_TAG) for run in context.instance.get_runs(
-        dg.RunsFilter(job_name=job_name, statuses=ACTIVE_STATUSES))}
-    now = (context.scheduled_execution_time or datetime.now(timezone.utc)).timestamp()
-    for table in tables:
-        if table not in busy and maintenance_due(context.instance, table, now, vacuum_retain_hours, job_name):
-            yield dg.RunRequest(
-                run_key=f"{table}@{context.scheduled_execution_time:%Y-%m-%dT%H:%M}", run_config=run_config(table),
-                tags={TABLE_TAG: table, PRIORITY_TAG: MAINTENANCE_PRIORITY},
-            )
-
-
 def build_maintenance_schedule(cron: str, vacuum_retain_hours: float) -> dg.ScheduleDefinition:
     """One maintenance_job run per table on `cron`, each queued below the micro-batches; a table whose
     previous maintenance run is still queued or running is left out, and so is a table that did not change
-    since its last maintenance (`maintenance_due`). Raw/pin, geo and user are only vacuumed: their
-    compaction is raw_compaction_schedule's."""
+    since its last maintenance (`maintenance_due`)."""
 
     @dg.schedule(name="maintenance_schedule", job=maintenance_job, cron_schedule=cron, execution_timezone="UTC",
                  default_status=dg.DefaultScheduleStatus.RUNNING,
                  description=f"maintenance_job on '{cron}' (UTC), a run per table; files vacuumed after "
                  f"{vacuum_retain_hours:g} h.")
     def maintenance_schedule(context: dg.ScheduleEvaluationContext):
-        yield from table_runs(context, maintenance_job.name, TABLES, vacuum_retain_hours, lambda table: {
-            "ops": {"maintain_tables": {"config": {"tables": [table], "vacuum_retain_hours": vacuum_retain_hours,
-                                                   "compact_raw": False}}}})
+        busy = {run.tags.get(TABLE_TAG) for run in context.instance.get_runs(
+            dg.RunsFilter(job_name=maintenance_job.name, statuses=ACTIVE_STATUSES))}
+        now = (context.scheduled_execution_time or datetime.now(timezone.utc)).timestamp()
+        for table in TABLES:
+            if table not in busy and maintenance_due(context.instance, table, now, vacuum_retain_hours):
+                yield dg.RunRequest(
+                    run_key=f"{table}@{context.scheduled_execution_time:%Y-%m-%dT%H:%M}",
+                    run_config={"ops": {"maintain_tables": {"config": {
+                        "tables": [table], "vacuum_retain_hours": vacuum_retain_hours}}}},
+                    tags={TABLE_TAG: table, PRIORITY_TAG: MAINTENANCE_PRIORITY},
+                )
 
     return maintenance_schedule
-
-
-def build_raw_compaction_schedule(cron: str, vacuum_retain_hours: float) -> dg.ScheduleDefinition:
-    """One raw_compaction_job run per raw table (pin, geo, user) on `cron`, the same as maintenance's, with the
-    same rules; the runs go one at a time beside the micro-batches."""
-
-    @dg.schedule(name="raw_compaction_schedule", job=raw_compaction_job, cron_schedule=cron, execution_timezone="UTC",
-                 default_status=dg.DefaultScheduleStatus.RUNNING,
-                 description=f"raw_compaction_job on '{cron}' (UTC), a run per raw table, beside the micro-batches.")
-    def raw_compaction_schedule(context: dg.ScheduleEvaluationContext):
-        yield from table_runs(context, raw_compaction_job.name, RAW_BY_DATE, vacuum_retain_hours, lambda table: {
-            "ops": {"compact_raw_tables": {"config": {"tables": [table]}}}})
-
-    return raw_compaction_schedule
 
 
 def maintenance_turn(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
