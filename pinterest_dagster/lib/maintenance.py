@@ -24,13 +24,16 @@ from pyspark.sql import functions as F
 
 from pinterest_dagster.lib import delta
 
-# Files at least this large are left alone by OPTIMIZE: compaction rewrites the small files a day of
-# micro-batches leaves, not the files an earlier compaction wrote (Delta's default is 1 GB, which would
-# rewrite a whole day's partition every time).
-COMPACTED_FILE_BYTES = 64 * 1024 * 1024
+# Files at least this large are left alone by OPTIMIZE: compaction rewrites the small files of the micro-batches,
+# not the files an earlier compaction wrote (Delta's default is 1 GB, which would rewrite a whole day's
+# partition every time). A micro-batch writes at most about 10 MB to a raw partition (1,000,000 events, the
+# most a run takes; 5.1-9.5 MB in the soak of 2026-12-06 15:31), and a pass every 5 minutes at 11,600 events/s
+# writes 24-36 MB files. With 64 MB, the 5-minute files were compacted again at the next pass, and that pass's
+# raw turns took twice as long (docs/benchmarks.md).
+COMPACTED_FILE_BYTES = 16 * 1024 * 1024
 # A day that no micro-batch writes any more (a raw partition of an earlier `_kafka_date`) left with more than
 # CLOSED_DAY_MAX_FILES files is compacted once more with Delta's own threshold, into files of up to 1 GB:
-# frequent passes leave a busy day with many files of 64 MB and more (about 150 a day at 11,600 events/s with
+# frequent passes leave a busy day with many files of 16 MB and more (about 290 a day at 11,600 events/s with
 # a pass every 5 minutes, docs/operations.md); hourly passes leave about 24, which stay as they are. One such
 # partition per pass, the most crowded: a day's partition at the full rate is some 10 GB to rewrite, and
 # micro-batches wait meanwhile.
@@ -79,7 +82,7 @@ class Compaction:
 
 
 def compact(spark: SparkSession, path: str, codec: str | None = None, closed_before: dt.date | None = None) -> Compaction:
-    """OPTIMIZE the table: its files under 64 MB, partition by partition, into files of up to 1 GB, compressed
+    """OPTIMIZE the table: its files under 16 MB, partition by partition, into files of up to 1 GB, compressed
     with `codec` (the session's default, snappy, unless given: raw's files are zstd). With `closed_before`
     (the table is partitioned by Kafka date and partition, like raw), the most crowded partition of the days
     before it, if it holds more than CLOSED_DAY_MAX_FILES files, is compacted again into files of up to 1 GB.

@@ -257,7 +257,7 @@ def parquet_codecs(spark, path: str) -> set[str]:
 
 
 def test_a_crowded_closed_day_is_compacted_again_one_partition_per_pass_and_today_is_not(spark, tmp_path, monkeypatch):
-    """Frequent passes leave a busy day with many files at or over the routine threshold (64 MB): once the day
+    """Frequent passes leave a busy day with many files at or over the routine threshold (16 MB): once the day
     is closed, its most crowded partition is compacted again with Delta's 1 GB threshold, one per pass.
     Thresholds scaled down here: every file counts as compacted already (1 byte), and a closed partition is
     crowded from 3 files on."""
