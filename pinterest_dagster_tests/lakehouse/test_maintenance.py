@@ -212,7 +212,7 @@ def test_the_schedule_leaves_out_a_table_that_did_not_change_since_its_last_main
             assert queued(instance, at, weekly) & (by_date | {"raw/rejects"}) == expected
 
 
-def test_queued_maintenance_runs_take_turns_one_at_a_time_above_the_micro_batches():
+def test_queued_maintenance_runs_take_turns_one_at_a_time_above_the_micro_batches_raw_tables_first():
     from dagster._core.events import DagsterEvent, DagsterEventType
     from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
     from dagster._core.test_utils import create_run_for_test
@@ -237,16 +237,19 @@ def test_queued_maintenance_runs_take_turns_one_at_a_time_above_the_micro_batche
         assert turn(instance) is None  # nothing waits
         queued = [create_run_for_test(instance, job_name="maintenance_job", remote_job_origin=origin,
                                       tags={TABLE_TAG: table, PRIORITY_TAG: MAINTENANCE_PRIORITY})
-                  for table in ("raw/pin", "raw/geo", "cleaned/pin")]
+                  for table in ("cleaned/pin", "raw/pin", "raw/geo", "cleaned/geo")]
         for run in queued:
             moves(instance, run, DagsterEventType.RUN_ENQUEUED)
-        assert turn(instance) == "raw/pin"  # the oldest
+        assert turn(instance) == "raw/pin"  # the oldest raw table's, before the older cleaned/pin
         assert turn(instance) == "raw/pin"  # still its turn, and no other run's
-        moves(instance, queued[0], DagsterEventType.RUN_START)
+        moves(instance, queued[1], DagsterEventType.RUN_START)
         assert turn(instance) is None  # one in flight: the others wait below the micro-batches
-        moves(instance, queued[0], DagsterEventType.RUN_SUCCESS)
+        moves(instance, queued[1], DagsterEventType.RUN_SUCCESS)
         assert turn(instance) == "raw/geo"
-        assert instance.get_run_by_id(queued[2].run_id).tags[PRIORITY_TAG] == MAINTENANCE_PRIORITY
+        moves(instance, queued[2], DagsterEventType.RUN_START)
+        moves(instance, queued[2], DagsterEventType.RUN_SUCCESS)
+        assert turn(instance) == "cleaned/pin"  # no raw table waits: the oldest
+        assert instance.get_run_by_id(queued[3].run_id).tags[PRIORITY_TAG] == MAINTENANCE_PRIORITY
 
 
 def parquet_codecs(spark, path: str) -> set[str]:
