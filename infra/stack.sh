@@ -323,11 +323,14 @@ connect_server_up() { # service port master tuning memory
   # executors elsewhere must reach it, so SPARK_LOCAL_IP would send them to their own loopback.
   local local_ip=()
   [[ " ${conf[*]} " == *" spark.driver.bindAddress=127.0.0.1 "* ]] && local_ip=(SPARK_LOCAL_IP=127.0.0.1)
+  # The heap: PINTEREST_SPARK_CONF's spark.driver.memory when it has one (then among the settings), else $5.
+  local memory=(--driver-memory "$5")
+  [[ " ${conf[*]} " == *" spark.driver.memory="* ]] && memory=()
   # SPARK_REMOTE is where clients go; spark-submit refuses to start a server with it set ("Remote cannot be
   # specified with master and/or deploy mode").
   setsid nohup env -u SPARK_REMOTE "${local_ip[@]}" "$home/bin/spark-submit" \
     --class org.apache.spark.sql.connect.service.SparkConnectServer --name "pinterest-$1" \
-    --master "$3" --driver-memory "$5" --jars "$jars" \
+    --master "$3" "${memory[@]}" --jars "$jars" \
     --driver-java-options "-Dlog4j2.configurationFile=$ROOT/infra/spark/log4j2.properties ${SPARK_CONNECT_JAVA_OPTIONS:-}" \
     --conf spark.connect.grpc.binding.address=127.0.0.1 --conf spark.connect.grpc.binding.port="$2" \
     "${conf[@]}" ${SPARK_CONNECT_EXTRA_CONF:-} \

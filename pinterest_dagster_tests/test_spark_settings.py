@@ -46,6 +46,16 @@ def test_a_remote_session_receives_only_what_correctness_needs():
     }
 
 
+def test_the_connect_servers_heap_is_the_stacks_unless_pinterest_spark_conf_sets_it(tmp_path):
+    """infra/stack.sh gives spark-submit SPARK_CONNECT_MEMORY unless the settings hold spark.driver.memory; the
+    in-process tuning's 4g never reaches a server, PINTEREST_SPARK_CONF's does (each run's session then finds the
+    server has it, instead of failing on a setting it may not change)."""
+    assert "spark.driver.memory" not in server_config({})
+    conf = tmp_path / "spark-defaults.conf"
+    conf.write_text("spark.driver.memory 3g\n")
+    assert server_config({"PINTEREST_SPARK_CONF": str(conf)})["spark.driver.memory"] == "3g"
+
+
 def test_the_local_stack_gets_the_small_machine_tuning_and_a_variable_turns_it_off_or_on():
     local = spark_config(Settings.from_env({"SPARK_REMOTE": LOCAL_SPARK_REMOTE}))
     assert local["spark.sql.shuffle.partitions"] == "2" and local[PER_STEP_CODEGEN] == "true"

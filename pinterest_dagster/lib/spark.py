@@ -345,9 +345,13 @@ def connect_server_args(settings: Settings) -> list[str]:
     """`--conf` arguments for a Spark Connect server `infra/stack.sh` starts (jars are added there): Delta,
     UTC, the loopback binding, the tuning of `settings` and its PINTEREST_SPARK_CONF overrides."""
     loopback = LOOPBACK_CONFIG if master_on_this_machine(settings.spark_master) else {}
-    config = {**DELTA_CONFIG, **CORRECTNESS_CONFIG, **loopback, **tuning_config(settings),
-              **CONNECT_SERVER_CONFIG, **spark_conf_overrides(settings)}
-    config.pop("spark.driver.memory", None)  # the server's memory is given to spark-submit (SPARK_CONNECT_MEMORY)
+    overrides = spark_conf_overrides(settings)
+    config = {**DELTA_CONFIG, **CORRECTNESS_CONFIG, **loopback, **tuning_config(settings), **CONNECT_SERVER_CONFIG}
+    # The server's heap is SPARK_CONNECT_MEMORY (infra/stack.sh gives it to spark-submit), not the in-process
+    # tuning's, unless PINTEREST_SPARK_CONF sets spark.driver.memory: then that, and stack.sh leaves its own out.
+    # Every session of a run sets the file's settings too, and one the server refuses but already has is skipped.
+    config.pop("spark.driver.memory", None)
+    config.update(overrides)
     return [arg for key, value in config.items() for arg in ("--conf", f"{key}={value}")]
 
 
