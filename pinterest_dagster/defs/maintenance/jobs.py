@@ -14,8 +14,8 @@ that did not change since its last maintenance (an aggregated table between two 
 (`maintenance_due`).
 Under a sustained load a micro-batch is always waiting, and queued below them maintenance would never run
 (a 10-minute soak measured it starving): `maintenance_turn_sensor` gives the oldest waiting run (a raw
-table's first) a priority above the micro-batches' whenever no maintenance run is in flight, so tables take
-turns with micro-batches, one between two of them at most.
+table's first, but never two raw tables in a row) a priority above the micro-batches' whenever no maintenance
+run is in flight, so tables take turns with micro-batches, one between two of them at most.
 Raw's files are zstd: its compaction is told so (`delta.parquet_compression`), or Delta would rewrite them
 with the session's codec.
 """
@@ -171,27 +171,43 @@ def build_maintenance_schedule(cron: str, vacuum_retain_hours: float) -> dg.Sche
     return maintenance_schedule
 
 
+# A maintenance run that had its turn and is done.
+DONE_STATUSES = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+
+
+def last_turn_was_raw(instance: dg.DagsterInstance) -> bool:
+    """Whether the maintenance run that started last maintained raw/pin, geo or user."""
+    records = instance.get_run_records(dg.RunsFilter(job_name=maintenance_job.name, statuses=DONE_STATUSES),
+                                       limit=1, order_by="start_time", ascending=False)
+    return bool(records) and records[0].dagster_run.tags.get(TABLE_TAG) in RAW_BY_DATE
+
+
 def maintenance_turn(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
     """The maintenance run whose turn it is, when no maintenance run is in flight (launched, or queued with its
-    turn already): the oldest queued run of raw/pin, geo or user, else the oldest queued one.
+    turn already): the oldest queued run of raw/pin, geo or user, unless the last turn was a raw table's, else
+    the oldest queued one.
 
     Raw first: a raw table gains a file per micro-batch and Kafka partition, and its compaction's turn lasts as
     long as compacting what arrived since its last turn. When passes come faster than the turns drain them (a
     short PINTEREST_MAINTENANCE_CRON under a sustained load), oldest-first reached a raw table only once every
-    21 turns: 13 minutes of events, a 29-s turn, in the soak of 2026-12-06 15:57 (docs/benchmarks.md)."""
+    21 turns: 13 minutes of events, a 29-s turn, in the soak of 2026-12-06 15:57 (docs/benchmarks.md). Never two
+    raw turns in a row: a pass re-queues the raw tables as soon as their runs are done, and with passes every
+    few turns the other tables would never get one."""
     records = instance.get_run_records(dg.RunsFilter(job_name=maintenance_job.name, statuses=ACTIVE_STATUSES),
                                        order_by="create_timestamp", ascending=True)
     runs = [record.dagster_run for record in records]
     in_flight = [run for run in runs if run.status != dg.DagsterRunStatus.QUEUED or run.tags.get(PRIORITY_TAG) == TURN_PRIORITY]
     if not runs or in_flight:
         return None
+    if last_turn_was_raw(instance):
+        return runs[0]
     # sorted() keeps the oldest first within each group.
     return sorted(runs, key=lambda run: run.tags.get(TABLE_TAG) not in RAW_BY_DATE)[0]
 
 
 @dg.sensor(name="maintenance_turn_sensor", minimum_interval_seconds=TURN_SENSOR_INTERVAL_S,
            default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Gives the oldest queued maintenance_job run (a raw table's first) a priority above the "
+           description="Gives the oldest queued maintenance_job run (a raw table's first, never two in a row) a priority above the "
                        "micro-batches' whenever no maintenance run is in flight: under a sustained load, tables take "
                        "turns with micro-batches instead of starving.")
 def maintenance_turn_sensor(context: dg.SensorEvaluationContext):
