@@ -23,6 +23,7 @@ with the session's codec.
 from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
+from dagster._core.storage.dagster_run import FINISHED_STATUSES
 from dagster_pyspark import PySparkResource
 
 from pinterest_dagster.lib import delta
@@ -171,13 +172,9 @@ def build_maintenance_schedule(cron: str, vacuum_retain_hours: float) -> dg.Sche
     return maintenance_schedule
 
 
-# A maintenance run that had its turn and is done.
-DONE_STATUSES = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
-
-
 def last_turn_was_raw(instance: dg.DagsterInstance) -> bool:
     """Whether the maintenance run that started last maintained raw/pin, geo or user."""
-    records = instance.get_run_records(dg.RunsFilter(job_name=maintenance_job.name, statuses=DONE_STATUSES),
+    records = instance.get_run_records(dg.RunsFilter(job_name=maintenance_job.name, statuses=FINISHED_STATUSES),
                                        limit=1, order_by="start_time", ascending=False)
     return bool(records) and records[0].dagster_run.tags.get(TABLE_TAG) in RAW_BY_DATE
 
