@@ -8,14 +8,16 @@ bytes, log version, commits since the last checkpoint) is the step's output meta
 that is an asset, an observation of that asset: its page in the UI plots the files over time.
 
 Maintenance writes tables, so its step is in the `lake_writes` pool with every other writer: it never
-runs beside a micro-batch. `maintenance_schedule` queues one run per table with a priority below the
-micro-batches', so a micro-batch waits for at most one table's maintenance, never for all of them; a table
-that did not change since its last maintenance (an aggregated table between two daily batches) gets no run
-(`maintenance_due`).
+runs beside a micro-batch. `maintenance_schedule` queues a run for each raw table partitioned by date (their
+compaction is the long work) and one run for every other table, with a priority below the micro-batches',
+so a micro-batch waits for at most one of these runs, never for all of them; a table that did not change
+since its last maintenance (an aggregated table between two daily batches) is left out (`maintenance_due`).
+The other tables share a run because each of them takes a second or two: as runs of their own, a run's
+launch cost more than its work, and each took a turn of its own between two micro-batches.
 Under a sustained load a micro-batch is always waiting, and queued below them maintenance would never run
 (a 10-minute soak measured it starving): `maintenance_turn_sensor` gives the oldest waiting run (a raw
 table's first, but never two raw tables in a row) a priority above the micro-batches' whenever no maintenance
-run is in flight, so tables take turns with micro-batches, one between two of them at most.
+run is in flight, so maintenance runs take turns with micro-batches, one between two of them at most.
 Raw's files are zstd: its compaction is told so (`delta.parquet_compression`), or Delta would rewrite them
 with the session's codec.
 """
@@ -48,7 +50,11 @@ TABLES = (
 )
 RAW_BY_DATE = tuple(f"raw/{kind}" for kind in TOPIC_KINDS)  # raw/rejects is not partitioned
 ASSET_LAYERS = ("raw", "cleaned", "realtime", "aggregated")  # tables that are assets: observed
+# The tables a maintenance run maintains, comma-separated: what the UI shows and what keeps a pass from queuing
+# a table whose run is still queued or running.
 TABLE_TAG = "pinterest/table"
+# One tag per table maintained (`maintained_tag`), for `maintenance_due` to find a table's last maintenance.
+MAINTAINED_TAG_PREFIX = "pinterest.maintained/"
 MAINTENANCE_TAGS = {"pipeline": "maintenance"}
 # The run queue launches higher priorities first: a micro-batch (priority 0) queued behind maintenance
 # runs goes first.
@@ -117,6 +123,24 @@ def maintenance_job():
     maintain_tables()
 
 
+def maintained_tag(table: str) -> str:
+    """The tag a maintenance run of `table` carries: a tag key has one '/' at most."""
+    return MAINTAINED_TAG_PREFIX + table.replace("/", ".")
+
+
+def tables_of(run: dg.DagsterRun) -> list[str]:
+    """The tables a maintenance run maintains, from its TABLE_TAG."""
+    return [table for table in run.tags.get(TABLE_TAG, "").split(",") if table]
+
+
+def maintenance_request(tables: list[str], vacuum_retain_hours: float, run_key: str) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=run_key,
+        run_config={"ops": {"maintain_tables": {"config": {"tables": tables, "vacuum_retain_hours": vacuum_retain_hours}}}},
+        tags={TABLE_TAG: ",".join(tables), PRIORITY_TAG: MAINTENANCE_PRIORITY, **dict.fromkeys(map(maintained_tag, tables), "true")},
+    )
+
+
 def utc_day(timestamp: float) -> date:
     return datetime.fromtimestamp(timestamp, timezone.utc).date()
 
@@ -126,7 +150,7 @@ def maintenance_due(instance: dg.DagsterInstance, table: str, now: float, vacuum
     since its last successful maintenance run was queued, and that run is younger than the vacuum retention.
 
     The aggregated tables change once a day (batch_job), the others with every micro-batch: skipping what did
-    not change spares nine of the 21 turns a pass takes between micro-batches. A table left alone this long
+    not change spares a pass nine of its 21 tables. A table left alone this long
     is maintained again all the same, so that VACUUM deletes the files its last changes replaced once they
     pass the retention, and a raw table whose last maintenance was on an earlier day (UTC) is maintained
     again, so that the day closed since gets its compaction. (Housekeeping deletes maintenance runs after a
@@ -134,7 +158,7 @@ def maintenance_due(instance: dg.DagsterInstance, table: str, now: float, vacuum
     layer, name = table.split("/")
     if layer not in ASSET_LAYERS:
         return True  # the ingestion log and the state tables: not assets, written by every micro-batch
-    records = instance.get_run_records(dg.RunsFilter(job_name=maintenance_job.name, tags={TABLE_TAG: table},
+    records = instance.get_run_records(dg.RunsFilter(job_name=maintenance_job.name, tags={maintained_tag(table): "true"},
                                                      statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1)
     if not records:
         return True
@@ -148,26 +172,26 @@ def maintenance_due(instance: dg.DagsterInstance, table: str, now: float, vacuum
 
 
 def build_maintenance_schedule(cron: str, vacuum_retain_hours: float) -> dg.ScheduleDefinition:
-    """One maintenance_job run per table on `cron`, each queued below the micro-batches; a table whose
-    previous maintenance run is still queued or running is left out, and so is a table that did not change
-    since its last maintenance (`maintenance_due`)."""
+    """On `cron`, a maintenance_job run for each raw table partitioned by date and one for the other tables,
+    each queued below the micro-batches; a table whose previous maintenance run is still queued or running is
+    left out, and so is a table that did not change since its last maintenance (`maintenance_due`)."""
 
     @dg.schedule(name="maintenance_schedule", job=maintenance_job, cron_schedule=cron, execution_timezone="UTC",
                  default_status=dg.DefaultScheduleStatus.RUNNING,
-                 description=f"maintenance_job on '{cron}' (UTC), a run per table; files vacuumed after "
-                 f"{vacuum_retain_hours:g} h.")
+                 description=f"maintenance_job on '{cron}' (UTC), a run per raw table and one for the others; "
+                 f"files vacuumed after {vacuum_retain_hours:g} h.")
     def maintenance_schedule(context: dg.ScheduleEvaluationContext):
-        busy = {run.tags.get(TABLE_TAG) for run in context.instance.get_runs(
-            dg.RunsFilter(job_name=maintenance_job.name, statuses=ACTIVE_STATUSES))}
+        busy = {table for run in context.instance.get_runs(
+            dg.RunsFilter(job_name=maintenance_job.name, statuses=ACTIVE_STATUSES)) for table in tables_of(run)}
         now = (context.scheduled_execution_time or datetime.now(timezone.utc)).timestamp()
-        for table in TABLES:
-            if table not in busy and maintenance_due(context.instance, table, now, vacuum_retain_hours):
-                yield dg.RunRequest(
-                    run_key=f"{table}@{context.scheduled_execution_time:%Y-%m-%dT%H:%M}",
-                    run_config={"ops": {"maintain_tables": {"config": {
-                        "tables": [table], "vacuum_retain_hours": vacuum_retain_hours}}}},
-                    tags={TABLE_TAG: table, PRIORITY_TAG: MAINTENANCE_PRIORITY},
-                )
+        due = [table for table in TABLES
+               if table not in busy and maintenance_due(context.instance, table, now, vacuum_retain_hours)]
+        at = f"{context.scheduled_execution_time:%Y-%m-%dT%H:%M}"
+        for table in (t for t in due if t in RAW_BY_DATE):
+            yield maintenance_request([table], vacuum_retain_hours, f"{table}@{at}")
+        others = [t for t in due if t not in RAW_BY_DATE]
+        if others:
+            yield maintenance_request(others, vacuum_retain_hours, f"others@{at}")
 
     return maintenance_schedule
 
