@@ -100,22 +100,23 @@ def newly_succeeded(instance: dg.DagsterInstance, seen: dict[str, set[str]], job
 
 # The jobs of the two schedules the soak runs often (housekeeping's ROUTINE_JOBS also counts streaming_job).
 SCHEDULED_JOBS = ("maintenance_job", "housekeeping_job")
-# Runs that have started. The queued ones are left out: a maintenance pass queues a run per table at once,
-# and the newest 100 of all statuses would leave out the oldest, which runs first.
+# Runs that have started. The queued ones are left out: a maintenance pass queues its runs at once, and
+# after a backlog of passes the newest 100 of all statuses would leave out the oldest, which run first.
 STARTED_STATUSES = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.SUCCESS,
                     dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 
 def routine_runs_seen(instance: dg.DagsterInstance, started: float, seen: dict[str, tuple[str, float, float | None]]) -> None:
     """Adds to `seen` the maintenance and housekeeping runs that started, by run id: (job and the table it
-    maintained, minute it started, minute it ended or None), minutes since `started`. Recorded as they run:
-    housekeeping deletes them later."""
+    maintained, or how many when it maintained the other tables together; minute it started; minute it ended
+    or None), minutes since `started`. Recorded as they run: housekeeping deletes them later."""
     for job in SCHEDULED_JOBS:
         for record in instance.get_run_records(dg.RunsFilter(job_name=job, statuses=STARTED_STATUSES), limit=100):
             if record.start_time:
                 end = (record.end_time - started) / 60 if record.end_time else None
-                table = record.dagster_run.tags.get(TABLE_TAG)
-                seen[record.dagster_run.run_id] = (f"{job} {table}" if table else job,
+                tables = record.dagster_run.tags.get(TABLE_TAG, "").split(",")
+                label = f"{job} {tables[0]}" if len(tables) == 1 else f"{job} {len(tables)} other tables"
+                seen[record.dagster_run.run_id] = (label if tables[0] else job,
                                                    round((record.start_time - started) / 60, 2),
                                                    None if end is None else round(end, 2))
 

@@ -9,14 +9,15 @@ that is an asset, an observation of that asset: its page in the UI plots the fil
 
 Maintenance writes tables, so its step is in the `lake_writes` pool with every other writer: it never
 runs beside a micro-batch. `maintenance_schedule` queues a run for each raw table partitioned by date (their
-compaction is the long work) and one run for every other table, with a priority below the micro-batches',
+compaction is the long work) and one run for all the other tables together, with a priority below the micro-batches',
 so a micro-batch waits for at most one of these runs, never for all of them; a table that did not change
 since its last maintenance (an aggregated table between two daily batches) is left out (`maintenance_due`).
 The other tables share a run because each of them takes a second or two: as runs of their own, a run's
-launch cost more than its work, and each took a turn of its own between two micro-batches.
+launch cost more than its work, and each took a turn of its own between two micro-batches. A table that
+fails in that run fails it only once the others were maintained.
 Under a sustained load a micro-batch is always waiting, and queued below them maintenance would never run
 (a 10-minute soak measured it starving): `maintenance_turn_sensor` gives the oldest waiting run (a raw
-table's first, but never two raw tables in a row) a priority above the micro-batches' whenever no maintenance
+table's first, unless the last turn was a raw table's) a priority above the micro-batches' whenever no maintenance
 run is in flight, so maintenance runs take turns with micro-batches, one between two of them at most.
 Raw's files are zstd: its compaction is told so (`delta.parquet_compression`), or Delta would rewrite them
 with the session's codec.
@@ -81,17 +82,29 @@ def maintain_tables(context: dg.OpExecutionContext, config: MaintenanceConfig, p
         raise dg.Failure(f"maintenance_job: unknown tables {unknown}; the lake's tables are {', '.join(TABLES)}")
     spark = pyspark.spark_session
     metadata: dict[str, dg.RawMetadataValue] = {}
+    failed: dict[str, str] = {}
     for table in config.tables:
         path = lake.path(*table.split("/"))
-        if not delta.table_exists(spark, path):
-            context.log.info(f"{table}: no table at {path} yet, nothing to maintain")
+        try:
+            if not delta.table_exists(spark, path):
+                context.log.info(f"{table}: no table at {path} yet, nothing to maintain")
+                continue
+            facts = maintain(context, spark, lake, table, path, config)
+        except Exception as error:  # noqa: BLE001 - the run's other tables still get theirs; it fails below
+            failed[table] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            context.log.error(f"{table}: maintenance failed ({failed[table]}); going on with the other tables")
             continue
-        facts = maintain(context, spark, lake, table, path, config)
         metadata.update({f"{table} {name}": value for name, value in facts.items()})
         layer, name = table.split("/")
         if layer in ASSET_LAYERS:
-            context.log_event(dg.AssetObservation(asset_key=dg.AssetKey([layer, name]), metadata=facts))
-    return dg.Output(None, metadata={"tables": len(config.tables), **metadata})
+            # Yielded, not logged: what the op logs is lost when it raises, and a later table may fail it.
+            yield dg.AssetObservation(asset_key=dg.AssetKey([layer, name]), metadata=facts)
+    if failed:
+        # Nothing is lost: the next pass finds these tables due (no successful maintenance) and maintains them.
+        raise dg.Failure(
+            f"maintenance of {', '.join(failed)} failed; the run's other tables were maintained: "
+            + "; ".join(f"{table}: {reason}" for table, reason in failed.items()), metadata=metadata)
+    yield dg.Output(None, metadata={"tables": len(config.tables), **metadata})
 
 
 def maintain(context, spark, lake: LakeResource, table: str, path: str, config: MaintenanceConfig) -> dict:
@@ -211,9 +224,9 @@ def maintenance_turn(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
     Raw first: a raw table gains a file per micro-batch and Kafka partition, and its compaction's turn lasts as
     long as compacting what arrived since its last turn. When passes come faster than the turns drain them (a
     short PINTEREST_MAINTENANCE_CRON under a sustained load), oldest-first reached a raw table only once every
-    21 turns: 13 minutes of events, a 29-s turn, in the soak of 2026-12-06 15:57 (docs/benchmarks.md). Never two
-    raw turns in a row: a pass re-queues the raw tables as soon as their runs are done, and with passes every
-    few turns the other tables would never get one."""
+    21 turns: 13 minutes of events, a 29-s turn, in the soak of 2026-12-06 15:57 (docs/benchmarks.md). After a
+    raw turn the oldest goes, raw or not: a pass re-queues the raw tables as soon as their runs are done, and
+    with passes every few turns raw-first alone would never give the other tables one."""
     records = instance.get_run_records(dg.RunsFilter(job_name=maintenance_job.name, statuses=ACTIVE_STATUSES),
                                        order_by="create_timestamp", ascending=True)
     runs = [record.dagster_run for record in records]
@@ -228,9 +241,9 @@ def maintenance_turn(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
 
 @dg.sensor(name="maintenance_turn_sensor", minimum_interval_seconds=TURN_SENSOR_INTERVAL_S,
            default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Gives the oldest queued maintenance_job run (a raw table's first, never two in a row) a priority above the "
-                       "micro-batches' whenever no maintenance run is in flight: under a sustained load, tables take "
-                       "turns with micro-batches instead of starving.")
+           description="Gives the oldest queued maintenance_job run (a raw table's first, unless the last turn was one) a priority above the "
+                       "micro-batches' whenever no maintenance run is in flight: under a sustained load, maintenance "
+                       "runs take turns with micro-batches instead of starving.")
 def maintenance_turn_sensor(context: dg.SensorEvaluationContext):
     run = maintenance_turn(context.instance)
     if run is None:
