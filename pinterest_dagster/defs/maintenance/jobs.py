@@ -71,6 +71,12 @@ class MaintenanceConfig(dg.Config):
     coalesce_log_after_hours: float = 24.0
 
 
+# A run's tables are maintained one by one, and one that fails does not stop the others; but after this many
+# failures in a row the rest are not tried: a Spark Connect server that is down makes each call retry for
+# `spark_connect_timeout_s` first, and a run of 18 tables would hold the lake's writes for half an hour.
+FAILURES_IN_A_ROW = 2
+
+
 # The step's result is its metadata: an output of type Nothing is stored by no IO manager (the project's
 # IO manager stores assets' tables).
 @dg.op(pool=LAKE_WRITES, out=dg.Out(dg.Nothing),
@@ -83,7 +89,12 @@ def maintain_tables(context: dg.OpExecutionContext, config: MaintenanceConfig, p
     spark = pyspark.spark_session
     metadata: dict[str, dg.RawMetadataValue] = {}
     failed: dict[str, str] = {}
+    not_tried: list[str] = []
+    in_a_row = 0
     for table in config.tables:
+        if in_a_row == FAILURES_IN_A_ROW:
+            not_tried.append(table)
+            continue
         path = lake.path(*table.split("/"))
         try:
             if not delta.table_exists(spark, path):
@@ -92,17 +103,23 @@ def maintain_tables(context: dg.OpExecutionContext, config: MaintenanceConfig, p
             facts = maintain(context, spark, lake, table, path, config)
         except Exception as error:  # noqa: BLE001 - the run's other tables still get theirs; it fails below
             failed[table] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-            context.log.error(f"{table}: maintenance failed ({failed[table]}); going on with the other tables")
+            in_a_row += 1
+            context.log.error(f"{table}: maintenance failed ({failed[table]})")
             continue
+        in_a_row = 0
         metadata.update({f"{table} {name}": value for name, value in facts.items()})
         layer, name = table.split("/")
         if layer in ASSET_LAYERS:
             # Yielded, not logged: what the op logs is lost when it raises, and a later table may fail it.
             yield dg.AssetObservation(asset_key=dg.AssetKey([layer, name]), metadata=facts)
     if failed:
-        # Nothing is lost: the next pass finds these tables due (no successful maintenance) and maintains them.
+        # Nothing is lost: the run's retries, then the next pass, find these tables due (no successful
+        # maintenance) and maintain them.
         raise dg.Failure(
-            f"maintenance of {', '.join(failed)} failed; the run's other tables were maintained: "
+            f"maintenance of {', '.join(failed)} failed"
+            + (f", and {', '.join(not_tried)} not tried after {FAILURES_IN_A_ROW} failures in a row (is Spark reachable?)"
+               if not_tried else "")
+            + "; the run's other tables were maintained: "
             + "; ".join(f"{table}: {reason}" for table, reason in failed.items()), metadata=metadata)
     yield dg.Output(None, metadata={"tables": len(config.tables), **metadata})
 
@@ -199,7 +216,7 @@ def build_maintenance_schedule(cron: str, vacuum_retain_hours: float) -> dg.Sche
         now = (context.scheduled_execution_time or datetime.now(timezone.utc)).timestamp()
         due = [table for table in TABLES
                if table not in busy and maintenance_due(context.instance, table, now, vacuum_retain_hours)]
-        at = f"{context.scheduled_execution_time:%Y-%m-%dT%H:%M}"
+        at = f"{datetime.fromtimestamp(now, timezone.utc):%Y-%m-%dT%H:%M}"
         for table in (t for t in due if t in RAW_BY_DATE):
             yield maintenance_request([table], vacuum_retain_hours, f"{table}@{at}")
         others = [t for t in due if t not in RAW_BY_DATE]
