@@ -3,8 +3,7 @@
 Every micro-batch is a run with its event log (about forty events), and at a run every few seconds
 Dagster's storage would grow without end. `housekeeping_job` deletes the successful runs of the routine
 jobs older than `keep_successful_streaming_runs_hours`: `streaming_job`, the freshness checks' sensor,
-`maintenance_job` (up to four runs a pass: as many as the micro-batches when passes are frequent) and
-its own. Failed and canceled runs (what someone may want to look into) and the runs of every other job
+`maintenance_job` (up to four runs a pass) and its own. Failed and canceled runs (what someone may want to look into) and the runs of every other job
 (batch_job, rebuild_job, materializations from the UI) are kept.
 What `delete_run` leaves behind (Dagster 1.13) goes too: the run's captured step logs (files under the
 compute log manager's `storage/<run id>/`); on a SQLite instance, the run's own event-log database file; and
