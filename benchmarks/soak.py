@@ -45,7 +45,7 @@ from benchmarks.dagster_storage import live_bytes, live_bytes_by_table
 from benchmarks.load import source_posts
 from benchmarks.streaming import start_daemon, wait_runs_finished, wait_sensor_ticking
 from pinterest_dagster.defs.housekeeping.jobs import clean_up, delete_run_fully
-from pinterest_dagster.defs.maintenance.jobs import TABLE_TAG, TABLES
+from pinterest_dagster.defs.maintenance.jobs import TABLES, tables_of
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.kafka import end_offsets
 from pinterest_dagster.lib.maintenance import files_per_partition
@@ -114,9 +114,9 @@ def routine_runs_seen(instance: dg.DagsterInstance, started: float, seen: dict[s
         for record in instance.get_run_records(dg.RunsFilter(job_name=job, statuses=STARTED_STATUSES), limit=100):
             if record.start_time:
                 end = (record.end_time - started) / 60 if record.end_time else None
-                tables = record.dagster_run.tags.get(TABLE_TAG, "").split(",")
-                label = f"{job} {tables[0]}" if len(tables) == 1 else f"{job} {len(tables)} other tables"
-                seen[record.dagster_run.run_id] = (label if tables[0] else job,
+                tables = tables_of(record.dagster_run)
+                label = job if not tables else f"{job} {tables[0]}" if len(tables) == 1 else f"{job} {len(tables)} other tables"
+                seen[record.dagster_run.run_id] = (label,
                                                    round((record.start_time - started) / 60, 2),
                                                    None if end is None else round(end, 2))
 
