@@ -74,13 +74,15 @@ def test_an_in_process_driver_binds_to_loopback_and_is_tuned_only_on_a_local_mas
     local = spark_config(Settings.from_env({}))
     assert local["spark.driver.bindAddress"] == "127.0.0.1" and local["spark.sql.shuffle.partitions"] == "2"
     assert local["spark.sql.session.timeZone"] == "UTC"
-    # C1 only, a JVM of one run, with the code cache C1 alone would shrink to 48 MB kept at its default
-    assert local["spark.driver.extraJavaOptions"] == "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
+    # The Connect server's log configuration; C1 only, a JVM of one run, with the code cache C1 alone would shrink
+    # to 48 MB kept at its default
+    log = f"-Dlog4j2.configurationFile={REPO_ROOT / 'infra/spark/log4j2.properties'}"
+    assert local["spark.driver.extraJavaOptions"] == f"{log} -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
     on_cluster = spark_config(Settings.from_env({"SPARK_MASTER": "spark://master.internal:7077"}))
     assert on_cluster["spark.master"] == "spark://master.internal:7077"
     assert not set(SMALL_MACHINE_CONFIG) & set(on_cluster) and "spark.driver.bindAddress" not in on_cluster
     assert "spark.driver.extraJavaOptions" not in on_cluster
-    assert "spark.driver.extraJavaOptions" not in spark_config(Settings.from_env({}), long_lived=True)
+    assert spark_config(Settings.from_env({}), long_lived=True)["spark.driver.extraJavaOptions"] == log
     assert on_cluster["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
     # infra/stack.sh's standalone cluster: its executors are on this machine, so the driver stays on loopback.
     on_local_cluster = spark_config(Settings.from_env({"SPARK_MASTER": "spark://127.0.0.1:7077"}))

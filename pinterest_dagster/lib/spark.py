@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +14,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pinterest_dagster.lib.s3 import s3_resource, s3a_options
-from pinterest_dagster.settings import Settings, SettingsError, master_on_this_machine
+from pinterest_dagster.settings import REPO_ROOT, Settings, SettingsError, master_on_this_machine
 
 # PySpark's Spark Connect client logger is off unless SPARK_CONNECT_LOG_LEVEL gives it a level, but Dagster's
 # logging set-up (logging.config.dictConfig) turns every existing logger back on: the client then printed each
@@ -85,7 +86,31 @@ SMALL_MACHINE_CONFIG = {
 # filled ("Out of space in CodeCache for adapters", CI of 2026-12-03 11:52): the cache keeps the default.
 # Part of the small-machine tuning of an in-process session only: the local Connect server's JVM runs
 # for days, and a cluster's are its own.
-IN_PROCESS_JVM_CONFIG = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"}
+IN_PROCESS_JIT_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
+
+# An in-process driver on a local master logs as the local Connect server does (warnings, less the ones expected on
+# a local lake), not with Spark's default profile, which announces itself and the log level in five lines, and
+# warns that Hadoop has no native library (`make migrate` printed them). Not on a cluster: its logging is its own.
+SPARK_LOG_CONFIG = REPO_ROOT / "infra/spark/log4j2.properties"
+
+
+def in_process_java_options(settings: Settings, long_lived: bool) -> dict[str, str]:
+    """The in-process driver's JVM options: the log configuration on a local master, the JIT's with the
+    small-machine tuning (not for a `long_lived` session)."""
+    options = []
+    if settings.spark_is_local and SPARK_LOG_CONFIG.is_file():
+        options.append(f"-Dlog4j2.configurationFile={SPARK_LOG_CONFIG}")
+    if settings.small_machine_spark and not long_lived:
+        options.append(IN_PROCESS_JIT_OPTIONS)
+    return {"spark.driver.extraJavaOptions": " ".join(options)} if options else {}
+
+
+def set_local_ip(config: dict[str, str]) -> None:
+    """Before an in-process session starts its JVM (which inherits this environment): a driver bound to the
+    loopback interface is told its address, instead of looking for the machine's and warning that the host
+    name resolves to a loopback address."""
+    if config.get("spark.driver.bindAddress") == "127.0.0.1":
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 
 # Spark generates Java code for the expressions and stages of each query and compiles it (Janino)
@@ -190,7 +215,7 @@ def spark_config(settings: Settings, long_lived: bool = False) -> dict[str, str]
         **CORRECTNESS_CONFIG,
         **(LOOPBACK_CONFIG if settings.spark_is_local else {}),
         **tuning_config(settings),
-        **(IN_PROCESS_JVM_CONFIG if settings.small_machine_spark and not long_lived else {}),
+        **in_process_java_options(settings, long_lived),
         **{f"spark.hadoop.{key}": value for key, value in s3a.items()},
         **spark_conf_overrides(settings),
     }
@@ -285,6 +310,7 @@ class SparkResource(PySparkResource):
         if "spark.remote" in self.spark_config:
             self._spark_session = connect_session(self.spark_config, self.connect_timeout_s)
         else:
+            set_local_ip(self.spark_config)
             super().setup_for_execution(context)
 
     def teardown_after_execution(self, context) -> None:
@@ -304,6 +330,7 @@ def build_spark_session(settings: Settings, long_lived: bool = False):
     for key, value in config.items():
         builder = builder.config(key, value)
     if "spark.remote" not in config:
+        set_local_ip(config)
         return builder.getOrCreate()
     from pyspark.sql.connect.session import SparkSession as ConnectSession
 
