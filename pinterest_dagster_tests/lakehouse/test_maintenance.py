@@ -26,6 +26,7 @@ from pinterest_dagster.lib.maintenance import table_facts
 from pinterest_dagster.lib.offsets import union
 from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
+from pinterest_dagster.lib.streaming_runs import STREAMING_TAGS
 from pinterest_dagster_tests.pipeline import Pipeline, make_pipeline
 from pinterest_dagster_tests.services import require_spark_connect
 from pinterest_dagster_tests.streaming.test_gaps import completeness
@@ -257,7 +258,7 @@ def test_the_schedule_leaves_out_a_table_that_did_not_change_since_its_last_main
             assert queued(instance, at, weekly) & (by_date | {"raw/rejects"}) == expected
 
 
-def test_queued_maintenance_runs_take_turns_one_at_a_time_above_the_micro_batches_raw_tables_first():
+def test_queued_maintenance_runs_take_turns_one_at_a_time_with_the_micro_batches_raw_tables_first():
     from dagster._core.events import DagsterEvent, DagsterEventType
     from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
     from dagster._core.test_utils import create_run_for_test
@@ -277,6 +278,14 @@ def test_queued_maintenance_runs_take_turns_one_at_a_time_above_the_micro_batche
     def moves(instance, run, event_type: DagsterEventType) -> None:  # what the queue and the run would report
         instance.handle_run_event(run.run_id, DagsterEvent(event_type.value, job_name=run.job_name))
 
+    def maintained(instance, run) -> None:
+        """The run is maintained; right after it no maintenance run has the turn: a micro-batch goes first."""
+        moves(instance, run, DagsterEventType.RUN_START)
+        moves(instance, run, DagsterEventType.RUN_SUCCESS)
+        assert turn(instance) is None
+        micro_batch = create_run_for_test(instance, job_name="streaming_job", tags=STREAMING_TAGS)
+        moves(instance, micro_batch, DagsterEventType.RUN_START)
+
     assert int(TURN_PRIORITY) > 0 > int(MAINTENANCE_PRIORITY)  # a micro-batch's priority is 0
     with dg.instance_for_test() as instance:
         assert turn(instance) is None  # nothing waits
@@ -290,11 +299,13 @@ def test_queued_maintenance_runs_take_turns_one_at_a_time_above_the_micro_batche
         moves(instance, queued[1], DagsterEventType.RUN_START)
         assert turn(instance) is None  # one in flight: the others wait below the micro-batches
         moves(instance, queued[1], DagsterEventType.RUN_SUCCESS)
+        assert turn(instance) is None  # no micro-batch started since: the one waiting goes first
+        moves(instance, create_run_for_test(instance, job_name="streaming_job", tags=STREAMING_TAGS),
+              DagsterEventType.RUN_START)
         # After a raw turn the oldest, raw or not: cleaned/pin, then a raw table again, then the oldest.
         for table, run in (("cleaned/pin", queued[0]), ("raw/geo", queued[2]), ("cleaned/geo", queued[3])):
             assert turn(instance) == table
-            moves(instance, run, DagsterEventType.RUN_START)
-            moves(instance, run, DagsterEventType.RUN_SUCCESS)
+            maintained(instance, run)
         assert turn(instance) is None  # nothing waits
         # A pass as the schedule queues it: raw/pin, raw/geo, then the other tables in one run. After raw/pin's
         # turn the oldest is raw/geo's run: two raw turns in a row, then the others'.
@@ -305,8 +316,7 @@ def test_queued_maintenance_runs_take_turns_one_at_a_time_above_the_micro_batche
             moves(instance, run, DagsterEventType.RUN_ENQUEUED)
         for table, run in zip(("raw/pin", "raw/geo", f"cleaned/pin,{INGESTION_LOG}"), queued):
             assert turn(instance) == table
-            moves(instance, run, DagsterEventType.RUN_START)
-            moves(instance, run, DagsterEventType.RUN_SUCCESS)
+            maintained(instance, run)
         assert turn(instance) is None
 
 

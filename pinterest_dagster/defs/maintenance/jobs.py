@@ -18,7 +18,8 @@ fails in that run fails it only once the others were maintained.
 Under a sustained load a micro-batch is always waiting, and queued below them maintenance would never run
 (a 10-minute soak measured it starving): `maintenance_turn_sensor` gives the oldest waiting run (a raw
 table's first, unless the last turn was a raw table's) a priority above the micro-batches' whenever no maintenance
-run is in flight, so maintenance runs take turns with micro-batches, one between two of them at most.
+run is in flight and a micro-batch started since the last one did, so maintenance runs take turns with micro-batches,
+one between two of them at most.
 Raw's files are zstd: its compaction is told so (`delta.parquet_compression`), or Delta would rewrite them
 with the session's codec.
 """
@@ -36,7 +37,7 @@ from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES
 from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.lib.check_state import STATE_TABLE
-from pinterest_dagster.lib.streaming_runs import ACTIVE_STATUSES
+from pinterest_dagster.lib.streaming_runs import ACTIVE_STATUSES, STREAMING_TAGS
 from pinterest_dagster.settings import TOPIC_KINDS
 from pinterest_dagster.transforms.aggregate import AGGREGATES
 
@@ -233,10 +234,22 @@ def last_turn_was_raw(instance: dg.DagsterInstance) -> bool:
     return bool(records) and records[0].dagster_run.tags.get(TABLE_TAG) in RAW_BY_DATE
 
 
+def last_start(instance: dg.DagsterInstance, runs_filter: dg.RunsFilter) -> float:
+    """When the run of `runs_filter` that started last started (0 if none did). Runs that never started have no
+    start time, and PostgreSQL sorts those first in descending order: a few are read, not one."""
+    records = instance.get_run_records(runs_filter, limit=5, order_by="start_time", ascending=False)
+    return max((record.start_time or 0 for record in records), default=0)
+
+
 def maintenance_turn(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
     """The maintenance run whose turn it is, when no maintenance run is in flight (launched, or queued with its
-    turn already): the oldest queued run of raw/pin, geo or user, unless the last turn was a raw table's, else
-    the oldest queued one.
+    turn already) and a micro-batch started since the last maintenance run did: the oldest queued run of
+    raw/pin, geo or user, unless the last turn was a raw table's, else the oldest queued one.
+
+    Right after a maintenance run, the turn waits for a micro-batch to start: the micro-batch queued behind it
+    goes first, or, when none is waiting, the queue launches the maintenance runs by itself. Without that wait a
+    tick that came between a maintenance run's end and the next micro-batch's request gave the turn to another
+    maintenance run (raw/geo started a second after raw/pin ended in the soaks of 2026-12-06 16:21 and 18:50).
 
     Raw first: a raw table gains a file per micro-batch and Kafka partition, and its compaction's turn lasts as
     long as compacting what arrived since its last turn. When passes come faster than the turns drain them (a
@@ -250,6 +263,8 @@ def maintenance_turn(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
     in_flight = [run for run in runs if run.status != dg.DagsterRunStatus.QUEUED or run.tags.get(PRIORITY_TAG) == TURN_PRIORITY]
     if not runs or in_flight:
         return None
+    if last_start(instance, dg.RunsFilter(tags=STREAMING_TAGS)) < last_start(instance, dg.RunsFilter(job_name=maintenance_job.name)):
+        return None
     if last_turn_was_raw(instance):
         return runs[0]
     # sorted() keeps the oldest first within each group.
@@ -259,12 +274,12 @@ def maintenance_turn(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
 @dg.sensor(name="maintenance_turn_sensor", minimum_interval_seconds=TURN_SENSOR_INTERVAL_S,
            default_status=dg.DefaultSensorStatus.RUNNING,
            description="Gives the oldest queued maintenance_job run (a raw table's first, unless the last turn was one) a priority above the "
-                       "micro-batches' whenever no maintenance run is in flight: under a sustained load, maintenance "
-                       "runs take turns with micro-batches instead of starving.")
+                       "micro-batches' whenever no maintenance run is in flight and a micro-batch started since the last "
+                       "one: under a sustained load, maintenance runs take turns with micro-batches instead of starving.")
 def maintenance_turn_sensor(context: dg.SensorEvaluationContext):
     run = maintenance_turn(context.instance)
     if run is None:
-        return dg.SkipReason("no maintenance run is waiting, or one has its turn")
+        return dg.SkipReason("no maintenance run is waiting, one has its turn, or no micro-batch started since the last one")
     # The run queue reads a queued run's priority each time it looks: raising it is the whole request.
     context.instance.add_run_tags(run.run_id, {PRIORITY_TAG: TURN_PRIORITY})
     return dg.SkipReason(f"maintenance of {run.tags.get(TABLE_TAG, '?')} ({run.run_id[:8]}) goes next")
