@@ -67,6 +67,17 @@ def postgres_instance(dagster_pg_env, tmp_path):
         yield instance
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def instance(request):
+    """A test instance on SQLite files, or the project's PostgreSQL instance (postgres_instance): the two sort
+    and store some things differently (runs without a start time, for one)."""
+    if request.param == "postgres":
+        yield request.getfixturevalue("postgres_instance")
+        return
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
 @pytest.fixture(scope="module")
 def spark_cluster():
     """A Spark standalone cluster of two workers with a Spark Connect server on it, for the module; yields

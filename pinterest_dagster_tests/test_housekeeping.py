@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import pytest
 import sqlalchemy as sa
 from dagster._core.remote_origin import ManagedGrpcPythonEnvCodeLocationOrigin, RemoteRepositoryOrigin
 from dagster._core.scheduler.instigation import InstigatorState, InstigatorStatus, InstigatorType, TickData, TickStatus
@@ -93,16 +92,6 @@ def fresh():
 def check_executions(instance) -> list[str]:
     key = dg.AssetCheckKey(dg.AssetKey("table"), "fresh")
     return sorted(record.run_id for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=100))
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def instance(request):
-    """A test instance on SQLite files, or the project's PostgreSQL instance (conftest's postgres_instance)."""
-    if request.param == "postgres":
-        yield request.getfixturevalue("postgres_instance")
-        return
-    with dg.instance_for_test() as instance:
-        yield instance
 
 
 def test_the_check_executions_of_deleted_runs_go_but_each_checks_latest_stays(instance):

@@ -76,7 +76,7 @@ def test_an_in_process_driver_binds_to_loopback_and_is_tuned_only_on_a_local_mas
     assert local["spark.sql.session.timeZone"] == "UTC"
     # The Connect server's log configuration; C1 only, a JVM of one run, with the code cache C1 alone would shrink
     # to 48 MB kept at its default
-    log = f"-Dlog4j2.configurationFile={REPO_ROOT / 'infra/spark/log4j2.properties'}"
+    log = f'-Dlog4j2.configurationFile="{REPO_ROOT / "infra/spark/log4j2.properties"}"'
     assert local["spark.driver.extraJavaOptions"] == f"{log} -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
     on_cluster = spark_config(Settings.from_env({"SPARK_MASTER": "spark://master.internal:7077"}))
     assert on_cluster["spark.master"] == "spark://master.internal:7077"

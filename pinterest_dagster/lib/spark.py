@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -99,18 +101,26 @@ def in_process_java_options(settings: Settings, long_lived: bool) -> dict[str, s
     small-machine tuning (not for a `long_lived` session)."""
     options = []
     if settings.spark_is_local and SPARK_LOG_CONFIG.is_file():
-        options.append(f"-Dlog4j2.configurationFile={SPARK_LOG_CONFIG}")
+        options.append(f'-Dlog4j2.configurationFile="{SPARK_LOG_CONFIG}"')  # Spark splits the options on spaces
     if settings.small_machine_spark and not long_lived:
         options.append(IN_PROCESS_JIT_OPTIONS)
     return {"spark.driver.extraJavaOptions": " ".join(options)} if options else {}
 
 
-def set_local_ip(config: dict[str, str]) -> None:
-    """Before an in-process session starts its JVM (which inherits this environment): a driver bound to the
-    loopback interface is told its address, instead of looking for the machine's and warning that the host
-    name resolves to a loopback address."""
-    if config.get("spark.driver.bindAddress") == "127.0.0.1":
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+@contextlib.contextmanager
+def local_ip(config: dict[str, str]) -> Iterator[None]:
+    """While an in-process session starts its JVM (which inherits this process's environment): a driver bound to
+    the loopback interface is told its address (SPARK_LOCAL_IP), instead of looking for the machine's and warning
+    that the host name resolves to a loopback address. Only then: a process this one starts later may drive a
+    cluster whose executors must reach it."""
+    if config.get("spark.driver.bindAddress") != "127.0.0.1" or "SPARK_LOCAL_IP" in os.environ:
+        yield
+        return
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    try:
+        yield
+    finally:
+        os.environ.pop("SPARK_LOCAL_IP", None)
 
 
 # Spark generates Java code for the expressions and stages of each query and compiles it (Janino)
@@ -310,8 +320,8 @@ class SparkResource(PySparkResource):
         if "spark.remote" in self.spark_config:
             self._spark_session = connect_session(self.spark_config, self.connect_timeout_s)
         else:
-            set_local_ip(self.spark_config)
-            super().setup_for_execution(context)
+            with local_ip(self.spark_config):
+                super().setup_for_execution(context)
 
     def teardown_after_execution(self, context) -> None:
         if "spark.remote" in self.spark_config and self._spark_session is not None:
@@ -330,8 +340,8 @@ def build_spark_session(settings: Settings, long_lived: bool = False):
     for key, value in config.items():
         builder = builder.config(key, value)
     if "spark.remote" not in config:
-        set_local_ip(config)
-        return builder.getOrCreate()
+        with local_ip(config):
+            return builder.getOrCreate()
     from pyspark.sql.connect.session import SparkSession as ConnectSession
 
     # A server restarted since this process's session was made (a `make down`/`make up`) answers SESSION_CHANGED

@@ -258,7 +258,7 @@ def test_the_schedule_leaves_out_a_table_that_did_not_change_since_its_last_main
             assert queued(instance, at, weekly) & (by_date | {"raw/rejects"}) == expected
 
 
-def test_queued_maintenance_runs_take_turns_one_at_a_time_with_the_micro_batches_raw_tables_first():
+def test_queued_maintenance_runs_take_turns_one_at_a_time_with_the_micro_batches_raw_tables_first(instance):
     from dagster._core.events import DagsterEvent, DagsterEventType
     from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
     from dagster._core.test_utils import create_run_for_test
@@ -279,45 +279,48 @@ def test_queued_maintenance_runs_take_turns_one_at_a_time_with_the_micro_batches
         instance.handle_run_event(run.run_id, DagsterEvent(event_type.value, job_name=run.job_name))
 
     def maintained(instance, run) -> None:
-        """The run is maintained; right after it no maintenance run has the turn: a micro-batch goes first."""
+        """The run is maintained. No maintenance run has the turn until a micro-batch starts: not while one
+        waits, nor for runs that never started, which PostgreSQL sorts first by start time (six micro-batches and a
+        maintenance run of a table other than raw's, cancelled while queued)."""
         moves(instance, run, DagsterEventType.RUN_START)
         moves(instance, run, DagsterEventType.RUN_SUCCESS)
-        assert turn(instance) is None
+        for job_name, tags in [("streaming_job", STREAMING_TAGS)] * 6 + [("maintenance_job", {TABLE_TAG: "cleaned/user"})]:
+            create_run_for_test(instance, job_name=job_name, tags=tags, status=dg.DagsterRunStatus.CANCELED)
         micro_batch = create_run_for_test(instance, job_name="streaming_job", tags=STREAMING_TAGS)
+        assert turn(instance) is None
         moves(instance, micro_batch, DagsterEventType.RUN_START)
 
     assert int(TURN_PRIORITY) > 0 > int(MAINTENANCE_PRIORITY)  # a micro-batch's priority is 0
-    with dg.instance_for_test() as instance:
-        assert turn(instance) is None  # nothing waits
-        queued = [create_run_for_test(instance, job_name="maintenance_job", remote_job_origin=origin,
-                                      tags={TABLE_TAG: table, PRIORITY_TAG: MAINTENANCE_PRIORITY})
-                  for table in ("cleaned/pin", "raw/pin", "raw/geo", "cleaned/geo")]
-        for run in queued:
-            moves(instance, run, DagsterEventType.RUN_ENQUEUED)
-        assert turn(instance) == "raw/pin"  # the oldest raw table's, before the older cleaned/pin
-        assert turn(instance) == "raw/pin"  # still its turn, and no other run's
-        moves(instance, queued[1], DagsterEventType.RUN_START)
-        assert turn(instance) is None  # one in flight: the others wait below the micro-batches
-        moves(instance, queued[1], DagsterEventType.RUN_SUCCESS)
-        assert turn(instance) is None  # no micro-batch started since: the one waiting goes first
-        moves(instance, create_run_for_test(instance, job_name="streaming_job", tags=STREAMING_TAGS),
-              DagsterEventType.RUN_START)
-        # After a raw turn the oldest, raw or not: cleaned/pin, then a raw table again, then the oldest.
-        for table, run in (("cleaned/pin", queued[0]), ("raw/geo", queued[2]), ("cleaned/geo", queued[3])):
-            assert turn(instance) == table
-            maintained(instance, run)
-        assert turn(instance) is None  # nothing waits
-        # A pass as the schedule queues it: raw/pin, raw/geo, then the other tables in one run. After raw/pin's
-        # turn the oldest is raw/geo's run: two raw turns in a row, then the others'.
-        queued = [create_run_for_test(instance, job_name="maintenance_job", remote_job_origin=origin,
-                                      tags=maintenance_request(tables, 168, "k").tags)
-                  for tables in (["raw/pin"], ["raw/geo"], ["cleaned/pin", INGESTION_LOG])]
-        for run in queued:
-            moves(instance, run, DagsterEventType.RUN_ENQUEUED)
-        for table, run in zip(("raw/pin", "raw/geo", f"cleaned/pin,{INGESTION_LOG}"), queued):
-            assert turn(instance) == table
-            maintained(instance, run)
-        assert turn(instance) is None
+    assert turn(instance) is None  # nothing waits
+    queued = [create_run_for_test(instance, job_name="maintenance_job", remote_job_origin=origin,
+                                  tags={TABLE_TAG: table, PRIORITY_TAG: MAINTENANCE_PRIORITY})
+              for table in ("cleaned/pin", "raw/pin", "raw/geo", "cleaned/geo")]
+    for run in queued:
+        moves(instance, run, DagsterEventType.RUN_ENQUEUED)
+    assert turn(instance) == "raw/pin"  # the oldest raw table's, before the older cleaned/pin
+    assert turn(instance) == "raw/pin"  # still its turn, and no other run's
+    moves(instance, queued[1], DagsterEventType.RUN_START)
+    assert turn(instance) is None  # one in flight: the others wait below the micro-batches
+    moves(instance, queued[1], DagsterEventType.RUN_SUCCESS)
+    assert turn(instance) is None  # no micro-batch started since: the one waiting goes first
+    moves(instance, create_run_for_test(instance, job_name="streaming_job", tags=STREAMING_TAGS),
+          DagsterEventType.RUN_START)
+    # After a raw turn the oldest, raw or not: cleaned/pin, then a raw table again, then the oldest.
+    for table, run in (("cleaned/pin", queued[0]), ("raw/geo", queued[2]), ("cleaned/geo", queued[3])):
+        assert turn(instance) == table
+        maintained(instance, run)
+    assert turn(instance) is None  # nothing waits
+    # A pass as the schedule queues it: raw/pin, raw/geo, then the other tables in one run. After raw/pin's
+    # turn the oldest is raw/geo's run: two raw turns in a row, then the others'.
+    queued = [create_run_for_test(instance, job_name="maintenance_job", remote_job_origin=origin,
+                                  tags=maintenance_request(tables, 168, "k").tags)
+              for tables in (["raw/pin"], ["raw/geo"], ["cleaned/pin", INGESTION_LOG])]
+    for run in queued:
+        moves(instance, run, DagsterEventType.RUN_ENQUEUED)
+    for table, run in zip(("raw/pin", "raw/geo", f"cleaned/pin,{INGESTION_LOG}"), queued):
+        assert turn(instance) == table
+        maintained(instance, run)
+    assert turn(instance) is None
 
 
 def parquet_codecs(spark, path: str) -> set[str]:

@@ -227,18 +227,31 @@ def build_maintenance_schedule(cron: str, vacuum_retain_hours: float) -> dg.Sche
     return maintenance_schedule
 
 
+# How many of the latest runs `last_started` reads: more than a pass queues (4) and the retries of a run that failed
+# to launch (3) together.
+LATEST_RUNS_READ = 20
+
+
+def last_started(instance: dg.DagsterInstance, runs_filter: dg.RunsFilter) -> dg.RunRecord | None:
+    """The run of `runs_filter` that started last, among the LATEST_RUNS_READ created last. Not the first run
+    ordered by start time: runs that never started (cancelled while queued, failed to launch) have none, and
+    PostgreSQL sorts those first in descending order, for good."""
+    records = instance.get_run_records(runs_filter, limit=LATEST_RUNS_READ, order_by="create_timestamp", ascending=False)
+    return max((record for record in records if record.start_time is not None), key=lambda record: record.start_time,
+               default=None)
+
+
 def last_turn_was_raw(instance: dg.DagsterInstance) -> bool:
     """Whether the maintenance run that started last maintained raw/pin, geo or user."""
-    records = instance.get_run_records(dg.RunsFilter(job_name=maintenance_job.name, statuses=FINISHED_STATUSES),
-                                       limit=1, order_by="start_time", ascending=False)
-    return bool(records) and records[0].dagster_run.tags.get(TABLE_TAG) in RAW_BY_DATE
+    last = last_started(instance, dg.RunsFilter(job_name=maintenance_job.name, statuses=FINISHED_STATUSES))
+    return last is not None and last.dagster_run.tags.get(TABLE_TAG) in RAW_BY_DATE
 
 
-def last_start(instance: dg.DagsterInstance, runs_filter: dg.RunsFilter) -> float:
-    """When the run of `runs_filter` that started last started (0 if none did). Runs that never started have no
-    start time, and PostgreSQL sorts those first in descending order: a few are read, not one."""
-    records = instance.get_run_records(runs_filter, limit=5, order_by="start_time", ascending=False)
-    return max((record.start_time or 0 for record in records), default=0)
+def micro_batch_started_since_maintenance(instance: dg.DagsterInstance) -> bool:
+    """Whether a micro-batch started after the last maintenance run to start did (or no maintenance run started)."""
+    maintenance = last_started(instance, dg.RunsFilter(job_name=maintenance_job.name))
+    micro_batch = last_started(instance, dg.RunsFilter(tags=STREAMING_TAGS))
+    return maintenance is None or (micro_batch is not None and micro_batch.start_time >= maintenance.start_time)
 
 
 def maintenance_turn(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
@@ -246,10 +259,11 @@ def maintenance_turn(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
     turn already) and a micro-batch started since the last maintenance run did: the oldest queued run of
     raw/pin, geo or user, unless the last turn was a raw table's, else the oldest queued one.
 
-    Right after a maintenance run, the turn waits for a micro-batch to start: the micro-batch queued behind it
-    goes first, or, when none is waiting, the queue launches the maintenance runs by itself. Without that wait a
-    tick that came between a maintenance run's end and the next micro-batch's request gave the turn to another
-    maintenance run (raw/geo started a second after raw/pin ended in the soaks of 2026-12-06 16:21 and 18:50).
+    Right after a maintenance run, the turn waits for a micro-batch to start: the micro-batch waiting behind it
+    goes first, or, when none is waiting, the queue launches the queued maintenance runs by itself, one after the
+    other. Without that wait a tick that came between a maintenance run's end and the queue's launch of the next
+    micro-batch gave the turn to another maintenance run (raw/geo's started a second after raw/pin's ended in the
+    soaks of 2026-12-06 16:21 and 18:50).
 
     Raw first: a raw table gains a file per micro-batch and Kafka partition, and its compaction's turn lasts as
     long as compacting what arrived since its last turn. When passes come faster than the turns drain them (a
@@ -263,7 +277,7 @@ def maintenance_turn(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
     in_flight = [run for run in runs if run.status != dg.DagsterRunStatus.QUEUED or run.tags.get(PRIORITY_TAG) == TURN_PRIORITY]
     if not runs or in_flight:
         return None
-    if last_start(instance, dg.RunsFilter(tags=STREAMING_TAGS)) < last_start(instance, dg.RunsFilter(job_name=maintenance_job.name)):
+    if not micro_batch_started_since_maintenance(instance):
         return None
     if last_turn_was_raw(instance):
         return runs[0]
