@@ -27,7 +27,6 @@ with the session's codec.
 from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
-from dagster._core.storage.dagster_run import FINISHED_STATUSES
 from dagster_pyspark import PySparkResource
 
 from pinterest_dagster.lib import delta
@@ -241,19 +240,6 @@ def last_started(instance: dg.DagsterInstance, runs_filter: dg.RunsFilter) -> dg
                default=None)
 
 
-def last_turn_was_raw(instance: dg.DagsterInstance) -> bool:
-    """Whether the maintenance run that started last maintained raw/pin, geo or user."""
-    last = last_started(instance, dg.RunsFilter(job_name=maintenance_job.name, statuses=FINISHED_STATUSES))
-    return last is not None and last.dagster_run.tags.get(TABLE_TAG) in RAW_BY_DATE
-
-
-def micro_batch_started_since_maintenance(instance: dg.DagsterInstance) -> bool:
-    """Whether a micro-batch started after the last maintenance run to start did (or no maintenance run started)."""
-    maintenance = last_started(instance, dg.RunsFilter(job_name=maintenance_job.name))
-    micro_batch = last_started(instance, dg.RunsFilter(tags=STREAMING_TAGS))
-    return maintenance is None or (micro_batch is not None and micro_batch.start_time >= maintenance.start_time)
-
-
 def maintenance_turn(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
     """The maintenance run whose turn it is, when no maintenance run is in flight (launched, or queued with its
     turn already) and a micro-batch started since the last maintenance run did: the oldest queued run of
@@ -277,10 +263,14 @@ def maintenance_turn(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
     in_flight = [run for run in runs if run.status != dg.DagsterRunStatus.QUEUED or run.tags.get(PRIORITY_TAG) == TURN_PRIORITY]
     if not runs or in_flight:
         return None
-    if not micro_batch_started_since_maintenance(instance):
-        return None
-    if last_turn_was_raw(instance):
-        return runs[0]
+    # With none in flight, the maintenance run that started last has finished: it had the last turn.
+    last_turn = last_started(instance, dg.RunsFilter(job_name=maintenance_job.name))
+    if last_turn is not None:
+        micro_batch = last_started(instance, dg.RunsFilter(tags=STREAMING_TAGS))
+        if micro_batch is None or micro_batch.start_time < last_turn.start_time:
+            return None  # no micro-batch started since the last turn
+        if last_turn.dagster_run.tags.get(TABLE_TAG) in RAW_BY_DATE:
+            return runs[0]
     # sorted() keeps the oldest first within each group.
     return sorted(runs, key=lambda run: run.tags.get(TABLE_TAG) not in RAW_BY_DATE)[0]
 
