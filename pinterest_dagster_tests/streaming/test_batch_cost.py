@@ -30,7 +30,7 @@ from pinterest_dagster_tests.pipeline import Pipeline
 
 KEYS = range(40)
 DAY_MS = 86_400_000
-HISTORY_DAYS = 4
+HISTORY_DAYS = 2
 TABLES = [("cleaned", kind) for kind in TOPIC_KINDS] + [("realtime", name) for name in REALTIME_TABLES]
 
 
