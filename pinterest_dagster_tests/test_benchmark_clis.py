@@ -1,6 +1,7 @@
 """The benchmarks' own command lines, as docs/ gives them: every module's `--help`, and those that
 `python -m benchmarks` does not run through their command line run here for real, at small sizes (history,
-first_minutes and soak run through theirs in `make bench-quick`, which CI runs).
+first_minutes and soak run through theirs in `make bench-quick`, which CI runs when it can start it within its
+first 50 minutes).
 """
 
 from __future__ import annotations

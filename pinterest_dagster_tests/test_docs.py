@@ -6,8 +6,9 @@ in the Makefile, a `python -m` module that imports and whose `--help` lists each
 variable set in front of a command read by the code. The long-running ones are run elsewhere: `make test`
 by CI (`.ci/run`), which then runs `make demo`, `make screenshot`, `make migrate`, `make dev` (until the UI
 answers) and the same on PostgreSQL with docs/configuration.md's commands (checked below to be CI's), the
-benchmarks at small sizes with the soak (`make bench-quick SOAK=1`) and last `make clean`; the benchmarks at
-full size by `make bench`; the benchmarks' own command lines by test_benchmark_clis.py or `make bench-quick`.
+benchmarks at small sizes with the soak (`make bench-quick SOAK=1`, when it can start within CI's first 50
+minutes) and last `make clean`; the benchmarks at full size by `make bench`; the benchmarks' own command lines by
+test_benchmark_clis.py or `make bench-quick`.
 """
 
 from __future__ import annotations
