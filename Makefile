@@ -85,7 +85,7 @@ bench: install ## side-by-side benchmarks at full size (stack from make up); rew
 	@test -f .local/pinterest.db || $(PY) -m emulator seed
 	SPARK_REMOTE=$${SPARK_REMOTE:-$(LOCAL_SPARK_REMOTE)} $(PY) -m benchmarks $(if $(SOAK),--soak)
 
-bench-quick: install ## the same benchmarks at small sizes (CI runs it with SOAK=1): checks the harness, not the figures; SOAK=1 adds a 2-min soak
+bench-quick: install ## the same benchmarks at small sizes (CI runs it with SOAK=1 when it can start within 50 min): checks the harness, not the figures; SOAK=1 adds a 2-min soak
 	@test -f .local/pinterest.db || $(PY) -m emulator seed
 	SPARK_REMOTE=$${SPARK_REMOTE:-$(LOCAL_SPARK_REMOTE)} $(PY) -m benchmarks --quick $(if $(SOAK),--soak)
 

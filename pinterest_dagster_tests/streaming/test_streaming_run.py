@@ -1,4 +1,6 @@
-"""streaming_job runs, as the sensor requests them, executed in process on the real broker and lake."""
+"""streaming_job runs, as the sensor requests them, on the real broker and lake: through the local Spark Connect server
+and a Spark standalone cluster's, each run in a `dagster job execute` process of its own; and in process, the runs
+whose own result a test reads."""
 
 from __future__ import annotations
 
@@ -40,8 +42,9 @@ def sensor_run_configs(pipeline, cursor=None, max_records=1_000):
 
 
 # The backlog's micro-batches, the daily batch and its checks run on the Spark Connect server that `make up`
-# starts (what `make dev` and `make demo` use) and on a Spark standalone cluster; in process (the other test
-# modules' runs) only what needs the run's own result or process: one micro-batch (`first_batch`).
+# starts (what `make dev` and `make demo` use) and on a Spark standalone cluster; in process (as the other test
+# modules' runs) only the tests that read a run's own result or need its process, after one small micro-batch
+# of their own (`first_batch`).
 @pytest.fixture(scope="module", params=["spark-connect", "spark-cluster"])
 def pipeline(request, spark, tmp_path_factory, source_url):
     """The same micro-batches on the Spark Connect server that `make up` starts and on a Spark standalone
