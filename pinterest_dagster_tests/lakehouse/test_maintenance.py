@@ -162,6 +162,25 @@ def test_a_table_whose_maintenance_fails_fails_the_run_after_the_others_were_mai
     assert observed == set()
 
 
+def test_a_maintenance_run_that_failed_a_step_is_not_retried_one_whose_process_died_is():
+    """The instance retries failed runs (run_retries, max_retries 3). A maintenance run fails its step only after the
+    run's other tables were maintained: the next pass queues the failed ones again, not a retry of them all."""
+    from dagster._core.events import RunFailureReason
+    from dagster._core.execution.retries import auto_reexecution_should_retry_run
+    from dagster._core.test_utils import create_run_for_test
+
+    with dg.instance_for_test(overrides={"run_retries": {"enabled": True, "max_retries": 3}}) as instance:
+        def retried(job_name: str, tags: dict, reason: RunFailureReason) -> bool:
+            run = create_run_for_test(instance, job_name=job_name, status=dg.DagsterRunStatus.FAILURE, tags=tags)
+            return auto_reexecution_should_retry_run(instance, run, reason)
+
+        tags = maintenance_request(["cleaned/pin", "cleaned/geo"], 168, "k").tags
+        assert not retried("maintenance_job", tags, RunFailureReason.STEP_FAILURE)
+        assert retried("maintenance_job", tags, RunFailureReason.UNEXPECTED_TERMINATION)
+        # A micro-batch is retried whatever failed it.
+        assert retried("streaming_job", dict(STREAMING_TAGS), RunFailureReason.STEP_FAILURE)
+
+
 def test_the_ingestion_log_is_coalesced_and_still_covers_every_range(maintained_beside_a_micro_batch, pipeline, spark):
     _, log_rows, _ = maintained_beside_a_micro_batch
     path = pipeline.settings.table_path("_meta", "ingested_ranges")

@@ -63,6 +63,12 @@ PRIORITY_TAG = "dagster/priority"
 MAINTENANCE_PRIORITY = "-1"
 TURN_PRIORITY = "1"  # a maintenance run whose turn it is goes before the waiting micro-batch
 TURN_SENSOR_INTERVAL_S = 10
+# A maintenance run whose step failed (a table's maintenance failed, after the run's other tables were done) is not
+# run again by the instance's run retries (infra/dagster/dagster.yaml): that would maintain every table of the run
+# again, holding the lake's writes each time, and with Spark down wait out its timeout each time. The next pass
+# queues the failed tables again (`maintenance_due`: no successful maintenance since they changed). A run whose
+# process died (killed, out of memory) failed no step, and is still run again.
+RETRY_ON_STEP_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
 
 
 class MaintenanceConfig(dg.Config):
@@ -113,8 +119,8 @@ def maintain_tables(context: dg.OpExecutionContext, config: MaintenanceConfig, p
             # Yielded, not logged: what the op logs is lost when it raises, and a later table may fail it.
             yield dg.AssetObservation(asset_key=dg.AssetKey([layer, name]), metadata=facts)
     if failed:
-        # Nothing is lost: the run's retries, then the next pass, find these tables due (no successful
-        # maintenance) and maintain them.
+        # Nothing is lost: the next pass finds these tables due (no successful maintenance) and maintains them.
+        # The run is not retried (RETRY_ON_STEP_FAILURE_TAG).
         raise dg.Failure(
             f"maintenance of {', '.join(failed)} failed"
             + (f", and {', '.join(not_tried)} not tried after {FAILURES_IN_A_ROW} failures in a row (is Spark reachable?)"
@@ -167,7 +173,8 @@ def maintenance_request(tables: list[str], vacuum_retain_hours: float, run_key: 
     return dg.RunRequest(
         run_key=run_key,
         run_config={"ops": {"maintain_tables": {"config": {"tables": tables, "vacuum_retain_hours": vacuum_retain_hours}}}},
-        tags={TABLE_TAG: ",".join(tables), PRIORITY_TAG: MAINTENANCE_PRIORITY, **dict.fromkeys(map(maintained_tag, tables), "true")},
+        tags={TABLE_TAG: ",".join(tables), PRIORITY_TAG: MAINTENANCE_PRIORITY, RETRY_ON_STEP_FAILURE_TAG: "false",
+              **dict.fromkeys(map(maintained_tag, tables), "true")},
     )
 
 
