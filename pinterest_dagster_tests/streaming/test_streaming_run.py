@@ -68,7 +68,8 @@ def pipeline(request, spark, tmp_path_factory, source_url):
 def streamed(pipeline):
     """The backlog through the runs the sensor plans for it: on the Connect server several, as the record bound
     splits it; on the cluster one, where a run's fixed cost is highest (the set-up took 278 s with several runs
-    in CI's trial of 2026-12-07, 126 s with one run by itself)."""
+    in CI's trial of 2026-12-07, 126 s with one run by itself). That run creates the cluster's tables: merges into
+    tables that hold rows run on the Connect server here, and in process in the other modules."""
     pipeline.post_emulated(posts=POSTS, seed=4)
     pipeline.send("geo", MALFORMED)
     on_cluster = pipeline.settings.spark_remote == SPARK_CLUSTER_REMOTE

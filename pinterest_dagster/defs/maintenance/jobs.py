@@ -66,7 +66,7 @@ TURN_SENSOR_INTERVAL_S = 10
 # A maintenance run whose step failed (a table's maintenance failed, after the run's other tables were done) is not
 # run again by the instance's run retries (infra/dagster/dagster.yaml): that would maintain every table of the run
 # again, holding the lake's writes each time, and with Spark down wait out its timeout each time. The next pass
-# queues the failed tables again (`maintenance_due`: no successful maintenance since they changed). A run whose
+# queues the run's tables again (`maintenance_due` counts successful maintenance runs only). A run whose
 # process died (killed, out of memory) failed no step, and is still run again.
 RETRY_ON_STEP_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
 
@@ -119,7 +119,7 @@ def maintain_tables(context: dg.OpExecutionContext, config: MaintenanceConfig, p
             # Yielded, not logged: what the op logs is lost when it raises, and a later table may fail it.
             yield dg.AssetObservation(asset_key=dg.AssetKey([layer, name]), metadata=facts)
     if failed:
-        # Nothing is lost: the next pass finds these tables due (no successful maintenance) and maintains them.
+        # Nothing is lost: the next pass finds the run's tables due (no successful maintenance) and maintains them.
         # The run is not retried (RETRY_ON_STEP_FAILURE_TAG).
         raise dg.Failure(
             f"maintenance of {', '.join(failed)} failed"
