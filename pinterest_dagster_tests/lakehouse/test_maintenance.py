@@ -164,13 +164,13 @@ def test_a_table_whose_maintenance_fails_fails_the_run_after_the_others_were_mai
 
 def test_a_maintenance_run_that_failed_a_step_is_not_retried_one_whose_process_died_is():
     """The instance retries failed runs (run_retries, max_retries 3). A maintenance run fails its step only after the
-    run's other tables were maintained: the next pass queues the failed ones again, not a retry of them all."""
+    run's other tables were maintained: the next pass queues the run's tables again, not a retry of them all."""
     from dagster._core.events import RunFailureReason
     from dagster._core.execution.retries import auto_reexecution_should_retry_run
     from dagster._core.test_utils import create_run_for_test
 
     with dg.instance_for_test(overrides={"run_retries": {"enabled": True, "max_retries": 3}}) as instance:
-        def retried(job_name: str, tags: dict, reason: RunFailureReason) -> bool:
+        def retried(job_name: str, tags: dict, reason: RunFailureReason | None) -> bool:
             run = create_run_for_test(instance, job_name=job_name, status=dg.DagsterRunStatus.FAILURE, tags=tags)
             return auto_reexecution_should_retry_run(instance, run, reason)
 
