@@ -174,11 +174,13 @@ def test_a_maintenance_run_that_failed_a_step_is_not_retried_one_whose_process_d
             run = create_run_for_test(instance, job_name=job_name, status=dg.DagsterRunStatus.FAILURE, tags=tags)
             return auto_reexecution_should_retry_run(instance, run, reason)
 
-        tags = maintenance_request(["cleaned/pin", "cleaned/geo"], 168, "k").tags
-        assert not retried("maintenance_job", tags, RunFailureReason.STEP_FAILURE)
-        # A process that died: failed by run monitoring with no reason, a killed step process's run exception, a SIGTERM.
-        for reason in (None, RunFailureReason.RUN_EXCEPTION, RunFailureReason.UNEXPECTED_TERMINATION):
-            assert retried("maintenance_job", tags, reason), reason
+        # A scheduled run carries the job's tags and its request's; one launched from the UI or the CLI the job's.
+        scheduled = {**jobs.maintenance_job.run_tags, **maintenance_request(["cleaned/pin", "cleaned/geo"], 168, "k").tags}
+        for tags in (scheduled, jobs.maintenance_job.run_tags):
+            assert not retried("maintenance_job", tags, RunFailureReason.STEP_FAILURE)
+            # A process that died: failed by run monitoring with no reason, a killed step process's run exception, a SIGTERM.
+            for reason in (None, RunFailureReason.RUN_EXCEPTION, RunFailureReason.UNEXPECTED_TERMINATION):
+                assert retried("maintenance_job", tags, reason), reason
         # A micro-batch is retried whatever failed it.
         assert retried("streaming_job", dict(STREAMING_TAGS), RunFailureReason.STEP_FAILURE)
 

@@ -56,19 +56,20 @@ ASSET_LAYERS = ("raw", "cleaned", "realtime", "aggregated")  # tables that are a
 TABLE_TAG = "pinterest/table"
 # One tag per table maintained (`maintained_tag`), for `maintenance_due` to find a table's last maintenance.
 MAINTAINED_TAG_PREFIX = "pinterest.maintained/"
-MAINTENANCE_TAGS = {"pipeline": "maintenance"}
+# A maintenance run whose step failed (a table's maintenance failed, after the run's other tables were done) is not
+# run again by the instance's run retries (infra/dagster/dagster.yaml): the job's tag, so that runs launched from the
+# UI or the CLI carry it as well as scheduled ones. A retry would maintain every table of the run
+# again, holding the lake's writes each time, and with Spark down wait out its timeout each time. The next pass
+# queues the run's tables again (`maintenance_due` counts successful maintenance runs only). A run whose
+# process died (killed, out of memory) failed no step, and is still run again.
+RETRY_ON_STEP_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
+MAINTENANCE_TAGS = {"pipeline": "maintenance", RETRY_ON_STEP_FAILURE_TAG: "false"}
 # The run queue launches higher priorities first: a micro-batch (priority 0) queued behind maintenance
 # runs goes first.
 PRIORITY_TAG = "dagster/priority"
 MAINTENANCE_PRIORITY = "-1"
 TURN_PRIORITY = "1"  # a maintenance run whose turn it is goes before the waiting micro-batch
 TURN_SENSOR_INTERVAL_S = 10
-# A maintenance run whose step failed (a table's maintenance failed, after the run's other tables were done) is not
-# run again by the instance's run retries (infra/dagster/dagster.yaml): that would maintain every table of the run
-# again, holding the lake's writes each time, and with Spark down wait out its timeout each time. The next pass
-# queues the run's tables again (`maintenance_due` counts successful maintenance runs only). A run whose
-# process died (killed, out of memory) failed no step, and is still run again.
-RETRY_ON_STEP_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
 
 
 class MaintenanceConfig(dg.Config):
@@ -173,8 +174,7 @@ def maintenance_request(tables: list[str], vacuum_retain_hours: float, run_key: 
     return dg.RunRequest(
         run_key=run_key,
         run_config={"ops": {"maintain_tables": {"config": {"tables": tables, "vacuum_retain_hours": vacuum_retain_hours}}}},
-        tags={TABLE_TAG: ",".join(tables), PRIORITY_TAG: MAINTENANCE_PRIORITY, RETRY_ON_STEP_FAILURE_TAG: "false",
-              **dict.fromkeys(map(maintained_tag, tables), "true")},
+        tags={TABLE_TAG: ",".join(tables), PRIORITY_TAG: MAINTENANCE_PRIORITY, **dict.fromkeys(map(maintained_tag, tables), "true")},
     )
 
 
