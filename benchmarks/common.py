@@ -150,6 +150,11 @@ class Comparison:
     def met(self) -> bool | None:
         return None if self.target is None else self.ratio >= self.target
 
+    @property
+    def target_shown(self) -> str:
+        """The target in words, with the lowest ratio that meets it: as the results table and the progress lines say it."""
+        return self.target_text if self.target is None else f"{self.target_text} (≥ {self.target:.2f})"
+
     def as_dict(self) -> dict:
         return {**asdict(self), "met": self.met}
 

@@ -52,9 +52,8 @@ def markdown_table(comparisons: list[Comparison], mode: str, when: datetime, hos
     for c in comparisons:
         figures = ", ".join(f"{k} {format_figure(v)}" for k, v in c.figures.items() if not isinstance(v, list))
         parameters = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in c.parameters.items())
-        target = c.target_text if c.target is None else f"{c.target_text} (≥ {c.target:.2f})"
         met = {True: "met", False: "**not met**", None: "-"}[c.met]
-        lines.append(f"| {c.question} | {figures} | {parameters} | {c.ratio:.2f} | {target} | {met} |")
+        lines.append(f"| {c.question} | {figures} | {parameters} | {c.ratio:.2f} | {c.target_shown} | {met} |")
     return "\n".join(lines) + "\n"
 
 
