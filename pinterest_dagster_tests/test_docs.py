@@ -5,7 +5,8 @@ in the Makefile, a `python -m` module that imports and whose `--help` lists each
 `infra/stack.sh` verb and service its dispatch handles, a path `pytest` is given, and each PINTEREST_*
 variable set in front of a command read by the code. The long-running ones are run elsewhere: `make test`
 by CI (`.ci/run`), which then runs `make demo`, `make screenshot`, `make migrate`, `make dev` (until the UI
-answers) and the same on PostgreSQL with docs/configuration.md's commands (checked below to be CI's), the
+answers) and the same on PostgreSQL with docs/configuration.md's commands and with the README's remote services
+(both checked below to be CI's), the
 benchmarks at small sizes with the soak (`make bench-quick SOAK=1`, when it can start within CI's first 50
 minutes) and last `make clean`; the benchmarks at full size by `make bench`; the benchmarks' own command lines by
 test_benchmark_clis.py or `make bench-quick`.
@@ -125,3 +126,21 @@ def test_ci_runs_the_dagster_on_postgres_commands_as_the_docs_give_them():
     # check_make_dev RUN_STORAGE ARGS runs `make dev ARGS`.
     made = re.compile(r"check_make_dev \w+ " + re.escape(commands[-1].removeprefix("make dev ")) + "$")
     assert any(made.search(line) for line in ci), commands[-1]
+
+
+def test_ci_runs_the_readmes_remote_services_line_as_written():
+    """.ci/run exports the line's variables (the database URL, elided in the README, filled in) and runs its
+    `make dev` through check_make_dev, which posts events and waits for a micro-batch to succeed."""
+    lines = [line for block in re.findall(r"```bash\n(.*?)```", (REPO_ROOT / "README.md").read_text(), flags=re.S)
+             for line in block.splitlines() if line.startswith("KAFKA_BOOTSTRAP_SERVERS=")]
+    assert len(lines) == 1 and lines[0].endswith(" make dev"), lines
+    variables = dict(part.split("=", 1) for part in lines[0].removesuffix(" make dev").split())
+    assert set(variables) == {"KAFKA_BOOTSTRAP_SERVERS", "SOURCE_DB_URL", "SPARK_REMOTE"}
+    ci = (REPO_ROOT / ".ci/run").read_text()
+    exported = re.search(r"^  export (KAFKA_BOOTSTRAP_SERVERS=.*)$", ci, flags=re.M)[1]
+    for name, value in variables.items():
+        if value.endswith("..."):
+            assert f"{name}=" in exported, f".ci/run does not set {name}"
+        else:
+            assert f"{name}={value}" in exported.split(), f".ci/run does not export {name}={value}"
+    assert re.search(r"^  .*AFTER_UI_ANSWERS=remote_streams check_make_dev SqliteRunStorage$", ci, flags=re.M)
