@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -62,6 +63,12 @@ def port_open(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
         return sock.connect_ex((host, port)) == 0
+
+
+def run_module(module: str, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m MODULE ARGS` from the repository, as a user runs it, with `env` added to this environment."""
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO_ROOT, env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def require_kafka(settings: Settings) -> None:

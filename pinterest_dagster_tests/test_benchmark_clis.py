@@ -6,16 +6,14 @@ first 50 minutes).
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 
 import pytest
 
 from pinterest_dagster.lib.kafka import ensure_topics
 from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT
-from pinterest_dagster_tests.services import isolated_settings, require_kafka, require_spark_connect
+from pinterest_dagster_tests.services import isolated_settings, require_kafka, require_spark_connect, run_module
 from pinterest_dagster_tests.test_docs import help_text
 
 # Every module of benchmarks/ that runs as a command (python -m benchmarks.X), found from its __main__ guard.
@@ -24,11 +22,6 @@ MODULES = sorted(
     for path in (REPO_ROOT / "benchmarks").glob("*.py")
     if path.name == "__main__.py" or 'if __name__ == "__main__":' in path.read_text()
 )
-
-
-def run_module(module: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO_ROOT, env={**os.environ, **(env or {})},
-                          capture_output=True, text=True, timeout=300)
 
 
 def test_every_benchmark_module_names_itself_and_its_options():

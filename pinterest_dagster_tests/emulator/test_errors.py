@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 from kafka import KafkaAdminClient
 
 from pinterest_dagster.lib.kafka import client_config
-from pinterest_dagster.settings import REPO_ROOT
-from pinterest_dagster_tests.services import isolated_settings, require_kafka
+from pinterest_dagster_tests.services import isolated_settings, require_kafka, run_module
 
 
 def run_emulator(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "emulator", *args],
-        cwd=REPO_ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120,
-    )
+    return run_module("emulator", *args, env=env, timeout=120)
 
 
 def assert_clean_failure(result: subprocess.CompletedProcess, *phrases: str) -> None:
