@@ -211,6 +211,27 @@ def run_session_error(env: dict) -> str:
     return done.stdout.strip()
 
 
+def test_a_runs_session_after_one_a_server_restart_closed_is_new_and_shared():
+    """A process whose Connect session a server restart closed (the client closes on SESSION_CHANGED; closed by
+    hand here) opens a new one for its next run, and that one is the process's shared session: the IO manager and
+    the assets must hand out DataFrames of one session."""
+    script = (
+        "from pinterest_dagster.definitions import build_resources\n"
+        "from pinterest_dagster.lib.spark import connect_session\n"
+        "from pinterest_dagster.settings import Settings\n"
+        "config = build_resources(Settings.from_env())['pyspark'].spark_config\n"
+        "first = connect_session(config, 60)\n"
+        "first.client.close()\n"
+        "second = connect_session(config, 60)\n"
+        "print(second is not first, second.is_stopped, connect_session(config, 60) is second, second.range(3).count())\n"
+        "second.stop()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, cwd=REPO_ROOT,
+                          env={**os.environ, "SPARK_REMOTE": require_spark_connect()})
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert done.stdout.split() == ["True", "False", "True", "3"]
+
+
 def test_a_setting_the_connect_server_refuses_fails_the_session_with_one_sentence_naming_it(tmp_path):
     conf = tmp_path / "spark-defaults.conf"
     conf.write_text("spark.executor.memory 8g\n")  # the server's own, not a session's

@@ -254,6 +254,7 @@ def connect_session(config: dict[str, str], timeout_s: float):
     from pyspark.sql import SparkSession
 
     remote = config["spark.remote"]
+    drop_stopped_connect_sessions()  # one a server restart closed: its replacement must be the shared one
     session = SparkSession.builder.remote(remote).getOrCreate()
     session.client.set_retry_policies([connect_retry_policy(timeout_s)])
     try:
