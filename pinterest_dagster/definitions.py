@@ -9,7 +9,7 @@ import dagster as dg
 from pinterest_dagster.defs.aggregate.assets import aggregated_assets
 from pinterest_dagster.defs.aggregate.checks import aggregated_checks
 from pinterest_dagster.defs.batch.jobs import batch_job, rebuild_job
-from pinterest_dagster.defs.batch.schedules import daily_batch_schedule
+from pinterest_dagster.defs.batch.schedules import build_daily_batch_schedule
 from pinterest_dagster.defs.clean.checks import cleaned_checks
 from pinterest_dagster.defs.housekeeping.jobs import build_housekeeping_schedule, housekeeping_job
 from pinterest_dagster.defs.ingest.assets import ingest_kafka_events, kafka_topic_specs
@@ -61,7 +61,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         assets=owned_and_linked([*kafka_topic_specs, ingest_kafka_events, *merge, *aggregated_assets]),
         asset_checks=[*raw_checks, *cleaned_checks, *realtime_checks, *aggregated_checks, *freshness_checks],
         jobs=[batch_job, rebuild_job, streaming_job, housekeeping_job, maintenance_job],
-        schedules=[daily_batch_schedule,
+        schedules=[build_daily_batch_schedule(settings.batch_cron),
                    build_housekeeping_schedule(settings.housekeeping_cron, settings.keep_successful_runs_hours),
                    build_maintenance_schedule(settings.maintenance_cron, settings.vacuum_retain_hours)],
         sensors=[build_kafka_microbatch_sensor(settings.max_records_per_run), freshness_sensor, maintenance_turn_sensor],

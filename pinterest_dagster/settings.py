@@ -152,6 +152,7 @@ class Settings:
     spark_tuning: str | None = None
     spark_conf_file: str | None = None  # spark-defaults style overrides, applied last (lib/spark.py)
     max_records_per_run: int = 1_000_000
+    batch_cron: str = "0 0 * * *"  # when daily_batch_schedule runs batch_job (UTC)
     maintenance_cron: str = "47 * * * *"  # when maintenance_schedule compacts and vacuums the tables (UTC)
     vacuum_retain_hours: float = 168.0  # files a compaction or overwrite replaced are kept this long
     freshness_minutes: float = 15.0  # cleaned/pin and the realtime tables are stale after this long without a merge
@@ -199,6 +200,7 @@ class Settings:
             spark_tuning=(env.get("PINTEREST_SPARK_TUNING") or "").strip().lower() or None,
             spark_conf_file=env.get("PINTEREST_SPARK_CONF") or None,
             max_records_per_run=int(env.get("PINTEREST_MAX_RECORDS_PER_RUN") or defaults.max_records_per_run),
+            batch_cron=env.get("PINTEREST_BATCH_CRON") or defaults.batch_cron,
             maintenance_cron=env.get("PINTEREST_MAINTENANCE_CRON") or defaults.maintenance_cron,
             vacuum_retain_hours=float(env.get("PINTEREST_VACUUM_RETAIN_HOURS") or defaults.vacuum_retain_hours),
             freshness_minutes=float(env.get("PINTEREST_FRESHNESS_MINUTES") or defaults.freshness_minutes),

@@ -101,9 +101,11 @@ def stream(request, spark, source_url, tmp_path_factory):
         "PINTEREST_MAX_RECORDS_PER_RUN": str(MAX_RECORDS_PER_RUN),
         # The scenario is about streaming under faults: the hourly maintenance and housekeeping passes would
         # take turns with its micro-batches whenever a run of it spans :47 or :17 (test_maintenance.py
-        # covers them). January 1st, 03:00 UTC, does not come up in a test.
+        # covers them), and the daily batch one at midnight (the scenario launches batch_job itself).
+        # January 1st, 03:00 UTC, does not come up in a test.
         "PINTEREST_MAINTENANCE_CRON": "0 3 1 1 *",
         "PINTEREST_HOUSEKEEPING_CRON": "0 3 1 1 *",
+        "PINTEREST_BATCH_CRON": "0 3 1 1 *",
     }
     daemon = Daemon(home, env)
     daemon.start()
