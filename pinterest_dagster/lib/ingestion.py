@@ -367,13 +367,13 @@ def run_group_id(run) -> str:
     return run.root_run_id or run.run_id
 
 
-def ranges_ingested_by(spark: SparkSession, lake: LakeResource, group_id: str) -> list[OffsetRange]:
-    """The offset ranges that runs of this group ingested."""
+def ranges_ingested_by(spark: SparkSession, lake: LakeResource, *group_ids: str) -> list[OffsetRange]:
+    """The offset ranges that runs of these groups ingested."""
     if not delta.table_exists(spark, log_path(lake)):
         return []
     rows = (
         delta.read_table(spark, log_path(lake))
-        .where(F.col("run_id") == group_id)
+        .where(F.col("run_id").isin(list(group_ids)))
         .select("topic", "partition", "start_offset", "end_offset")
         .distinct()
         .collect()

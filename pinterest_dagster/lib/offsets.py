@@ -182,6 +182,19 @@ def ranges_to_ingest(
     return ranges
 
 
+def retained_parts(ranges, firsts: dict[tuple[str, int], int]) -> tuple[list[OffsetRange], list[OffsetRange]]:
+    """`ranges` split at each partition's first retained offset (`firsts`): the parts Kafka still holds, and
+    the parts retention (or a deletion of records) took before they were read."""
+    kept, deleted = [], []
+    for r in ranges:
+        first = firsts.get((r.topic, r.partition), 0)
+        if r.start < first:
+            deleted.append(OffsetRange(r.topic, r.partition, r.start, min(r.end, first)))
+        if r.end > max(r.start, first):
+            kept.append(OffsetRange(r.topic, r.partition, max(r.start, first), r.end))
+    return kept, deleted
+
+
 def ranges_text(ranges, limit: int = 20) -> str:
     """`topic[p] start-end, ...` for logs, tags and metadata; at most `limit` ranges, then how many more."""
     ranges = sorted(ranges)

@@ -13,10 +13,12 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from pyspark.sql import functions as F
 
 from pinterest_dagster.defs.ingest.checks import COMPLETENESS_CHECK
+from pinterest_dagster.defs.merge import assets as merge_assets
+from pinterest_dagster.defs.streaming.sensors import replan_request
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import lag
 from pinterest_dagster.lib.kafka import client_config, make_producer, offset_bounds
-from pinterest_dagster.lib.microbatch import run_config
+from pinterest_dagster.lib.microbatch import cursor_key, run_config
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.settings import TOPIC_KINDS
 from pinterest_dagster_tests.pipeline import make_pipeline
@@ -146,3 +148,59 @@ def test_a_topic_with_tiny_retention_reports_the_events_it_deleted_before_ingest
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert check.metadata["lost_ranges"].value == f"{topic}[0] 0-{first}"
     assert check.metadata["missing_offsets"].value == 0
+
+
+def test_a_range_retention_reached_while_its_run_waited_is_read_from_kafkas_first_offset(with_holes, pipeline, spark):
+    """The sensor planned a range; before its run read it, retention moved the partition's first offset into it
+    (the run waited behind a long batch_job, or Spark was down). Spark's Kafka source fails on the missing
+    offsets, in every attempt and every re-plan: the run must ingest what Kafka still holds, and the check name
+    the rest as lost. Runs last in this module: the lake is caught up (the daily batch above)."""
+    topics = list(pipeline.settings.topics.values())
+    cursor = {cursor_key(tp.topic, tp.partition): end for tp, (_, end) in offset_bounds(pipeline.settings, topics).items()}
+    pipeline.post_emulated(posts=30, seed=13)
+    [config], _ = sensor_run_configs(pipeline, cursor=json.dumps(cursor))
+    user = next(r for r in ranges_of(config) if r["topic"] == pipeline.settings.topic("user") and r["end"] - r["start"] >= 3)
+    deleted_to = user["start"] + 2
+    admin = KafkaAdminClient(**client_config(pipeline.settings))
+    admin.delete_records({TopicPartition(user["topic"], user["partition"]): deleted_to})
+    admin.close()
+
+    pipeline.run_job("streaming_job", config)
+    raw = delta.read_table(spark, pipeline.settings.table_path("raw", "user")).where(
+        (F.col("_partition") == user["partition"]) & (F.col("_offset") >= user["start"]) & (F.col("_offset") < user["end"]))
+    assert sorted(r[0] for r in raw.select("_offset").collect()) == list(range(deleted_to, user["end"]))
+    check = completeness(pipeline)["user"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["lost_ranges"].value == f"{user['topic']}[{user['partition']}] {user['start']}-{deleted_to}"
+    assert check.metadata["missing_offsets"].value == 0
+
+
+def test_a_re_planned_micro_batch_merges_the_gaps_the_failed_one_healed(with_holes, pipeline, spark, monkeypatch):
+    """A micro-batch that heals gaps writes them to raw and logs them, then fails for good in its merge: its
+    re-plan must merge those gaps too (no later run ingests or merges them, as they are logged). Runs last here."""
+    topics = list(pipeline.settings.topics.values())
+    cursor = {cursor_key(tp.topic, tp.partition): end for tp, (_, end) in offset_bounds(pipeline.settings, topics).items()}
+    pipeline.post_emulated(posts=60, seed=14)
+    [config], cursor = sensor_run_configs(pipeline, cursor=json.dumps(cursor))
+    pin = next(r for r in ranges_of(config) if r["topic"] == pipeline.settings.topic("pin") and r["end"] - r["start"] > 12)
+    pin["start"] += 12  # a gap of 12 pin offsets, as a cursor moved past them
+    pipeline.run_job("streaming_job", config)
+    pipeline.post_emulated(posts=5, seed=15)
+    [config], _ = sensor_run_configs(pipeline, cursor=cursor)
+    healing = run_config([], heal_gaps=True)
+    healing["ops"]["ingest_kafka_events"]["config"]["ranges"] = ranges_of(config)
+    job = pipeline.defs.resolve_job_def("streaming_job")
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("the merge step fails in every attempt")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(merge_assets, "cleaned_rows", failing)
+        failed = job.execute_in_process(run_config=healing, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not failed.success
+    request = replan_request(failed.dagster_run)
+    replanned = job.execute_in_process(run_config=request.run_config, tags=request.tags, instance=dg.DagsterInstance.ephemeral())
+    assert replanned.success
+    raw = delta.read_table(spark, pipeline.settings.table_path("raw", "pin"))
+    cleaned = delta.read_table(spark, pipeline.settings.table_path("cleaned", "pin"))
+    assert cleaned.count() == raw.select("index").distinct().count()

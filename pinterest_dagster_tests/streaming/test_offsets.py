@@ -5,8 +5,8 @@ from __future__ import annotations
 from pinterest_dagster.defs.ingest.checks import regions_to_check, verified_up_to
 from pinterest_dagster.lib.check_state import CheckedSince
 from pinterest_dagster.lib.offsets import (
-    OffsetRange, PartitionCoverage, coverage_of, intersection, lag_per_topic, missing, ranges_to_ingest, since_last_check,
-    union,
+    OffsetRange, PartitionCoverage, coverage_of, intersection, lag_per_topic, missing, ranges_to_ingest, retained_parts,
+    since_last_check, union,
 )
 
 
@@ -99,3 +99,10 @@ def test_the_regions_a_completeness_check_reads_and_where_it_may_resume():
     assert regions_to_check([c, recreated], since, owned) == {0: [(10, 20), (120, 150), (160, 200)], 1: [(0, 20)]}
     # Passing, it has seen partition 0 up to the range a run in flight will write, partition 1 all of it.
     assert verified_up_to([c, recreated], owned) == {("t", 0): 150, ("t", 1): 20}
+
+
+def test_ranges_split_at_kafkas_first_retained_offset():
+    ranges = [OffsetRange("t", 0, 0, 10), OffsetRange("t", 1, 5, 8), OffsetRange("t", 2, 3, 6), OffsetRange("u", 0, 2, 4)]
+    kept, deleted = retained_parts(ranges, {("t", 0): 4, ("t", 1): 9, ("t", 2): 0})
+    assert kept == [OffsetRange("t", 0, 4, 10), OffsetRange("t", 2, 3, 6), OffsetRange("u", 0, 2, 4)]
+    assert deleted == [OffsetRange("t", 0, 0, 4), OffsetRange("t", 1, 5, 8)]

@@ -8,7 +8,8 @@ from dagster_pyspark import PySparkResource
 from pinterest_dagster.lib.io_managers import column_schema
 from pinterest_dagster.lib.ingestion import ingest_ranges, partition_coverage, run_group_id, topic_observations
 from pinterest_dagster.lib.microbatch import INGEST_STEP
-from pinterest_dagster.lib.offsets import OffsetRange, ranges_text, ranges_to_ingest
+from pinterest_dagster.lib import kafka as kafka_lib
+from pinterest_dagster.lib.offsets import OffsetRange, ranges_text, ranges_to_ingest, retained_parts
 from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import fit_code_generation
@@ -110,7 +111,7 @@ def ingest_kafka_events(
     offsets = sum(r.size for r in ranges)
     context.log.info(f"ingesting {offsets:,} offsets in {len(ranges)} ranges")
     fit_code_generation(spark, offsets)
-    counts = ingest_ranges(spark, lake, kafka, ranges, run_id=group)
+    ranges, counts = ingest_retained(context, spark, lake, kafka, ranges, group)
     # How far behind Kafka the lake is: from the streaming cursor (no read of the log) while streaming runs.
     if cursor is None and coverage is None:
         coverage = partition_coverage(spark, lake, kafka)
@@ -138,3 +139,26 @@ def ingest_kafka_events(
             "dagster/column_schema": RAW_SCHEMAS["rejects"],
         },
     )
+
+
+def ingest_retained(context: dg.AssetExecutionContext, spark, lake: LakeResource, kafka: KafkaResource,
+                    ranges: list[OffsetRange], group: str) -> tuple[list[OffsetRange], dict]:
+    """Ingests `ranges`, or, when retention took the start of some while their run waited (Spark's Kafka source
+    then fails on the missing offsets, in every attempt and every re-plan), what Kafka still holds of them: the
+    completeness check names the rest as lost. Returns the ranges ingested and their counts. Kafka's first
+    offsets are asked only after a failure: a micro-batch pays nothing for this."""
+    try:
+        return ranges, ingest_ranges(spark, lake, kafka, ranges, run_id=group)
+    except Exception as error:
+        try:
+            bounds = kafka_lib.offset_bounds(kafka.settings(), sorted({r.topic for r in ranges}))
+        except Exception:
+            raise error from None
+        kept, deleted = retained_parts(ranges, {(tp.topic, tp.partition): first for tp, (first, _) in bounds.items()})
+        if not deleted:
+            raise
+        context.log.warning(
+            f"retention deleted {sum(r.size for r in deleted):,} offsets of this run's ranges before it read them: "
+            f"{ranges_text(deleted)}; ingesting the rest (the completeness check reports them as lost)"
+        )
+        return kept, ingest_ranges(spark, lake, kafka, kept, run_id=group)
