@@ -13,7 +13,7 @@ import dagster as dg
 from pinterest_dagster.lib.ingestion import ranges_ingested_by, run_group_id
 from pinterest_dagster.lib.offsets import OffsetRange
 from pinterest_dagster.lib.resources import LakeResource
-from pinterest_dagster.lib.streaming_runs import REPLANS_TAG, configured_ranges, ingest_config
+from pinterest_dagster.lib.streaming_runs import configured_ranges, ingest_config, replanned_groups
 
 
 class IncrementalConfig(dg.Config):
@@ -26,10 +26,10 @@ def run_ranges(context: dg.AssetExecutionContext, spark, lake: LakeResource) -> 
     """The offset ranges this run ingested: the ones its config names (a sensor's micro-batch, no
     query needed), else the ones the ingestion log records for its run group (a catch-up run, or a
     micro-batch that also healed gaps, in this attempt or an earlier one). A re-planned micro-batch also merges
-    what the run group it re-plans ingested: the gaps that group healed are logged, so no later run ingests or
-    merges them again, but its merge failed for good."""
+    what the run groups it re-plans ingested, back to the first: the gaps a group healed are logged, so no later
+    run ingests or merges them again, but its merge failed for good. (Within a day: maintenance coalesces log
+    rows older than that, and their run ids with them; `rebuild_job` merges everything.)"""
     ranges = configured_ranges(context.run)
     if ranges and not ingest_config(context.run).get("heal_gaps"):
         return ranges
-    replanned = context.run.tags.get(REPLANS_TAG)
-    return ranges_ingested_by(spark, lake, run_group_id(context.run), *([replanned] if replanned else []))
+    return ranges_ingested_by(spark, lake, run_group_id(context.run), *replanned_groups(context.instance, context.run))

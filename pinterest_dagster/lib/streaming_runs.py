@@ -103,6 +103,17 @@ def runs_failed_for_good(instance: dg.DagsterInstance, grace_seconds: float = RE
     return failed
 
 
+def replanned_groups(instance: dg.DagsterInstance, run: dg.DagsterRun, limit: int = 1_000) -> list[str]:
+    """The run groups a re-planned micro-batch stands for: the one it re-plans, that one's own if it was a re-plan
+    too, and so on back (a re-plan can fail for good in turn, while Spark stays down)."""
+    groups, group = [], run.tags.get(REPLANS_TAG)
+    while group and group not in groups and len(groups) < limit:
+        groups.append(group)
+        replanned = instance.get_run_by_id(group)
+        group = replanned.tags.get(REPLANS_TAG) if replanned else None
+    return groups
+
+
 def seconds_since_last_heal(instance: dg.DagsterInstance) -> float:
     """Seconds since the newest micro-batch asked to heal gaps was created (infinite if none was)."""
     records = instance.get_run_records(dg.RunsFilter(job_name=STREAMING_JOB, tags={HEALS_TAG: "true"}), limit=1)

@@ -141,15 +141,22 @@ def ingest_kafka_events(
     )
 
 
+# How Spark's Kafka source says offsets it was asked for are gone (its error condition, and the messages of the
+# Kafka consumer error behind it): the failure after which the ingestion asks Kafka what it still holds.
+KAFKA_DATA_LOSS = ("KAFKA_DATA_LOSS", "Some data may have been lost", "OffsetOutOfRange")
+
+
 def ingest_retained(context: dg.AssetExecutionContext, spark, lake: LakeResource, kafka: KafkaResource,
                     ranges: list[OffsetRange], group: str) -> tuple[list[OffsetRange], dict]:
     """Ingests `ranges`, or, when retention took the start of some while their run waited (Spark's Kafka source
     then fails on the missing offsets, in every attempt and every re-plan), what Kafka still holds of them: the
     completeness check names the rest as lost. Returns the ranges ingested and their counts. Kafka's first
-    offsets are asked only after a failure: a micro-batch pays nothing for this."""
+    offsets are asked only after Spark reported such a loss: a micro-batch pays nothing for this."""
     try:
         return ranges, ingest_ranges(spark, lake, kafka, ranges, run_id=group)
     except Exception as error:
+        if not any(marker in str(error) for marker in KAFKA_DATA_LOSS):
+            raise
         try:
             bounds = kafka_lib.offset_bounds(kafka.settings(), sorted({r.topic for r in ranges}))
         except Exception:
@@ -159,6 +166,6 @@ def ingest_retained(context: dg.AssetExecutionContext, spark, lake: LakeResource
             raise
         context.log.warning(
             f"retention deleted {sum(r.size for r in deleted):,} offsets of this run's ranges before it read them: "
-            f"{ranges_text(deleted)}; ingesting the rest (the completeness check reports them as lost)"
+            f"{ranges_text(deleted)}; ingesting the rest (the completeness check reports as lost what no run ingested)"
         )
         return kept, ingest_ranges(spark, lake, kafka, kept, run_id=group)
