@@ -43,10 +43,10 @@ def test_the_kafka_topics_are_external_assets_upstream_of_raw():
 def test_the_daily_batch_runs_from_the_daemons_start_on_the_configured_cron():
     import dagster as dg
 
-    from pinterest_dagster.definitions import build_definitions, defs
+    from pinterest_dagster.definitions import build_definitions
     from pinterest_dagster.settings import Settings
 
-    schedule = defs.resolve_schedule_def("daily_batch_schedule")
+    schedule = build_definitions(Settings.from_env({})).resolve_schedule_def("daily_batch_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == ("0 0 * * *", "UTC", "batch_job")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     other = build_definitions(Settings.from_env({"PINTEREST_BATCH_CRON": "30 2 * * *"}))
