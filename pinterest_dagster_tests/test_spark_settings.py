@@ -205,10 +205,16 @@ def run_session_error(env: dict) -> str:
         "except Exception as error:\n"
         "    print(f'{type(error).__name__}: {error}')\n"
     )
+    return python_in_its_own_process(script, env).strip()
+
+
+def python_in_its_own_process(script: str, env: dict) -> str:
+    """What `script` prints, run by the project's Python with `env` added (the tests' process holds a classic
+    session, so a Connect session needs a process of its own)."""
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, cwd=REPO_ROOT,
                           env={**os.environ, **env})
     assert done.returncode == 0, done.stderr[-1500:]
-    return done.stdout.strip()
+    return done.stdout
 
 
 def test_a_runs_session_after_one_a_server_restart_closed_is_new_and_shared():
@@ -226,10 +232,7 @@ def test_a_runs_session_after_one_a_server_restart_closed_is_new_and_shared():
         "print(second is not first, second.is_stopped, connect_session(config, 60) is second, second.range(3).count())\n"
         "second.stop()\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, cwd=REPO_ROOT,
-                          env={**os.environ, "SPARK_REMOTE": require_spark_connect()})
-    assert done.returncode == 0, done.stderr[-1500:]
-    assert done.stdout.split() == ["True", "False", "True", "3"]
+    assert python_in_its_own_process(script, {"SPARK_REMOTE": require_spark_connect()}).split() == ["True", "False", "True", "3"]
 
 
 def test_a_setting_the_connect_server_refuses_fails_the_session_with_one_sentence_naming_it(tmp_path):

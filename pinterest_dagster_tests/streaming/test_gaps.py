@@ -17,7 +17,7 @@ from pinterest_dagster.defs.merge import assets as merge_assets
 from pinterest_dagster.defs.streaming.sensors import replan_request
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.ingestion import lag
-from pinterest_dagster.lib.kafka import client_config, make_producer, offset_bounds
+from pinterest_dagster.lib.kafka import client_config, end_offsets, make_producer, offset_bounds
 from pinterest_dagster.lib.microbatch import cursor_key, run_config
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.settings import TOPIC_KINDS
@@ -39,6 +39,12 @@ def completeness(pipeline) -> dict[str, dg.AssetCheckEvaluation]:
     defs = dg.Definitions.merge(pipeline.defs, dg.Definitions(jobs=[job]))
     result = defs.resolve_job_def("completeness").execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     return {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations()}
+
+
+def cursor_at_kafkas_end(pipeline) -> str:
+    """The sensor's cursor at the end of every partition: the next micro-batch plans only what is posted after."""
+    ends = end_offsets(pipeline.settings, list(pipeline.settings.topics.values()))
+    return json.dumps({cursor_key(tp.topic, tp.partition): end for tp, end in ends.items()})
 
 
 def ranges_of(config) -> list[dict]:
@@ -156,10 +162,9 @@ def test_a_range_retention_reached_while_its_run_waited_is_read_from_kafkas_firs
     offsets, in every attempt and every re-plan: the run must ingest what Kafka still holds, and the check name
     the rest as lost. Takes its cursor from Kafka's end offsets; the check's lost ranges assume the lake caught up
     with what came before (the daily batch above)."""
-    topics = list(pipeline.settings.topics.values())
-    cursor = {cursor_key(tp.topic, tp.partition): end for tp, (_, end) in offset_bounds(pipeline.settings, topics).items()}
+    cursor = cursor_at_kafkas_end(pipeline)
     pipeline.post_emulated(posts=30, seed=13)
-    [config], _ = sensor_run_configs(pipeline, cursor=json.dumps(cursor))
+    [config], _ = sensor_run_configs(pipeline, cursor=cursor)
     user = next(r for r in ranges_of(config) if r["topic"] == pipeline.settings.topic("user") and r["end"] - r["start"] >= 3)
     deleted_to = user["start"] + 2
     admin = KafkaAdminClient(**client_config(pipeline.settings))
@@ -180,10 +185,9 @@ def test_re_planned_micro_batches_merge_the_gaps_the_failed_one_healed(with_hole
     """A micro-batch that heals gaps writes them to raw and logs them, then fails for good in its merge, and so does
     its re-plan (Spark stays down): the re-plan of the re-plan must merge those gaps (no later run ingests or
     merges them, as they are logged). Takes its cursor from Kafka's end offsets."""
-    topics = list(pipeline.settings.topics.values())
-    cursor = {cursor_key(tp.topic, tp.partition): end for tp, (_, end) in offset_bounds(pipeline.settings, topics).items()}
+    cursor = cursor_at_kafkas_end(pipeline)
     pipeline.post_emulated(posts=60, seed=14)
-    [config], cursor = sensor_run_configs(pipeline, cursor=json.dumps(cursor))
+    [config], cursor = sensor_run_configs(pipeline, cursor=cursor)
     pin = next(r for r in ranges_of(config) if r["topic"] == pipeline.settings.topic("pin") and r["end"] - r["start"] > 12)
     gap = (pin["partition"], pin["start"], pin["start"] + 12)
     pin["start"] += 12  # a gap of 12 pin offsets, as a cursor moved past them
