@@ -12,6 +12,7 @@ from pinterest_dagster.lib.offsets import OffsetRange
 INGEST_STEP = "ingest_kafka_events"
 
 Cursor = dict[str, int]  # "topic:partition" -> next offset to ingest
+TopicIds = dict[str, str]  # topic -> Kafka's id of the topic (a UUID, new each time a topic is created)
 
 
 def cursor_key(topic: str, partition: int) -> str:
@@ -59,14 +60,27 @@ def plan_microbatches(
     return batches, new_cursor
 
 
-def moved_back(cursor: Cursor, bounds: dict[tuple[str, int], tuple[int, int]]) -> dict[tuple[str, int], tuple[int, int]]:
-    """Partitions whose end offset lies behind the cursor, (cursor, end) each: the topic was deleted and
-    recreated, and planning from the cursor would wait for ever for offsets already used once."""
+def recreated_topics(known: TopicIds, current: TopicIds) -> set[str]:
+    """Topics whose Kafka id is not the one the cursor was planned against: deleted and recreated since,
+    even when the new topic already holds more offsets than the cursor (its end did not go backwards)."""
+    return {topic for topic, topic_id in current.items() if known.get(topic, topic_id) != topic_id}
+
+
+def moved_back(cursor: Cursor, bounds: dict[tuple[str, int], tuple[int, int]],
+               recreated: set[str] = frozenset()) -> dict[tuple[str, int], tuple[int, int]]:
+    """Partitions whose end offset lies behind the cursor, or of a `recreated` topic, (cursor, end) each:
+    the topic was deleted and recreated, and planning from the cursor would wait for ever for offsets
+    already used once, or take the new topic's offsets for ones already ingested."""
     return {
-        (topic, partition): (cursor[cursor_key(topic, partition)], end)
+        (topic, partition): (cursor.get(cursor_key(topic, partition), 0), end)
         for (topic, partition), (_, end) in sorted(bounds.items())
         if cursor.get(cursor_key(topic, partition), 0) > end
+        or topic in recreated
     }
+
+
+def without_topics(bounds: dict[tuple[str, int], tuple[int, int]], topics: set[str]) -> dict[tuple[str, int], tuple[int, int]]:
+    return {tp: b for tp, b in bounds.items() if tp[0] not in topics}
 
 
 def deleted_before_ingestion(cursor: Cursor, bounds: dict[tuple[str, int], tuple[int, int]]) -> list[OffsetRange]:
@@ -79,17 +93,23 @@ def deleted_before_ingestion(cursor: Cursor, bounds: dict[tuple[str, int], tuple
     ]
 
 
-def cursor_reset_command(cursor: Cursor, bounds: dict[tuple[str, int], tuple[int, int]], sensor_name: str) -> str:
-    """The command that moves the cursor of every moved-back partition to its first offset."""
+def cursor_reset_command(cursor: Cursor, bounds: dict[tuple[str, int], tuple[int, int]], sensor_name: str,
+                         recreated: set[str] = frozenset()) -> str:
+    """The command that moves the cursor of every moved-back partition to its first offset. It sets the
+    offsets alone: the next tick takes the topics' ids as Kafka has them then."""
     reset = dict(cursor)
-    for topic, partition in moved_back(cursor, bounds):
+    for topic, partition in moved_back(cursor, bounds, recreated):
         reset[cursor_key(topic, partition)] = bounds[(topic, partition)][0]
     return f"dagster sensor cursor {sensor_name} -w workspace.yaml --set '{json.dumps(reset, sort_keys=True)}'"
 
 
-def run_key(batch: list[OffsetRange]) -> str:
-    """The same ranges always give the same key, so a re-planned batch is never launched twice."""
-    text = ",".join(f"{r.topic}:{r.partition}:{r.start}-{r.end}" for r in sorted(batch))
+def run_key(batch: list[OffsetRange], topic_ids: TopicIds | None = None) -> str:
+    """The same ranges of the same topics always give the same key, so a re-planned batch is never launched
+    twice; with `topic_ids`, the same offsets of a topic recreated since get another key (Dagster would
+    skip a run whose key it has seen, in silence)."""
+    ids = topic_ids or {}
+    text = ",".join(f"{r.topic}:{r.partition}:{r.start}-{r.end}" + (f"@{ids[r.topic]}" if r.topic in ids else "")
+                    for r in sorted(batch))
     return "microbatch-" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -101,4 +121,16 @@ def run_config(batch: list[OffsetRange], heal_gaps: bool = False) -> dict:
 
 
 def parse_cursor(text: str | None) -> Cursor:
-    return {key: int(value) for key, value in json.loads(text or "{}").items()}
+    """The offsets of a sensor cursor: `{"offsets": {...}, "topic_ids": {...}}`, or the offsets alone (as
+    `cursor_reset_command` sets them, and as versions before topic ids wrote them)."""
+    data = json.loads(text or "{}")
+    return {key: int(value) for key, value in data.get("offsets", data).items()}
+
+
+def parse_topic_ids(text: str | None) -> TopicIds:
+    """The topic ids a sensor cursor was planned against ({} when it has none)."""
+    return dict(json.loads(text or "{}").get("topic_ids", {}))
+
+
+def cursor_text(cursor: Cursor, topic_ids: TopicIds) -> str:
+    return json.dumps({"offsets": cursor, "topic_ids": topic_ids}, sort_keys=True)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from pinterest_dagster.lib.ingestion import OffsetRange
-from pinterest_dagster.lib.microbatch import cursor_reset_command, deleted_before_ingestion, moved_back, plan_microbatches, run_config, run_key
+from pinterest_dagster.lib.microbatch import (
+    cursor_reset_command, cursor_text, deleted_before_ingestion, moved_back, parse_cursor, parse_topic_ids, plan_microbatches,
+    recreated_topics, run_config, run_key,
+)
 
 BOUNDS = {("t.pin", 0): (0, 10), ("t.pin", 1): (0, 4), ("t.geo", 0): (0, 0)}
 
@@ -75,6 +78,30 @@ def test_a_partition_whose_end_went_behind_the_cursor_is_named_with_the_command_
     command = cursor_reset_command(cursor, bounds, "kafka_microbatch_sensor")
     assert command.startswith("dagster sensor cursor kafka_microbatch_sensor -w workspace.yaml --set ")
     assert '"t.pin:0": 0' in command and '"t.pin:1": 7' in command
+
+
+def test_a_topic_whose_id_changed_is_recreated_even_when_its_end_passed_the_cursor():
+    known = {"t.pin": "id-1", "t.geo": "id-2"}
+    assert recreated_topics(known, {"t.pin": "id-1", "t.geo": "id-2"}) == set()
+    assert recreated_topics({}, {"t.pin": "id-1"}) == set()  # first tick, or a reset cursor: the ids are taken
+    assert recreated_topics(known, {"t.pin": "id-9", "t.geo": "id-2", "t.user": "id-3"}) == {"t.pin"}
+    cursor = {"t.pin:0": 5, "t.pin:1": 4, "t.geo:0": 3}
+    bounds = {("t.pin", 0): (0, 20), ("t.pin", 1): (0, 9), ("t.geo", 0): (0, 3)}
+    assert moved_back(cursor, bounds) == {}
+    assert moved_back(cursor, bounds, {"t.pin"}) == {("t.pin", 0): (5, 20), ("t.pin", 1): (4, 9)}
+    command = cursor_reset_command(cursor, bounds, "kafka_microbatch_sensor", {"t.pin"})
+    assert command.endswith("""--set '{"t.geo:0": 3, "t.pin:0": 0, "t.pin:1": 0}'""")
+    # The same offsets of the topic created again get another run key: Dagster skips a key it has seen.
+    batch = [OffsetRange("t.pin", 0, 0, 5)]
+    assert run_key(batch, {"t.pin": "id-1"}) != run_key(batch, {"t.pin": "id-9"})
+    assert run_key(batch, {"t.pin": "id-1"}) == run_key(batch, {"t.pin": "id-1", "t.geo": "id-2"})
+
+
+def test_the_cursor_keeps_offsets_and_topic_ids_and_reads_the_offsets_alone_as_a_reset_sets_them():
+    text = cursor_text({"t.pin:0": 5}, {"t.pin": "id-1"})
+    assert (parse_cursor(text), parse_topic_ids(text)) == ({"t.pin:0": 5}, {"t.pin": "id-1"})
+    assert (parse_cursor('{"t.pin:0": 0}'), parse_topic_ids('{"t.pin:0": 0}')) == ({"t.pin:0": 0}, {})
+    assert (parse_cursor(None), parse_topic_ids(None)) == ({}, {})
 
 
 def test_offsets_retention_deleted_between_the_cursor_and_kafkas_first_offset_are_named():

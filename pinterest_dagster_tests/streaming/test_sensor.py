@@ -14,6 +14,7 @@ from dagster._core.test_utils import create_run_for_test
 from pinterest_dagster.defs.streaming.jobs import STREAMING_TAGS
 from pinterest_dagster.defs.streaming.sensors import build_kafka_microbatch_sensor
 from pinterest_dagster.lib.kafka import ensure_topics, make_producer
+from pinterest_dagster.lib.microbatch import parse_cursor, parse_topic_ids
 from pinterest_dagster.lib.resources import KafkaResource
 from pinterest_dagster_tests.services import isolated_settings, require_kafka
 
@@ -61,11 +62,12 @@ def test_new_events_give_runs_with_exact_ranges_and_the_cursor_moves_past_them(s
     ranges = ranges_of(result)
     assert {r["topic"] for r in ranges} == {settings.topic("geo")}
     assert sum(r["end"] - r["start"] for r in ranges) == 40
-    cursor = json.loads(result.cursor)
+    cursor = parse_cursor(result.cursor)
     assert sum(cursor.values()) == 40
+    assert set(parse_topic_ids(result.cursor)) == set(settings.topics.values())
 
     again = tick(settings, result.cursor)
-    assert again.run_requests == [] and json.loads(again.cursor or result.cursor) == cursor
+    assert again.run_requests == [] and parse_cursor(again.cursor or result.cursor) == cursor
 
 
 def test_batch_bound_is_respected(settings):
@@ -177,7 +179,8 @@ def test_a_micro_batch_that_failed_past_its_retries_is_planned_again_once(settin
 def test_a_topic_really_deleted_and_recreated_is_reported_by_the_next_tick(settings):
     from kafka import KafkaAdminClient
 
-    from pinterest_dagster.lib.kafka import client_config
+    from pinterest_dagster.lib.kafka import client_config, end_offsets
+    from pinterest_dagster.lib.microbatch import cursor_key
 
     produce(settings, "user", 30)
     first = tick(settings, None, max_records=10_000)
@@ -194,3 +197,17 @@ def test_a_topic_really_deleted_and_recreated_is_reported_by_the_next_tick(setti
     result = tick(settings, first.cursor)
     assert result.run_requests == [] and "deleted and recreated" in result.skip_message
     assert f"{user}[" in result.skip_message and "dagster sensor cursor kafka_microbatch_sensor" in result.skip_message
+
+    # The new topic soon holds more offsets than the cursor: its end no longer goes backwards, its id changed.
+    produce(settings, "user", 90)
+    ends = {cursor_key(tp.topic, tp.partition): end for tp, end in end_offsets(settings, [user]).items()}
+    assert all(ends[key] >= offset for key, offset in parse_cursor(first.cursor).items() if key in ends)
+    passed = tick(settings, first.cursor)
+    assert passed.run_requests == [] and "deleted and recreated" in passed.skip_message
+    assert f"the topic's id changed ({user})" in passed.skip_message
+    # Its command resets the cursor; the next tick plans the new topic from its first offset, under new run keys.
+    reset = passed.skip_message.split("--set '")[1].split("'")[0]
+    after = tick(settings, reset, max_records=10_000)
+    assert sum(r["end"] - r["start"] for r in ranges_of(after) if r["topic"] == user) == 90
+    assert not {r.run_key for r in after.run_requests} & {r.run_key for r in first.run_requests}
+    assert parse_topic_ids(after.cursor)[user] != parse_topic_ids(first.cursor)[user]

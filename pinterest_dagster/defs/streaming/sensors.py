@@ -5,15 +5,15 @@ is planned again, and every `heal_interval_seconds` one micro-batch also ingests
 offsets are missing below what was ingested (`heal_gaps`, in lib/offsets.py's sense).
 """
 
-import json
 import time
 
 import dagster as dg
 
 from pinterest_dagster.defs.streaming.jobs import streaming_job
-from pinterest_dagster.lib.kafka import offset_bounds
+from pinterest_dagster.lib.kafka import offset_bounds, topic_ids
 from pinterest_dagster.lib.microbatch import (
-    cursor_reset_command, deleted_before_ingestion, moved_back, parse_cursor, plan_microbatches, run_config, run_key,
+    cursor_reset_command, cursor_text, deleted_before_ingestion, moved_back, parse_cursor, parse_topic_ids,
+    plan_microbatches, recreated_topics, run_config, run_key, without_topics,
 )
 from pinterest_dagster.lib.offsets import ranges_text
 from pinterest_dagster.lib.resources import KafkaResource
@@ -37,13 +37,14 @@ def replan_request(failed: dg.DagsterRun) -> dg.RunRequest:
     )
 
 
-def moved_back_message(cursor, bounds) -> str:
-    back = moved_back(cursor, bounds)
+def moved_back_message(cursor, bounds, recreated=frozenset()) -> str:
+    back = moved_back(cursor, bounds, recreated)
     partitions = ", ".join(f"{t}[{p}] (end {end:,}, cursor {at:,})" for (t, p), (at, end) in back.items())
+    how = "offsets went backwards" + (f", or the topic's id changed ({', '.join(sorted(recreated))})" if recreated else "")
     return (
-        f"offsets went backwards in {partitions}: the topic was deleted and recreated, and nothing more is "
+        f"{partitions}: the topic was deleted and recreated ({how}), and nothing more is "
         f"ingested from it until its cursor is reset. The lake keeps the old topic's events; the new topic's "
-        f"replace those at the same offsets. To reset: {cursor_reset_command(cursor, bounds, SENSOR_NAME)}"
+        f"replace those at the same offsets. To reset: {cursor_reset_command(cursor, bounds, SENSOR_NAME, recreated)}"
     )
 
 
@@ -82,27 +83,33 @@ def build_kafka_microbatch_sensor(
     )
     def kafka_microbatch_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource):
         topics = [kafka.topic(kind) for kind in TOPIC_KINDS]
-        cursor = parse_cursor(context.cursor)
+        cursor, known_ids = parse_cursor(context.cursor), parse_topic_ids(context.cursor)
         deadline = time.monotonic() + wait_seconds
-        replans, bounds = None, {}
+        replans, bounds, ids, recreated = None, {}, None, set()
         while True:
             free_slots = max_in_flight - streaming_runs_in_flight(context.instance)
             if free_slots > 0:
                 if replans is None:
                     replans = runs_failed_for_good(context.instance, retry_grace_seconds)
                 bounds = {(tp.topic, tp.partition): b for tp, b in offset_bounds(kafka.settings(), topics).items()}
-                batches, new_cursor = plan_microbatches(cursor, bounds, max_records_per_run, free_slots)
+                batches, new_cursor = plan_microbatches(cursor, without_topics(bounds, recreated), max_records_per_run, free_slots)
+                if batches and ids is None:
+                    # Before the cursor moves: are these still the topics it was planned against?
+                    ids = topic_ids(kafka.settings(), topics)
+                    if recreated := recreated_topics(known_ids, ids):
+                        batches, new_cursor = plan_microbatches(
+                            cursor, without_topics(bounds, recreated), max_records_per_run, free_slots)
                 if batches or replans:
                     break
             if time.monotonic() >= deadline:
-                if moved_back(cursor, bounds):
-                    return dg.SkipReason(moved_back_message(cursor, bounds))
+                if moved_back(cursor, bounds, recreated):
+                    return dg.SkipReason(moved_back_message(cursor, bounds, recreated))
                 if free_slots <= 0:
                     return dg.SkipReason(f"{max_in_flight} streaming runs already queued or running")
                 return dg.SkipReason("; ".join(filter(None, ["no new events", deleted_message(cursor, bounds)])))
             time.sleep(POLL_SECONDS if free_slots <= 0 else KAFKA_POLL_SECONDS)
-        if moved_back(cursor, bounds):
-            context.log.warning(moved_back_message(cursor, bounds))
+        if moved_back(cursor, bounds, recreated):
+            context.log.warning(moved_back_message(cursor, bounds, recreated))
         if deleted := deleted_message(cursor, bounds):
             context.log.warning(deleted)
         for failed in replans:
@@ -111,10 +118,12 @@ def build_kafka_microbatch_sensor(
             yield replan_request(failed)
         heal = seconds_since_last_heal(context.instance) >= heal_interval_seconds
         for batch in batches:
-            yield dg.RunRequest(run_key=run_key(batch), run_config=run_config(batch, heal_gaps=heal),
+            yield dg.RunRequest(run_key=run_key(batch, ids), run_config=run_config(batch, heal_gaps=heal),
                                 tags={HEALS_TAG: "true"} if heal else {})
             heal = False
-        context.update_cursor(json.dumps(new_cursor, sort_keys=True))
+        # The ids of a recreated topic stay the old ones until its cursor is reset.
+        kept_ids = {**known_ids, **{t: i for t, i in (ids or {}).items() if t not in recreated}}
+        context.update_cursor(cursor_text(new_cursor, kept_ids))
 
     return kafka_microbatch_sensor
 
