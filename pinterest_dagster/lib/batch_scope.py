@@ -27,8 +27,8 @@ def run_ranges(context: dg.AssetExecutionContext, spark, lake: LakeResource) -> 
     query needed), else the ones the ingestion log records for its run group (a catch-up run, or a
     micro-batch that also healed gaps, in this attempt or an earlier one). A re-planned micro-batch also merges
     what the run groups it re-plans ingested, back to the first: the gaps a group healed are logged, so no later
-    run ingests or merges them again, but its merge failed for good. (Within a day: maintenance coalesces log
-    rows older than that, and their run ids with them; `rebuild_job` merges everything.)"""
+    run ingests or merges them again, but its merge failed for good. (Maintenance coalesces log rows older than a
+    day, and their run ids with them, except those of run groups that failed or are in flight.)"""
     ranges = configured_ranges(context.run)
     if ranges and not ingest_config(context.run).get("heal_gaps"):
         return ranges

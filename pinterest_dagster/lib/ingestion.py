@@ -301,27 +301,31 @@ class LogCompaction:
     rows_after: int
 
 
-def coalesce_log(spark: SparkSession, lake: LakeResource, older_than: datetime) -> LogCompaction:
+def coalesce_log(spark: SparkSession, lake: LakeResource, older_than: datetime,
+                 keep_groups: set[str] = frozenset()) -> LogCompaction:
     """Rewrite the ingestion log with the ranges logged before `older_than` coalesced: one row per run of
     contiguous offsets of a partition. Younger rows are kept as logged, with their run ids: the merge
     step of a catch-up or healing run looks up its run group's ranges by run id (`ranges_ingested_by`).
-    A gap stays a gap."""
+    So are the rows of `keep_groups`, however old: run groups that failed (or are in flight), which a
+    re-execution or a re-plan may still merge. A gap stays a gap."""
     path = log_path(lake)
     if not delta.table_exists(spark, path):
         return LogCompaction(0, 0)
     rows = [tuple(r) for r in delta.read_table(spark, path).select(*LOG_SCHEMA.fieldNames()).collect()]
-    coalesced = coalesced_log_rows(rows, older_than)
+    coalesced = coalesced_log_rows(rows, older_than, keep_groups)
     if len(coalesced) < len(rows):
         delta.write_table(spark, spark.createDataFrame(coalesced, LOG_SCHEMA), path, "overwrite", describe=False)
     return LogCompaction(len(rows), len(coalesced))
 
 
-def coalesced_log_rows(rows: list[tuple], older_than: datetime) -> list[tuple]:
-    """The rows (LOG_SCHEMA order) with those ingested before `older_than` coalesced per partition.
+def coalesced_log_rows(rows: list[tuple], older_than: datetime, keep_groups: set[str] = frozenset()) -> list[tuple]:
+    """The rows (LOG_SCHEMA order) with those ingested before `older_than` coalesced per partition, except
+    those of the run groups `keep_groups`, kept as logged.
 
     A range logged twice (a retried run) counts once; accepted/rejected add up over the ranges merged."""
-    young = [r for r in rows if r[7] >= older_than]
-    old = sorted({(r[0], r[1], r[2], r[3]): r for r in sorted(rows, key=lambda r: r[7]) if r[7] < older_than}.values(),
+    young = [r for r in rows if r[7] >= older_than or r[6] in keep_groups]
+    old = sorted({(r[0], r[1], r[2], r[3]): r for r in sorted(rows, key=lambda r: r[7])
+                  if r[7] < older_than and r[6] not in keep_groups}.values(),
                  key=lambda r: (r[0], r[1], r[2], r[3]))
     merged: list[list] = []
     for topic, partition, start, end, accepted, rejected, _, ingested_at in old:

@@ -103,6 +103,14 @@ def runs_failed_for_good(instance: dg.DagsterInstance, grace_seconds: float = RE
     return failed
 
 
+def groups_not_settled(instance: dg.DagsterInstance, limit: int = 10_000) -> set[str]:
+    """Run groups (of any job) with a run that failed, was canceled or is in flight: a re-execution, a retry or
+    a re-plan of them may still merge what they ingested, which it finds by their run id in the ingestion log.
+    A group that later succeeded is counted too; failed runs are few, and housekeeping keeps them all."""
+    records = instance.get_run_records(dg.RunsFilter(statuses=[*FAILED_STATUSES, *ACTIVE_STATUSES]), limit=limit)
+    return {record.dagster_run.root_run_id or record.dagster_run.run_id for record in records}
+
+
 def replanned_groups(instance: dg.DagsterInstance, run: dg.DagsterRun, limit: int = 1_000) -> list[str]:
     """The run groups a re-planned micro-batch stands for: the one it re-plans, that one's own if it was a re-plan
     too, and so on back (a re-plan can fail for good in turn, while Spark stays down)."""

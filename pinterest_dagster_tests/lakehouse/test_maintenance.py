@@ -212,6 +212,27 @@ def test_coalescing_merges_contiguous_ranges_keeps_gaps_and_recent_rows():
     ])
 
 
+def test_coalescing_keeps_the_rows_of_run_groups_that_failed_or_are_running_with_their_run_ids():
+    from dagster._core.test_utils import create_run_for_test
+
+    from pinterest_dagster.lib.streaming_runs import groups_not_settled
+
+    old = datetime(2026, 12, 1, 12) - timedelta(days=2)
+    rows = [("pin", 0, 0, 10, 10, 0, "a", old), ("pin", 0, 10, 20, 10, 0, "failed", old), ("pin", 0, 20, 30, 10, 0, "b", old)]
+    assert sorted(coalesced_log_rows(rows, older_than=datetime(2026, 12, 1, 12), keep_groups={"failed"})) == sorted([
+        ("pin", 0, 0, 10, 10, 0, COALESCED, old), ("pin", 0, 20, 30, 10, 0, COALESCED, old), rows[1],
+    ])
+    with dg.instance_for_test() as instance:
+        runs = {status: create_run_for_test(instance, job_name="streaming_job", status=status)
+                for status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED,
+                               dg.DagsterRunStatus.STARTED)}
+        retry = create_run_for_test(instance, job_name="batch_job", status=dg.DagsterRunStatus.FAILURE,
+                                    root_run_id=runs[dg.DagsterRunStatus.SUCCESS].run_id,
+                                    parent_run_id=runs[dg.DagsterRunStatus.SUCCESS].run_id)
+        assert groups_not_settled(instance) == {
+            run.run_id for status, run in runs.items() if status != dg.DagsterRunStatus.SUCCESS} | {retry.root_run_id}
+
+
 def test_the_schedule_queues_low_priority_runs_one_per_raw_table_one_for_the_others_and_skips_busy_tables():
     from dagster._core.test_utils import create_run_for_test
 

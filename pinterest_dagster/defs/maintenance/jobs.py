@@ -36,7 +36,7 @@ from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES
 from pinterest_dagster.lib.resources import LakeResource
 from pinterest_dagster.lib.check_state import STATE_TABLE
-from pinterest_dagster.lib.streaming_runs import ACTIVE_STATUSES, STREAMING_TAGS
+from pinterest_dagster.lib.streaming_runs import ACTIVE_STATUSES, STREAMING_TAGS, groups_not_settled
 from pinterest_dagster.settings import TOPIC_KINDS
 from pinterest_dagster.transforms.aggregate import AGGREGATES
 
@@ -136,7 +136,7 @@ def maintain(context, spark, lake: LakeResource, table: str, path: str, config: 
     facts: dict = {}
     if table == INGESTION_LOG:
         cutoff = log_time() - timedelta(hours=config.coalesce_log_after_hours)
-        log = coalesce_log(spark, lake, older_than=cutoff)
+        log = coalesce_log(spark, lake, older_than=cutoff, keep_groups=groups_not_settled(context.instance))
         facts.update(log_rows_before=log.rows_before, log_rows_after=log.rows_after)
     # Raw's kinds are partitioned by Kafka date: the days before today (UTC) are closed.
     closed_before = log_time().date() if table in RAW_BY_DATE else None
