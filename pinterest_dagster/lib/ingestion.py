@@ -13,6 +13,7 @@ import functools
 import itertools
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -302,17 +303,18 @@ class LogCompaction:
 
 
 def coalesce_log(spark: SparkSession, lake: LakeResource, older_than: datetime,
-                 keep_groups: set[str] = frozenset()) -> LogCompaction:
+                 keep_groups: Callable[[set[str]], set[str]] = lambda groups: set()) -> LogCompaction:
     """Rewrite the ingestion log with the ranges logged before `older_than` coalesced: one row per run of
     contiguous offsets of a partition. Younger rows are kept as logged, with their run ids: the merge
     step of a catch-up or healing run looks up its run group's ranges by run id (`ranges_ingested_by`).
-    So are the rows of `keep_groups`, however old: run groups that failed (or are in flight), which a
-    re-execution or a re-plan may still merge. A gap stays a gap."""
+    So are, however old, the rows of the groups `keep_groups(run ids of the older rows)` returns: run groups
+    that failed or are in flight, which a re-execution or a re-plan may still merge. A gap stays a gap."""
     path = log_path(lake)
     if not delta.table_exists(spark, path):
         return LogCompaction(0, 0)
     rows = [tuple(r) for r in delta.read_table(spark, path).select(*LOG_SCHEMA.fieldNames()).collect()]
-    coalesced = coalesced_log_rows(rows, older_than, keep_groups)
+    kept = keep_groups({r[6] for r in rows if r[7] < older_than and r[6] != COALESCED})
+    coalesced = coalesced_log_rows(rows, older_than, kept)
     if len(coalesced) < len(rows):
         delta.write_table(spark, spark.createDataFrame(coalesced, LOG_SCHEMA), path, "overwrite", describe=False)
     return LogCompaction(len(rows), len(coalesced))

@@ -94,13 +94,16 @@ def deleted_before_ingestion(cursor: Cursor, bounds: dict[tuple[str, int], tuple
 
 
 def cursor_reset_command(cursor: Cursor, bounds: dict[tuple[str, int], tuple[int, int]], sensor_name: str,
-                         recreated: set[str] = frozenset()) -> str:
-    """The command that moves the cursor of every moved-back partition to its first offset. It sets the
-    offsets alone: the next tick takes the topics' ids as Kafka has them then."""
+                         recreated: set[str] = frozenset(), topic_ids: TopicIds | None = None) -> str:
+    """The command that moves the cursor of every moved-back partition to its first offset. The cursor it sets
+    keeps the other topics' ids (`topic_ids`), so a topic recreated while the first is dealt with is still
+    caught; the reset topics take their ids as Kafka has them at the next tick."""
     reset = dict(cursor)
-    for topic, partition in moved_back(cursor, bounds, recreated):
+    back = moved_back(cursor, bounds, recreated)
+    for topic, partition in back:
         reset[cursor_key(topic, partition)] = bounds[(topic, partition)][0]
-    return f"dagster sensor cursor {sensor_name} -w workspace.yaml --set '{json.dumps(reset, sort_keys=True)}'"
+    kept = {topic: topic_id for topic, topic_id in (topic_ids or {}).items() if topic not in {t for t, _ in back}}
+    return f"dagster sensor cursor {sensor_name} -w workspace.yaml --set '{cursor_text(reset, kept)}'"
 
 
 def run_key(batch: list[OffsetRange], topic_ids: TopicIds | None = None) -> str:

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import dagster as dg
 from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType
 
-from pinterest_dagster.lib.microbatch import INGEST_STEP, parse_cursor
+from pinterest_dagster.lib.microbatch import INGEST_STEP, TopicIds, parse_cursor, parse_topic_ids
 from pinterest_dagster.lib.offsets import OffsetRange
 
 SENSOR_NAME = "kafka_microbatch_sensor"
@@ -69,6 +69,18 @@ def streaming_cursor(instance: dg.DagsterInstance) -> dict[tuple[str, int], int]
             for key, offset in parse_cursor(newest.instigator_data.cursor).items()}
 
 
+def sensor_topic_ids(instance: dg.DagsterInstance) -> TopicIds:
+    """The Kafka topic ids the streaming sensor's stored cursor was last planned against, running or not ({} when it
+    never planned, or on an instance with no schedule storage): a topic whose id differs now was recreated since."""
+    if instance.schedule_storage is None:
+        return {}
+    states = [s for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+              if s.instigator_name == SENSOR_NAME and s.instigator_data and s.instigator_data.cursor]
+    if not states:
+        return {}
+    return parse_topic_ids(max(states, key=lambda s: s.instigator_data.last_tick_start_timestamp or 0).instigator_data.cursor)
+
+
 FAILED_STATUSES = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 ROOT_RUN_TAG = "dagster/root_run_id"
 # Dagster's retry of a failed run is created within seconds: a run group whose last attempt failed longer
@@ -103,12 +115,27 @@ def runs_failed_for_good(instance: dg.DagsterInstance, grace_seconds: float = RE
     return failed
 
 
-def groups_not_settled(instance: dg.DagsterInstance, limit: int = 10_000) -> set[str]:
-    """Run groups (of any job) with a run that failed, was canceled or is in flight: a re-execution, a retry or
-    a re-plan of them may still merge what they ingested, which it finds by their run id in the ingestion log.
-    A group that later succeeded is counted too; failed runs are few, and housekeeping keeps them all."""
-    records = instance.get_run_records(dg.RunsFilter(statuses=[*FAILED_STATUSES, *ACTIVE_STATUSES]), limit=limit)
-    return {record.dagster_run.root_run_id or record.dagster_run.run_id for record in records}
+def groups_not_settled(instance: dg.DagsterInstance, groups, chunk: int = 500) -> set[str]:
+    """Of these run groups (root run ids, as the ingestion log records them), those that may still merge what they
+    ingested: a run of the group failed, was canceled or is in flight, and none succeeded, nor did a micro-batch
+    that re-planned it. A re-execution, a retry or a re-plan finds their ranges by run id in the ingestion log.
+    Asked per `chunk` groups, and only about groups with such a run: a day of micro-batches is a few queries."""
+    groups, unsettled = sorted(set(groups)), set()
+    for i in range(0, len(groups), chunk):
+        part = groups[i:i + chunk]
+
+        def group_runs(statuses, part=part):
+            return [*instance.get_runs(dg.RunsFilter(run_ids=part, statuses=statuses)),
+                    *instance.get_runs(dg.RunsFilter(tags={ROOT_RUN_TAG: part}, statuses=statuses))]
+
+        candidates = sorted({run.root_run_id or run.run_id for run in group_runs([*FAILED_STATUSES, *ACTIVE_STATUSES])})
+        if not candidates:
+            continue
+        settled = {run.root_run_id or run.run_id for run in group_runs([dg.DagsterRunStatus.SUCCESS], candidates)}
+        settled |= {run.tags[REPLANS_TAG] for run in instance.get_runs(
+            dg.RunsFilter(tags={REPLANS_TAG: candidates}, statuses=[dg.DagsterRunStatus.SUCCESS]))}
+        unsettled |= set(candidates) - settled
+    return unsettled
 
 
 def replanned_groups(instance: dg.DagsterInstance, run: dg.DagsterRun, limit: int = 1_000) -> list[str]:

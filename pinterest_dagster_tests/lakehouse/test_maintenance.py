@@ -215,7 +215,7 @@ def test_coalescing_merges_contiguous_ranges_keeps_gaps_and_recent_rows():
 def test_coalescing_keeps_the_rows_of_run_groups_that_failed_or_are_running_with_their_run_ids():
     from dagster._core.test_utils import create_run_for_test
 
-    from pinterest_dagster.lib.streaming_runs import groups_not_settled
+    from pinterest_dagster.lib.streaming_runs import REPLANS_TAG, ROOT_RUN_TAG, groups_not_settled
 
     old = datetime(2026, 12, 1, 12) - timedelta(days=2)
     rows = [("pin", 0, 0, 10, 10, 0, "a", old), ("pin", 0, 10, 20, 10, 0, "failed", old), ("pin", 0, 20, 30, 10, 0, "b", old)]
@@ -223,14 +223,23 @@ def test_coalescing_keeps_the_rows_of_run_groups_that_failed_or_are_running_with
         ("pin", 0, 0, 10, 10, 0, COALESCED, old), ("pin", 0, 20, 30, 10, 0, COALESCED, old), rows[1],
     ])
     with dg.instance_for_test() as instance:
-        runs = {status: create_run_for_test(instance, job_name="streaming_job", status=status)
-                for status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED,
-                               dg.DagsterRunStatus.STARTED)}
-        retry = create_run_for_test(instance, job_name="batch_job", status=dg.DagsterRunStatus.FAILURE,
-                                    root_run_id=runs[dg.DagsterRunStatus.SUCCESS].run_id,
-                                    parent_run_id=runs[dg.DagsterRunStatus.SUCCESS].run_id)
-        assert groups_not_settled(instance) == {
-            run.run_id for status, run in runs.items() if status != dg.DagsterRunStatus.SUCCESS} | {retry.root_run_id}
+        def run(status, job="streaming_job", group=None, **tags):  # a retry or re-execution has its group's tag
+            return create_run_for_test(instance, job_name=job, status=status, root_run_id=group, parent_run_id=group,
+                                       tags={**tags, **({ROOT_RUN_TAG: group} if group else {})}).run_id
+
+        succeeded, failed, canceled, running = (run(s) for s in (
+            dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.STARTED))
+        retried = run(dg.DagsterRunStatus.FAILURE, job="batch_job")
+        run(dg.DagsterRunStatus.SUCCESS, job="batch_job", group=retried)  # its retry succeeded
+        replanned = run(dg.DagsterRunStatus.FAILURE)
+        run(dg.DagsterRunStatus.SUCCESS, **{REPLANS_TAG: replanned})  # a micro-batch re-planned it and succeeded
+        failing_retry = run(dg.DagsterRunStatus.FAILURE)
+        run(dg.DagsterRunStatus.FAILURE, group=failing_retry)
+        not_asked = run(dg.DagsterRunStatus.FAILURE)
+        asked = {succeeded, failed, canceled, running, retried, replanned, failing_retry, "deleted-by-housekeeping"}
+        assert groups_not_settled(instance, asked) == {failed, canceled, running, failing_retry}
+        assert groups_not_settled(instance, asked, chunk=2) == {failed, canceled, running, failing_retry}
+        assert not_asked not in groups_not_settled(instance, asked)
 
 
 def test_the_schedule_queues_low_priority_runs_one_per_raw_table_one_for_the_others_and_skips_busy_tables():

@@ -89,8 +89,10 @@ def test_a_topic_whose_id_changed_is_recreated_even_when_its_end_passed_the_curs
     bounds = {("t.pin", 0): (0, 20), ("t.pin", 1): (0, 9), ("t.geo", 0): (0, 3)}
     assert moved_back(cursor, bounds) == {}
     assert moved_back(cursor, bounds, {"t.pin"}) == {("t.pin", 0): (5, 20), ("t.pin", 1): (4, 9)}
-    command = cursor_reset_command(cursor, bounds, "kafka_microbatch_sensor", {"t.pin"})
-    assert command.endswith("""--set '{"t.geo:0": 3, "t.pin:0": 0, "t.pin:1": 0}'""")
+    command = cursor_reset_command(cursor, bounds, "kafka_microbatch_sensor", {"t.pin"}, {"t.pin": "id-1", "t.geo": "id-2"})
+    # The other topics keep their ids; the reset one takes Kafka's at the next tick.
+    reset = command.split("--set '")[1].rstrip("'")
+    assert parse_cursor(reset) == {"t.geo:0": 3, "t.pin:0": 0, "t.pin:1": 0} and parse_topic_ids(reset) == {"t.geo": "id-2"}
     # The same offsets of the topic created again get another run key: Dagster skips a key it has seen.
     batch = [OffsetRange("t.pin", 0, 0, 5)]
     assert run_key(batch, {"t.pin": "id-1"}) != run_key(batch, {"t.pin": "id-9"})

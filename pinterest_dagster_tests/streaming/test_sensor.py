@@ -142,7 +142,8 @@ def test_a_recreated_topic_is_named_in_the_tick_with_the_command_that_resets_its
     result = tick(settings, json.dumps({f"{pin}:0": 500}))
     assert result.run_requests == []
     assert f"{pin}[0] (end 0, cursor 500)" in result.skip_message and "deleted and recreated" in result.skip_message
-    assert f"dagster sensor cursor kafka_microbatch_sensor -w workspace.yaml --set '{{\"{pin}:0\": 0}}'" in result.skip_message
+    assert "dagster sensor cursor kafka_microbatch_sensor -w workspace.yaml --set '" in result.skip_message
+    assert parse_cursor(reset_cursor(result.skip_message)) == {f"{pin}:0": 0}
 
 
 def failed_run(instance, ranges, tags=None):
@@ -176,6 +177,11 @@ def test_a_micro_batch_that_failed_past_its_retries_is_planned_again_once(settin
         assert not [r for r in again.run_requests if r.run_key == f"replan-{gone.run_id}"]
 
 
+def reset_cursor(message: str) -> str:
+    """The cursor that the reset command in a sensor's message sets."""
+    return message.split("--set '")[1].split("'")[0]
+
+
 def test_a_topic_really_deleted_and_recreated_is_reported_by_the_next_tick(settings):
     from kafka import KafkaAdminClient
 
@@ -185,7 +191,7 @@ def test_a_topic_really_deleted_and_recreated_is_reported_by_the_next_tick(setti
     produce(settings, "user", 30)
     first = tick(settings, None, max_records=10_000)
     assert first.run_requests
-    user = settings.topic("user")
+    user, geo = settings.topic("user"), settings.topic("geo")
     admin = KafkaAdminClient(**client_config(settings))
     admin.delete_topics([user], timeout_ms=30_000)
     deadline = time.monotonic() + 60
@@ -198,16 +204,54 @@ def test_a_topic_really_deleted_and_recreated_is_reported_by_the_next_tick(setti
     assert result.run_requests == [] and "deleted and recreated" in result.skip_message
     assert f"{user}[" in result.skip_message and "dagster sensor cursor kafka_microbatch_sensor" in result.skip_message
 
-    # The new topic soon holds more offsets than the cursor: its end no longer goes backwards, its id changed.
-    produce(settings, "user", 90)
+    # The new topic gets the same 30 events: each partition's end is back at the cursor, not behind it, and only
+    # the topic's id tells. Another topic's events are planned meanwhile; the cursor keeps the user topic's old id.
+    produce(settings, "user", 30)
+    produce(settings, "geo", 10)
     ends = {cursor_key(tp.topic, tp.partition): end for tp, end in end_offsets(settings, [user]).items()}
-    assert all(ends[key] >= offset for key, offset in parse_cursor(first.cursor).items() if key in ends)
-    passed = tick(settings, first.cursor)
-    assert passed.run_requests == [] and "deleted and recreated" in passed.skip_message
-    assert f"the topic's id changed ({user})" in passed.skip_message
-    # Its command resets the cursor; the next tick plans the new topic from its first offset, under new run keys.
-    reset = passed.skip_message.split("--set '")[1].split("'")[0]
+    assert ends == {key: offset for key, offset in parse_cursor(first.cursor).items() if key in ends}
+    beside = tick(settings, first.cursor)
+    assert {r["topic"] for r in ranges_of(beside)} == {geo}
+    assert parse_topic_ids(beside.cursor)[user] == parse_topic_ids(first.cursor)[user]
+    passed = tick(settings, beside.cursor)
+    assert passed.run_requests == [] and f"the topic's id changed ({user})" in passed.skip_message
+    # Its command resets the cursor, keeping the other topics' ids; the next tick plans the new topic from its
+    # first offset: the same ranges as the old topic's first tick, under other run keys (Dagster skips a key it
+    # has seen, in silence).
+    reset = reset_cursor(passed.skip_message)
+    assert user not in parse_topic_ids(reset) and geo in parse_topic_ids(reset)
     after = tick(settings, reset, max_records=10_000)
-    assert sum(r["end"] - r["start"] for r in ranges_of(after) if r["topic"] == user) == 90
+    assert ranges_of(after) == ranges_of(first)
     assert not {r.run_key for r in after.run_requests} & {r.run_key for r in first.run_requests}
     assert parse_topic_ids(after.cursor)[user] != parse_topic_ids(first.cursor)[user]
+
+
+def test_healing_and_the_catch_up_leave_alone_a_topic_recreated_since_the_sensor_last_planned(settings):
+    """They read the sensor's stored cursor, running or not, and Kafka's ids (`not_recreated`, defs/ingest/assets.py)."""
+    import sys
+
+    from dagster._core.remote_origin import ManagedGrpcPythonEnvCodeLocationOrigin, RemoteRepositoryOrigin
+    from dagster._core.scheduler.instigation import InstigatorState, InstigatorStatus, InstigatorType, SensorInstigatorData
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    from pinterest_dagster.defs.ingest.assets import not_recreated
+    from pinterest_dagster.lib.kafka import topic_ids
+    from pinterest_dagster.lib.microbatch import cursor_text
+    from pinterest_dagster.lib.offsets import PartitionCoverage
+    from pinterest_dagster.lib.streaming_runs import SENSOR_NAME, sensor_topic_ids
+
+    pin, user = settings.topic("pin"), settings.topic("user")
+    coverage = [PartitionCoverage(pin, 0, 0, 10, ((0, 10),)), PartitionCoverage(user, 0, 0, 10, ((0, 5),))]
+    kafka = KafkaResource.from_settings(settings)
+    ids = topic_ids(settings, [pin, user])
+    with dg.instance_for_test() as instance:
+        context = dg.build_asset_context(instance=instance)
+        assert sensor_topic_ids(instance) == {} and not_recreated(context, kafka, coverage) == coverage
+        origin = RemoteRepositoryOrigin(ManagedGrpcPythonEnvCodeLocationOrigin(LoadableTargetOrigin(
+            executable_path=sys.executable, module_name="pinterest_dagster.definitions", attribute="defs")), "__repository__")
+        stored = {pin: ids[pin], user: "the-id-of-the-topic-before"}
+        instance.add_instigator_state(InstigatorState(
+            origin.get_instigator_origin(SENSOR_NAME), InstigatorType.SENSOR, InstigatorStatus.STOPPED,
+            SensorInstigatorData(cursor=cursor_text({f"{pin}:0": 10}, stored), last_tick_start_timestamp=time.time())))
+        assert sensor_topic_ids(instance) == stored
+        assert not_recreated(context, kafka, coverage) == coverage[:1]

@@ -7,13 +7,13 @@ from dagster_pyspark import PySparkResource
 
 from pinterest_dagster.lib.io_managers import column_schema
 from pinterest_dagster.lib.ingestion import ingest_ranges, partition_coverage, run_group_id, topic_observations
-from pinterest_dagster.lib.microbatch import INGEST_STEP
+from pinterest_dagster.lib.microbatch import INGEST_STEP, recreated_topics
 from pinterest_dagster.lib import kafka as kafka_lib
 from pinterest_dagster.lib.offsets import OffsetRange, ranges_text, ranges_to_ingest, retained_parts
 from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import fit_code_generation
-from pinterest_dagster.lib.streaming_runs import HEALED_TAG, ranges_in_flight, streaming_cursor
+from pinterest_dagster.lib.streaming_runs import HEALED_TAG, ranges_in_flight, sensor_topic_ids, streaming_cursor
 from pinterest_dagster.settings import TOPIC_KINDS
 from pinterest_dagster.transforms.parse import raw_column_types
 
@@ -95,12 +95,12 @@ def ingest_kafka_events(
     if ranges and config.heal_gaps:
         # Retained offsets below the highest one ingested that no range covers (a run that failed for good, a
         # cursor moved past them), from one read of the ingestion log against Kafka's offsets.
-        healed = ranges_to_ingest(partition_coverage(spark, lake, kafka), owned + ranges)
+        healed = ranges_to_ingest(not_recreated(context, kafka, partition_coverage(spark, lake, kafka)), owned + ranges)
         ranges = sorted(ranges + healed)
     elif not ranges:
         # A catch-up, gaps included: up to the end of each partition, but while the sensor streams, the offsets
         # from its cursor on are streaming's.
-        coverage = partition_coverage(spark, lake, kafka)
+        coverage = not_recreated(context, kafka, partition_coverage(spark, lake, kafka))
         up_to = cursor or {(c.topic, c.partition): c.end for c in coverage}
         ranges = ranges_to_ingest(coverage, owned, up_to, config.max_records_per_partition)
         until = {(c.topic, c.partition): c.until for c in coverage}
@@ -139,6 +139,22 @@ def ingest_kafka_events(
             "dagster/column_schema": RAW_SCHEMAS["rejects"],
         },
     )
+
+
+def not_recreated(context: dg.AssetExecutionContext, kafka: KafkaResource, coverage: list):
+    """The `coverage` of topics that have the Kafka id the streaming sensor's cursor last planned against. A topic
+    deleted and recreated since is left alone: its new offsets are not the logged ranges' events, so neither healing
+    nor a catch-up may take up its offsets from those ranges. The sensor names it, with the command that resets
+    its cursor. Without a sensor cursor (streaming never ran here) only an end gone backwards shows a recreation."""
+    known = sensor_topic_ids(context.instance)
+    if not known or not coverage:
+        return coverage
+    recreated = recreated_topics(known, kafka_lib.topic_ids(kafka.settings(), sorted({c.topic for c in coverage})))
+    if recreated:
+        context.log.warning(
+            f"{', '.join(sorted(recreated))}: deleted and recreated since the streaming sensor last planned (its Kafka "
+            "topic id changed): not healed or caught up until the sensor's cursor is reset (its ticks name the command)")
+    return [c for c in coverage if c.topic not in recreated]
 
 
 # How Spark's Kafka source says offsets it was asked for are gone (its error condition, and the messages of the

@@ -136,7 +136,8 @@ def maintain(context, spark, lake: LakeResource, table: str, path: str, config: 
     facts: dict = {}
     if table == INGESTION_LOG:
         cutoff = log_time() - timedelta(hours=config.coalesce_log_after_hours)
-        log = coalesce_log(spark, lake, older_than=cutoff, keep_groups=groups_not_settled(context.instance))
+        log = coalesce_log(spark, lake, older_than=cutoff,
+                           keep_groups=lambda groups: groups_not_settled(context.instance, groups))
         facts.update(log_rows_before=log.rows_before, log_rows_after=log.rows_after)
     # Raw's kinds are partitioned by Kafka date: the days before today (UTC) are closed.
     closed_before = log_time().date() if table in RAW_BY_DATE else None

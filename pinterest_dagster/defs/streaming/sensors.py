@@ -37,14 +37,15 @@ def replan_request(failed: dg.DagsterRun) -> dg.RunRequest:
     )
 
 
-def moved_back_message(cursor, bounds, recreated=frozenset()) -> str:
+def moved_back_message(cursor, bounds, recreated=frozenset(), topic_ids=None) -> str:
     back = moved_back(cursor, bounds, recreated)
     partitions = ", ".join(f"{t}[{p}] (end {end:,}, cursor {at:,})" for (t, p), (at, end) in back.items())
     how = "offsets went backwards" + (f", or the topic's id changed ({', '.join(sorted(recreated))})" if recreated else "")
     return (
         f"{partitions}: the topic was deleted and recreated ({how}), and nothing more is "
         f"ingested from it until its cursor is reset. The lake keeps the old topic's events; the new topic's "
-        f"replace those at the same offsets. To reset: {cursor_reset_command(cursor, bounds, SENSOR_NAME, recreated)}"
+        f"replace those at the same offsets. To reset (with the sensor stopped, as `--set` replaces the whole "
+        f"cursor): {cursor_reset_command(cursor, bounds, SENSOR_NAME, recreated, topic_ids)}"
     )
 
 
@@ -85,7 +86,7 @@ def build_kafka_microbatch_sensor(
         topics = [kafka.topic(kind) for kind in TOPIC_KINDS]
         cursor, known_ids = parse_cursor(context.cursor), parse_topic_ids(context.cursor)
         deadline = time.monotonic() + wait_seconds
-        replans, bounds, ids, recreated = None, {}, None, set()
+        replans, bounds, ids, recreated, new_cursor = None, {}, None, set(), cursor
         while True:
             free_slots = max_in_flight - streaming_runs_in_flight(context.instance)
             if free_slots > 0:
@@ -93,7 +94,7 @@ def build_kafka_microbatch_sensor(
                     replans = runs_failed_for_good(context.instance, retry_grace_seconds)
                 bounds = {(tp.topic, tp.partition): b for tp, b in offset_bounds(kafka.settings(), topics).items()}
                 batches, new_cursor = plan_microbatches(cursor, without_topics(bounds, recreated), max_records_per_run, free_slots)
-                if batches and ids is None:
+                if batches:
                     # Before the cursor moves: are these still the topics it was planned against?
                     ids = topic_ids(kafka.settings(), topics)
                     if recreated := recreated_topics(known_ids, ids):
@@ -102,15 +103,21 @@ def build_kafka_microbatch_sensor(
                 if batches or replans:
                     break
             if time.monotonic() >= deadline:
+                if ids is None and bounds:  # nothing to plan: a topic recreated up to its old end is still named
+                    ids = topic_ids(kafka.settings(), topics)
+                    recreated = recreated_topics(known_ids, ids)
                 if moved_back(cursor, bounds, recreated):
-                    return dg.SkipReason(moved_back_message(cursor, bounds, recreated))
+                    return dg.SkipReason(moved_back_message(cursor, bounds, recreated, known_ids))
                 if free_slots <= 0:
                     return dg.SkipReason(f"{max_in_flight} streaming runs already queued or running")
-                return dg.SkipReason("; ".join(filter(None, ["no new events", deleted_message(cursor, bounds)])))
+                return dg.SkipReason("; ".join(filter(None, [
+                    "no new events", deleted_message(cursor, without_topics(bounds, recreated))])))
             time.sleep(POLL_SECONDS if free_slots <= 0 else KAFKA_POLL_SECONDS)
-        if moved_back(cursor, bounds, recreated):
-            context.log.warning(moved_back_message(cursor, bounds, recreated))
-        if deleted := deleted_message(cursor, bounds):
+        # The ids of a recreated topic stay the old ones until its cursor is reset.
+        kept_ids = {**known_ids, **{t: i for t, i in (ids or {}).items() if t not in recreated}}
+        if moved_back(new_cursor, bounds, recreated):  # the command names the cursor as this tick leaves it
+            context.log.warning(moved_back_message(new_cursor, bounds, recreated, kept_ids))
+        if deleted := deleted_message(cursor, without_topics(bounds, recreated)):
             context.log.warning(deleted)
         for failed in replans:
             context.log.warning(f"planning again the ranges of run {failed.run_id}, which failed past its retries: "
@@ -121,8 +128,6 @@ def build_kafka_microbatch_sensor(
             yield dg.RunRequest(run_key=run_key(batch, ids), run_config=run_config(batch, heal_gaps=heal),
                                 tags={HEALS_TAG: "true"} if heal else {})
             heal = False
-        # The ids of a recreated topic stay the old ones until its cursor is reset.
-        kept_ids = {**known_ids, **{t: i for t, i in (ids or {}).items() if t not in recreated}}
         context.update_cursor(cursor_text(new_cursor, kept_ids))
 
     return kafka_microbatch_sensor
