@@ -98,11 +98,14 @@ def cursor_reset_command(cursor: Cursor, bounds: dict[tuple[str, int], tuple[int
     """The command that moves the cursor of every moved-back partition to its first offset. The cursor it sets
     keeps the other topics' ids (`topic_ids`), so a topic recreated while the first is dealt with is still
     caught; the reset topics take their ids as Kafka has them at the next tick."""
-    reset = dict(cursor)
     back = moved_back(cursor, bounds, recreated)
+    topics = {topic for topic, _ in back}
+    # A partition the new topic lacks starts from nothing if it comes back, not from the old topic's offset.
+    reset = {key: offset for key, offset in cursor.items()
+             if key.rsplit(":", 1)[0] not in topics or (key.rsplit(":", 1)[0], int(key.rsplit(":", 1)[1])) in bounds}
     for topic, partition in back:
         reset[cursor_key(topic, partition)] = bounds[(topic, partition)][0]
-    kept = {topic: topic_id for topic, topic_id in (topic_ids or {}).items() if topic not in {t for t, _ in back}}
+    kept = {topic: topic_id for topic, topic_id in (topic_ids or {}).items() if topic not in topics}
     return f"dagster sensor cursor {sensor_name} -w workspace.yaml --set '{cursor_text(reset, kept)}'"
 
 

@@ -69,16 +69,22 @@ def streaming_cursor(instance: dg.DagsterInstance) -> dict[tuple[str, int], int]
             for key, offset in parse_cursor(newest.instigator_data.cursor).items()}
 
 
-def sensor_topic_ids(instance: dg.DagsterInstance) -> TopicIds:
-    """The Kafka topic ids the streaming sensor's stored cursor was last planned against, running or not ({} when it
-    never planned, or on an instance with no schedule storage): a topic whose id differs now was recreated since."""
+def stored_sensor_cursor(instance: dg.DagsterInstance) -> str | None:
+    """The streaming sensor's stored cursor, running or not (None when it never planned, or on an instance with no
+    schedule storage)."""
     if instance.schedule_storage is None:
-        return {}
+        return None
     states = [s for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
               if s.instigator_name == SENSOR_NAME and s.instigator_data and s.instigator_data.cursor]
     if not states:
-        return {}
-    return parse_topic_ids(max(states, key=lambda s: s.instigator_data.last_tick_start_timestamp or 0).instigator_data.cursor)
+        return None
+    return max(states, key=lambda s: s.instigator_data.last_tick_start_timestamp or 0).instigator_data.cursor
+
+
+def sensor_topic_ids(instance: dg.DagsterInstance) -> TopicIds:
+    """The Kafka topic ids the streaming sensor's stored cursor was last planned against ({} when none): a topic
+    whose id differs now was deleted and recreated since."""
+    return parse_topic_ids(stored_sensor_cursor(instance))
 
 
 FAILED_STATUSES = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
@@ -119,19 +125,30 @@ def groups_not_settled(instance: dg.DagsterInstance, groups, chunk: int = 500) -
     """Of these run groups (root run ids, as the ingestion log records them), those that may still merge what they
     ingested: a run of the group failed, was canceled or is in flight, and none succeeded, nor did a micro-batch
     that re-planned it. A re-execution, a retry or a re-plan finds their ranges by run id in the ingestion log.
-    Asked per `chunk` groups, and only about groups with such a run: a day of micro-batches is a few queries."""
+
+    A streaming micro-batch's failure older than FAILURES_LOOKED_AT_SECONDS counts as settled: the sensor
+    re-plans a micro-batch within those hours or not at all, and housekeeping deletes the successful retries and
+    re-plans of a day before, which would otherwise leave the group looking failed for good. Asked per `chunk`
+    groups, and only about groups with such a run: a day of micro-batches is a few queries."""
     groups, unsettled = sorted(set(groups)), set()
+    horizon = time.time() - FAILURES_LOOKED_AT_SECONDS
     for i in range(0, len(groups), chunk):
         part = groups[i:i + chunk]
 
-        def group_runs(statuses, part=part):
-            return [*instance.get_runs(dg.RunsFilter(run_ids=part, statuses=statuses)),
-                    *instance.get_runs(dg.RunsFilter(tags={ROOT_RUN_TAG: part}, statuses=statuses))]
+        def group_records(statuses, part=part):
+            return [*instance.get_run_records(dg.RunsFilter(run_ids=part, statuses=statuses)),
+                    *instance.get_run_records(dg.RunsFilter(tags={ROOT_RUN_TAG: part}, statuses=statuses))]
 
-        candidates = sorted({run.root_run_id or run.run_id for run in group_runs([*FAILED_STATUSES, *ACTIVE_STATUSES])})
+        candidates = sorted({
+            record.dagster_run.root_run_id or record.dagster_run.run_id
+            for record in group_records([*FAILED_STATUSES, *ACTIVE_STATUSES])
+            if record.dagster_run.status in ACTIVE_STATUSES or record.dagster_run.job_name != STREAMING_JOB
+            or record.update_timestamp.timestamp() > horizon
+        })
         if not candidates:
             continue
-        settled = {run.root_run_id or run.run_id for run in group_runs([dg.DagsterRunStatus.SUCCESS], candidates)}
+        settled = {record.dagster_run.root_run_id or record.dagster_run.run_id
+                   for record in group_records([dg.DagsterRunStatus.SUCCESS], candidates)}
         settled |= {run.tags[REPLANS_TAG] for run in instance.get_runs(
             dg.RunsFilter(tags={REPLANS_TAG: candidates}, statuses=[dg.DagsterRunStatus.SUCCESS]))}
         unsettled |= set(candidates) - settled

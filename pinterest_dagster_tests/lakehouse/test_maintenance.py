@@ -212,9 +212,10 @@ def test_coalescing_merges_contiguous_ranges_keeps_gaps_and_recent_rows():
     ])
 
 
-def test_coalescing_keeps_the_rows_of_run_groups_that_failed_or_are_running_with_their_run_ids():
+def test_coalescing_keeps_the_rows_of_run_groups_that_failed_or_are_running_with_their_run_ids(monkeypatch):
     from dagster._core.test_utils import create_run_for_test
 
+    from pinterest_dagster.lib import streaming_runs
     from pinterest_dagster.lib.streaming_runs import REPLANS_TAG, ROOT_RUN_TAG, groups_not_settled
 
     old = datetime(2026, 12, 1, 12) - timedelta(days=2)
@@ -240,6 +241,11 @@ def test_coalescing_keeps_the_rows_of_run_groups_that_failed_or_are_running_with
         assert groups_not_settled(instance, asked) == {failed, canceled, running, failing_retry}
         assert groups_not_settled(instance, asked, chunk=2) == {failed, canceled, running, failing_retry}
         assert not_asked not in groups_not_settled(instance, asked)
+        # Past the sensor's look-back, a micro-batch's failure is settled: it was re-planned then or never will be, and
+        # housekeeping deletes its successful retries and re-plans after a day. Another job's failure stays unsettled.
+        monkeypatch.setattr(streaming_runs, "FAILURES_LOOKED_AT_SECONDS", -60)
+        batch_failed = run(dg.DagsterRunStatus.FAILURE, job="batch_job")
+        assert groups_not_settled(instance, asked | {batch_failed}) == {running, batch_failed}
 
 
 def test_the_schedule_queues_low_priority_runs_one_per_raw_table_one_for_the_others_and_skips_busy_tables():

@@ -85,7 +85,7 @@ def test_a_topic_whose_id_changed_is_recreated_even_when_its_end_passed_the_curs
     assert recreated_topics(known, {"t.pin": "id-1", "t.geo": "id-2"}) == set()
     assert recreated_topics({}, {"t.pin": "id-1"}) == set()  # first tick, or a reset cursor: the ids are taken
     assert recreated_topics(known, {"t.pin": "id-9", "t.geo": "id-2", "t.user": "id-3"}) == {"t.pin"}
-    cursor = {"t.pin:0": 5, "t.pin:1": 4, "t.geo:0": 3}
+    cursor = {"t.pin:0": 5, "t.pin:1": 4, "t.pin:2": 8, "t.geo:0": 3}  # the new t.pin has no partition 2
     bounds = {("t.pin", 0): (0, 20), ("t.pin", 1): (0, 9), ("t.geo", 0): (0, 3)}
     assert moved_back(cursor, bounds) == {}
     assert moved_back(cursor, bounds, {"t.pin"}) == {("t.pin", 0): (5, 20), ("t.pin", 1): (4, 9)}

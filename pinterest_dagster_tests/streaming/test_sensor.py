@@ -255,3 +255,28 @@ def test_healing_and_the_catch_up_leave_alone_a_topic_recreated_since_the_sensor
             SensorInstigatorData(cursor=cursor_text({f"{pin}:0": 10}, stored), last_tick_start_timestamp=time.time())))
         assert sensor_topic_ids(instance) == stored
         assert not_recreated(context, kafka, coverage) == coverage[:1]
+
+
+def test_a_topic_whose_id_changed_is_neither_planned_nor_re_planned_and_a_topic_behind_keeps_no_new_id(settings):
+    from pinterest_dagster.lib.microbatch import cursor_text
+    from pinterest_dagster.lib.offsets import OffsetRange
+
+    geo, pin, user = settings.topic("geo"), settings.topic("pin"), settings.topic("user")
+    produce(settings, "geo", 10)
+    # New events on a topic whose id is not the cursor's: nothing of it is planned, and the tick says why.
+    changed = tick(settings, cursor_text({}, {geo: "the-id-of-the-topic-before"}))
+    assert changed.run_requests == [] and f"the topic's id changed ({geo})" in changed.skip_message
+    # Nor is a failed micro-batch of the old topic planned again.
+    sensor = build_kafka_microbatch_sensor(max_records_per_run=100, wait_seconds=0, retry_grace_seconds=0)
+    with dg.instance_for_test() as instance:
+        failed_run(instance, [OffsetRange(geo, 0, 0, 3)])
+        result = sensor.evaluate_tick(dg.build_sensor_context(
+            instance=instance, cursor=cursor_text({}, {geo: "the-id-of-the-topic-before"}),
+            resources={"kafka": KafkaResource.from_settings(settings)}))
+    assert result.run_requests == []
+    # A cursor from before topic ids, whose user topic went behind it: pin is planned, and the cursor does not take
+    # the recreated user topic's id for the one it was planned against.
+    produce(settings, "pin", 5)
+    behind = tick(settings, json.dumps({f"{user}:0": 500, **{f"{geo}:{p}": 10 for p in range(3)}}))
+    assert {r["topic"] for r in ranges_of(behind)} == {pin}
+    assert user not in parse_topic_ids(behind.cursor) and pin in parse_topic_ids(behind.cursor)

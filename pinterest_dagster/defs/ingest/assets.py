@@ -7,13 +7,15 @@ from dagster_pyspark import PySparkResource
 
 from pinterest_dagster.lib.io_managers import column_schema
 from pinterest_dagster.lib.ingestion import ingest_ranges, partition_coverage, run_group_id, topic_observations
-from pinterest_dagster.lib.microbatch import INGEST_STEP, recreated_topics
+from pinterest_dagster.lib.microbatch import INGEST_STEP, cursor_reset_command, parse_cursor, parse_topic_ids, recreated_topics
 from pinterest_dagster.lib import kafka as kafka_lib
 from pinterest_dagster.lib.offsets import OffsetRange, ranges_text, ranges_to_ingest, retained_parts
 from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import fit_code_generation
-from pinterest_dagster.lib.streaming_runs import HEALED_TAG, ranges_in_flight, sensor_topic_ids, streaming_cursor
+from pinterest_dagster.lib.streaming_runs import (
+    HEALED_TAG, SENSOR_NAME, ranges_in_flight, stored_sensor_cursor, streaming_cursor,
+)
 from pinterest_dagster.settings import TOPIC_KINDS
 from pinterest_dagster.transforms.parse import raw_column_types
 
@@ -144,16 +146,19 @@ def ingest_kafka_events(
 def not_recreated(context: dg.AssetExecutionContext, kafka: KafkaResource, coverage: list):
     """The `coverage` of topics that have the Kafka id the streaming sensor's cursor last planned against. A topic
     deleted and recreated since is left alone: its new offsets are not the logged ranges' events, so neither healing
-    nor a catch-up may take up its offsets from those ranges. The sensor names it, with the command that resets
-    its cursor. Without a sensor cursor (streaming never ran here) only an end gone backwards shows a recreation."""
-    known = sensor_topic_ids(context.instance)
+    nor a catch-up may take up its offsets from those ranges. The warning says how to reset the sensor's cursor.
+    Without a sensor cursor (streaming never ran here) only an end gone backwards shows a recreation."""
+    stored = stored_sensor_cursor(context.instance)
+    known = parse_topic_ids(stored)
     if not known or not coverage:
         return coverage
     recreated = recreated_topics(known, kafka_lib.topic_ids(kafka.settings(), sorted({c.topic for c in coverage})))
     if recreated:
+        bounds = {(c.topic, c.partition): (c.first, c.end) for c in coverage}
         context.log.warning(
             f"{', '.join(sorted(recreated))}: deleted and recreated since the streaming sensor last planned (its Kafka "
-            "topic id changed): not healed or caught up until the sensor's cursor is reset (its ticks name the command)")
+            "topic id changed): not healed or caught up until the sensor's cursor is reset. With the sensor stopped: "
+            + cursor_reset_command(parse_cursor(stored), bounds, SENSOR_NAME, recreated, known))
     return [c for c in coverage if c.topic not in recreated]
 
 

@@ -113,13 +113,22 @@ def build_kafka_microbatch_sensor(
                 return dg.SkipReason("; ".join(filter(None, [
                     "no new events", deleted_message(cursor, without_topics(bounds, recreated))])))
             time.sleep(POLL_SECONDS if free_slots <= 0 else KAFKA_POLL_SECONDS)
-        # The ids of a recreated topic stay the old ones until its cursor is reset.
-        kept_ids = {**known_ids, **{t: i for t, i in (ids or {}).items() if t not in recreated}}
+        if replans and ids is None:  # a re-plan reads its ranges again: of the same topics?
+            ids = topic_ids(kafka.settings(), topics)
+            recreated = recreated_topics(known_ids, ids)
+        # The ids of a recreated topic stay the old ones until its cursor is reset, even where the cursor had none
+        # (a cursor from before topic ids): its end gone backwards shows it.
+        stale = recreated | {topic for topic, _ in moved_back(cursor, bounds)}
+        kept_ids = {**known_ids, **{t: i for t, i in (ids or {}).items() if t not in stale}}
         if moved_back(new_cursor, bounds, recreated):  # the command names the cursor as this tick leaves it
             context.log.warning(moved_back_message(new_cursor, bounds, recreated, kept_ids))
         if deleted := deleted_message(cursor, without_topics(bounds, recreated)):
             context.log.warning(deleted)
         for failed in replans:
+            if gone := sorted({r.topic for r in configured_ranges(failed)} & recreated):
+                context.log.warning(f"not planning again the ranges of run {failed.run_id}: {', '.join(gone)} was deleted "
+                                    "and recreated since, and its new offsets are planned once its cursor is reset")
+                continue
             context.log.warning(f"planning again the ranges of run {failed.run_id}, which failed past its retries: "
                                 f"{ranges_text(configured_ranges(failed))}")
             yield replan_request(failed)
