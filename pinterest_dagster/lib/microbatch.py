@@ -128,7 +128,7 @@ def run_config(batch: list[OffsetRange], heal_gaps: bool = False) -> dict:
 
 def parse_cursor(text: str | None) -> Cursor:
     """The offsets of a sensor cursor: `{"offsets": {...}, "topic_ids": {...}}`, or the offsets alone (as
-    `cursor_reset_command` sets them, and as versions before topic ids wrote them)."""
+    versions before topic ids wrote them, or as set by hand: the next tick that plans takes Kafka's ids)."""
     data = json.loads(text or "{}")
     return {key: int(value) for key, value in data.get("offsets", data).items()}
 
