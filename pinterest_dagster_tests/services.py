@@ -179,6 +179,16 @@ def run_session_settings(settings: Settings, keys: list[str], env: dict | None =
 TEST_TOPIC_PREFIXES: list[str] = []
 
 
+def definitions_repository_origin():
+    """The origin of the project's repository as a code server loads it: instigator states stored under it are the
+    project's sensors' and schedules'."""
+    from dagster._core.remote_origin import ManagedGrpcPythonEnvCodeLocationOrigin, RemoteRepositoryOrigin
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    return RemoteRepositoryOrigin(ManagedGrpcPythonEnvCodeLocationOrigin(LoadableTargetOrigin(
+        executable_path=sys.executable, module_name="pinterest_dagster.definitions", attribute="defs")), "__repository__")
+
+
 def isolated_settings(**overrides) -> Settings:
     """Settings whose topics no other test uses, so each test sees only its own events."""
     base = Settings.from_env()

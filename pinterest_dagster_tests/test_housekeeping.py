@@ -10,12 +10,10 @@ from pathlib import Path
 
 import dagster as dg
 import sqlalchemy as sa
-from dagster._core.remote_origin import ManagedGrpcPythonEnvCodeLocationOrigin, RemoteRepositoryOrigin
 from dagster._core.scheduler.instigation import InstigatorState, InstigatorStatus, InstigatorType, TickData, TickStatus
 from dagster._core.storage.compute_log_manager import ComputeIOType
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._core.test_utils import create_run_for_test
-from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._utils.error import SerializableErrorInfo
 
 from pinterest_dagster.definitions import build_definitions, defs
@@ -23,6 +21,7 @@ from pinterest_dagster.defs.housekeeping import jobs as housekeeping
 from pinterest_dagster.defs.housekeeping.jobs import SENSOR_NAME_TAG
 from pinterest_dagster.lib.streaming_runs import FRESHNESS_SENSOR, STREAMING_TAGS
 from pinterest_dagster.settings import Settings
+from pinterest_dagster_tests.services import definitions_repository_origin
 
 
 def runs(instance) -> dict[str, str]:
@@ -115,8 +114,7 @@ def test_the_check_executions_of_deleted_runs_go_but_each_checks_latest_stays(in
 def test_old_successful_and_skipped_sensor_ticks_go_with_their_logs_and_failed_ones_stay(instance, monkeypatch):
     """The streaming sensor ticks every few seconds; the instance's own tick retention counts whole days."""
     monkeypatch.setattr(housekeeping, "DELETE_CHUNK", 1)  # a tick at a time: the chunks of a first clean-up
-    repository = RemoteRepositoryOrigin(ManagedGrpcPythonEnvCodeLocationOrigin(LoadableTargetOrigin(
-        executable_path=sys.executable, module_name="pinterest_dagster.definitions", attribute="defs")), "__repository__")
+    repository = definitions_repository_origin()
     state = InstigatorState(repository.get_instigator_origin("a_sensor"), InstigatorType.SENSOR,
                             InstigatorStatus.DECLARED_IN_CODE)
     instance.add_instigator_state(state)

@@ -19,6 +19,12 @@ def cursor_key(topic: str, partition: int) -> str:
     return f"{topic}:{partition}"
 
 
+def partition_of(key: str) -> tuple[str, int]:
+    """(topic, partition) of a cursor key, `cursor_key`'s inverse."""
+    topic, partition = key.rsplit(":", 1)
+    return topic, int(partition)
+
+
 def plan_microbatches(
     cursor: Cursor,
     bounds: dict[tuple[str, int], tuple[int, int]],
@@ -102,7 +108,7 @@ def cursor_reset_command(cursor: Cursor, bounds: dict[tuple[str, int], tuple[int
     topics = {topic for topic, _ in back}
     # A partition the new topic lacks starts from nothing if it comes back, not from the old topic's offset.
     reset = {key: offset for key, offset in cursor.items()
-             if key.rsplit(":", 1)[0] not in topics or (key.rsplit(":", 1)[0], int(key.rsplit(":", 1)[1])) in bounds}
+             if partition_of(key)[0] not in topics or partition_of(key) in bounds}
     for topic, partition in back:
         reset[cursor_key(topic, partition)] = bounds[(topic, partition)][0]
     kept = {topic: topic_id for topic, topic_id in (topic_ids or {}).items() if topic not in topics}

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import dagster as dg
 from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType
 
-from pinterest_dagster.lib.microbatch import INGEST_STEP, TopicIds, parse_cursor, parse_topic_ids
+from pinterest_dagster.lib.microbatch import INGEST_STEP, parse_cursor, partition_of
 from pinterest_dagster.lib.offsets import OffsetRange
 
 SENSOR_NAME = "kafka_microbatch_sensor"
@@ -51,40 +51,38 @@ def ranges_in_flight(instance: dg.DagsterInstance, except_group: str) -> list[Of
     return [r for run in runs if (run.root_run_id or run.run_id) != except_group for r in configured_ranges(run)]
 
 
+def _sensor_states(instance: dg.DagsterInstance) -> list:
+    """The streaming sensor's instigator states that hold data ([] on an instance with no schedule storage, as a run
+    executed in process has)."""
+    if instance.schedule_storage is None:
+        return []
+    return [s for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+            if s.instigator_name == SENSOR_NAME and s.instigator_data]
+
+
+def _last_ticked(states: list):
+    return max(states, key=lambda s: s.instigator_data.last_tick_start_timestamp or 0, default=None)
+
+
 def streaming_cursor(instance: dg.DagsterInstance) -> dict[tuple[str, int], int] | None:
     """The next offset the streaming sensor will plan, per (topic, partition), while a daemon evaluates
     it; None when streaming is off (sensor stopped, or no tick for a minute, or an instance with no
     schedule storage, as a run executed in process has)."""
-    if instance.schedule_storage is None:
-        return None
-    states = [
-        s for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
-        if s.instigator_name == SENSOR_NAME and s.status != InstigatorStatus.STOPPED and s.instigator_data
+    newest = _last_ticked([
+        s for s in _sensor_states(instance)
+        if s.status != InstigatorStatus.STOPPED
         and (s.instigator_data.last_tick_start_timestamp or 0) > time.time() - SENSOR_ALIVE_SECONDS
-    ]
-    if not states:
+    ])
+    if newest is None:
         return None
-    newest = max(states, key=lambda s: s.instigator_data.last_tick_start_timestamp)
-    return {(key.rsplit(":", 1)[0], int(key.rsplit(":", 1)[1])): offset
-            for key, offset in parse_cursor(newest.instigator_data.cursor).items()}
+    return {partition_of(key): offset for key, offset in parse_cursor(newest.instigator_data.cursor).items()}
 
 
 def stored_sensor_cursor(instance: dg.DagsterInstance) -> str | None:
     """The streaming sensor's stored cursor, running or not (None when it never planned, or on an instance with no
-    schedule storage)."""
-    if instance.schedule_storage is None:
-        return None
-    states = [s for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
-              if s.instigator_name == SENSOR_NAME and s.instigator_data and s.instigator_data.cursor]
-    if not states:
-        return None
-    return max(states, key=lambda s: s.instigator_data.last_tick_start_timestamp or 0).instigator_data.cursor
-
-
-def sensor_topic_ids(instance: dg.DagsterInstance) -> TopicIds:
-    """The Kafka topic ids the streaming sensor's stored cursor was last planned against ({} when none): a topic
-    whose id differs now was deleted and recreated since."""
-    return parse_topic_ids(stored_sensor_cursor(instance))
+    schedule storage): its topic ids are those it last planned against."""
+    newest = _last_ticked([s for s in _sensor_states(instance) if s.instigator_data.cursor])
+    return newest.instigator_data.cursor if newest else None
 
 
 FAILED_STATUSES = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]

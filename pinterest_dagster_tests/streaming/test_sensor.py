@@ -16,7 +16,7 @@ from pinterest_dagster.defs.streaming.sensors import build_kafka_microbatch_sens
 from pinterest_dagster.lib.kafka import ensure_topics, make_producer
 from pinterest_dagster.lib.microbatch import parse_cursor, parse_topic_ids
 from pinterest_dagster.lib.resources import KafkaResource
-from pinterest_dagster_tests.services import isolated_settings, require_kafka
+from pinterest_dagster_tests.services import definitions_repository_origin, isolated_settings, require_kafka
 
 
 @pytest.fixture
@@ -228,17 +228,13 @@ def test_a_topic_really_deleted_and_recreated_is_reported_by_the_next_tick(setti
 
 def test_healing_and_the_catch_up_leave_alone_a_topic_recreated_since_the_sensor_last_planned(settings):
     """They read the sensor's stored cursor, running or not, and Kafka's ids (`not_recreated`, defs/ingest/assets.py)."""
-    import sys
-
-    from dagster._core.remote_origin import ManagedGrpcPythonEnvCodeLocationOrigin, RemoteRepositoryOrigin
     from dagster._core.scheduler.instigation import InstigatorState, InstigatorStatus, InstigatorType, SensorInstigatorData
-    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
     from pinterest_dagster.defs.ingest.assets import not_recreated
     from pinterest_dagster.lib.kafka import topic_ids
     from pinterest_dagster.lib.microbatch import cursor_text
     from pinterest_dagster.lib.offsets import PartitionCoverage
-    from pinterest_dagster.lib.streaming_runs import SENSOR_NAME, sensor_topic_ids
+    from pinterest_dagster.lib.streaming_runs import SENSOR_NAME, stored_sensor_cursor
 
     pin, user = settings.topic("pin"), settings.topic("user")
     coverage = [PartitionCoverage(pin, 0, 0, 10, ((0, 10),)), PartitionCoverage(user, 0, 0, 10, ((0, 5),))]
@@ -246,14 +242,12 @@ def test_healing_and_the_catch_up_leave_alone_a_topic_recreated_since_the_sensor
     ids = topic_ids(settings, [pin, user])
     with dg.instance_for_test() as instance:
         context = dg.build_asset_context(instance=instance)
-        assert sensor_topic_ids(instance) == {} and not_recreated(context, kafka, coverage) == coverage
-        origin = RemoteRepositoryOrigin(ManagedGrpcPythonEnvCodeLocationOrigin(LoadableTargetOrigin(
-            executable_path=sys.executable, module_name="pinterest_dagster.definitions", attribute="defs")), "__repository__")
+        assert stored_sensor_cursor(instance) is None and not_recreated(context, kafka, coverage) == coverage
         stored = {pin: ids[pin], user: "the-id-of-the-topic-before"}
         instance.add_instigator_state(InstigatorState(
-            origin.get_instigator_origin(SENSOR_NAME), InstigatorType.SENSOR, InstigatorStatus.STOPPED,
+            definitions_repository_origin().get_instigator_origin(SENSOR_NAME), InstigatorType.SENSOR, InstigatorStatus.STOPPED,
             SensorInstigatorData(cursor=cursor_text({f"{pin}:0": 10}, stored), last_tick_start_timestamp=time.time())))
-        assert sensor_topic_ids(instance) == stored
+        assert parse_topic_ids(stored_sensor_cursor(instance)) == stored
         assert not_recreated(context, kafka, coverage) == coverage[:1]
 
 

@@ -87,6 +87,13 @@ def build_kafka_microbatch_sensor(
         cursor, known_ids = parse_cursor(context.cursor), parse_topic_ids(context.cursor)
         deadline = time.monotonic() + wait_seconds
         replans, bounds, ids, recreated, new_cursor = None, {}, None, set(), cursor
+
+        def compare_ids() -> None:
+            """Kafka's topic ids now, and the topics whose id is not the one the cursor was planned against."""
+            nonlocal ids, recreated
+            ids = topic_ids(kafka.settings(), topics)
+            recreated = recreated_topics(known_ids, ids)
+
         while True:
             free_slots = max_in_flight - streaming_runs_in_flight(context.instance)
             if free_slots > 0:
@@ -95,17 +102,15 @@ def build_kafka_microbatch_sensor(
                 bounds = {(tp.topic, tp.partition): b for tp, b in offset_bounds(kafka.settings(), topics).items()}
                 batches, new_cursor = plan_microbatches(cursor, without_topics(bounds, recreated), max_records_per_run, free_slots)
                 if batches:
-                    # Before the cursor moves: are these still the topics it was planned against?
-                    ids = topic_ids(kafka.settings(), topics)
-                    if recreated := recreated_topics(known_ids, ids):
+                    compare_ids()  # before the cursor moves: are these still the topics it was planned against?
+                    if recreated:
                         batches, new_cursor = plan_microbatches(
                             cursor, without_topics(bounds, recreated), max_records_per_run, free_slots)
                 if batches or replans:
                     break
             if time.monotonic() >= deadline:
                 if ids is None and bounds:  # nothing to plan: a topic recreated up to its old end is still named
-                    ids = topic_ids(kafka.settings(), topics)
-                    recreated = recreated_topics(known_ids, ids)
+                    compare_ids()
                 if moved_back(cursor, bounds, recreated):
                     return dg.SkipReason(moved_back_message(cursor, bounds, recreated, known_ids))
                 if free_slots <= 0:
@@ -114,8 +119,7 @@ def build_kafka_microbatch_sensor(
                     "no new events", deleted_message(cursor, without_topics(bounds, recreated))])))
             time.sleep(POLL_SECONDS if free_slots <= 0 else KAFKA_POLL_SECONDS)
         if replans and ids is None:  # a re-plan reads its ranges again: of the same topics?
-            ids = topic_ids(kafka.settings(), topics)
-            recreated = recreated_topics(known_ids, ids)
+            compare_ids()
         # The ids of a recreated topic stay the old ones until its cursor is reset, even where the cursor had none
         # (a cursor from before topic ids): its end gone backwards shows it.
         stale = recreated | {topic for topic, _ in moved_back(cursor, bounds)}
