@@ -93,13 +93,17 @@ RETRY_GRACE_SECONDS = 30
 FAILURES_LOOKED_AT_SECONDS = 6 * 3600
 
 
-def runs_failed_for_good(instance: dg.DagsterInstance, grace_seconds: float = RETRY_GRACE_SECONDS) -> list[dg.DagsterRun]:
-    """The last attempt of every streaming run group of the past hours that failed (or was canceled) past
-    its retries: its ranges may be missing from the lake, or merged into raw but not into cleaned."""
+def runs_failed_for_good(instance: dg.DagsterInstance, grace_seconds: float = RETRY_GRACE_SECONDS,
+                         last_tick: float | None = None) -> list[dg.DagsterRun]:
+    """The last attempt of every streaming run group that failed (or was canceled) past its retries in the
+    FAILURES_LOOKED_AT_SECONDS before the sensor's previous tick (`last_tick`, a timestamp; now if None) or
+    since: its ranges may be missing from the lake, or merged into raw but not into cleaned. Counting from the
+    previous tick, a failure just before the daemon stopped is still found when it starts again, hours later."""
     now = time.time()
+    horizon = min(now, last_tick or now) - FAILURES_LOOKED_AT_SECONDS
     records = instance.get_run_records(
         dg.RunsFilter(job_name=STREAMING_JOB, statuses=FAILED_STATUSES,
-                      updated_after=datetime.fromtimestamp(now - FAILURES_LOOKED_AT_SECONDS, tz=timezone.utc)),
+                      updated_after=datetime.fromtimestamp(horizon, tz=timezone.utc)),
         limit=200,
     )
     latest: dict[str, dg.RunRecord] = {}
@@ -124,10 +128,11 @@ def groups_not_settled(instance: dg.DagsterInstance, groups, chunk: int = 500) -
     ingested: a run of the group failed, was canceled or is in flight, and none succeeded, nor did a micro-batch
     that re-planned it. A re-execution, a retry or a re-plan finds their ranges by run id in the ingestion log.
 
-    A streaming micro-batch's failure older than FAILURES_LOOKED_AT_SECONDS counts as settled: the sensor
-    re-plans a micro-batch within those hours or not at all, and housekeeping deletes the successful retries and
-    re-plans of a day before, which would otherwise leave the group looking failed for good. Asked per `chunk`
-    groups, and only about groups with such a run: a day of micro-batches is a few queries."""
+    A streaming micro-batch's failure older than FAILURES_LOOKED_AT_SECONDS counts as settled, unless a re-plan in
+    flight stands for it: the sensor re-plans a micro-batch within those hours of its ticks or not at all, and
+    housekeeping deletes the successful retries and re-plans of a day before, which would otherwise leave the
+    group looking failed for good. Asked per `chunk` groups, and only about groups with such a run: a day of
+    micro-batches is a few queries."""
     groups, unsettled = sorted(set(groups)), set()
     horizon = time.time() - FAILURES_LOOKED_AT_SECONDS
     for i in range(0, len(groups), chunk):
@@ -150,7 +155,15 @@ def groups_not_settled(instance: dg.DagsterInstance, groups, chunk: int = 500) -
         settled |= {run.tags[REPLANS_TAG] for run in instance.get_runs(
             dg.RunsFilter(tags={REPLANS_TAG: candidates}, statuses=[dg.DagsterRunStatus.SUCCESS]))}
         unsettled |= set(candidates) - settled
-    return unsettled
+    return unsettled | (set(groups) & replanned_in_flight(instance))
+
+
+def replanned_in_flight(instance: dg.DagsterInstance) -> set[str]:
+    """The run groups that re-planned micro-batches queued or running stand for (`replanned_groups`): they merge
+    what those groups ingested, found by run id, however old the failure (the sensor re-plans one that failed
+    hours before, after a daemon outage)."""
+    return {group for run in instance.get_runs(dg.RunsFilter(tags=STREAMING_TAGS, statuses=ACTIVE_STATUSES))
+            if REPLANS_TAG in run.tags for group in replanned_groups(instance, run)}
 
 
 def replanned_groups(instance: dg.DagsterInstance, run: dg.DagsterRun, limit: int = 1_000) -> list[str]:

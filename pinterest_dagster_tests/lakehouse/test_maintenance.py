@@ -246,6 +246,11 @@ def test_coalescing_keeps_the_rows_of_run_groups_that_failed_or_are_running_with
         monkeypatch.setattr(streaming_runs, "FAILURES_LOOKED_AT_SECONDS", -60)
         batch_failed = run(dg.DagsterRunStatus.FAILURE, job="batch_job")
         assert groups_not_settled(instance, asked | {batch_failed}) == {running, batch_failed}
+        # Unless a re-plan in flight stands for it, back along its chain (after a daemon outage, the sensor re-plans
+        # a failure of hours before): that re-plan merges what those groups ingested, found by run id.
+        chained = run(dg.DagsterRunStatus.FAILURE, pipeline="streaming", **{REPLANS_TAG: failed})  # failed in turn
+        run(dg.DagsterRunStatus.STARTED, pipeline="streaming", **{REPLANS_TAG: chained})
+        assert groups_not_settled(instance, asked | {chained}) == {running, failed, chained}
 
 
 def test_the_schedule_queues_low_priority_runs_one_per_raw_table_one_for_the_others_and_skips_busy_tables():

@@ -177,6 +177,58 @@ def test_a_micro_batch_that_failed_past_its_retries_is_planned_again_once(settin
         assert not [r for r in again.run_requests if r.run_key == f"replan-{gone.run_id}"]
 
 
+def test_a_failure_just_before_the_daemon_stopped_is_planned_again_when_it_starts_hours_later(settings, monkeypatch):
+    from pinterest_dagster.lib import streaming_runs
+    from pinterest_dagster.lib.offsets import OffsetRange
+
+    sensor = build_kafka_microbatch_sensor(max_records_per_run=100, wait_seconds=0, retry_grace_seconds=0)
+    kafka = KafkaResource.from_settings(settings)
+    monkeypatch.setattr(streaming_runs, "FAILURES_LOOKED_AT_SECONDS", 1)  # the look-back, 6 hours, scaled to 1 s
+    with dg.instance_for_test() as instance:
+        gone = failed_run(instance, [OffsetRange(settings.topic("pin"), 0, 10, 20)])
+        last_tick = time.time()  # the sensor's last tick before the daemon stopped
+        time.sleep(1.5)  # the daemon was down for longer than the look-back
+
+        def replanned(last_tick_completion_time) -> list[str]:
+            context = dg.SensorEvaluationContext(instance_ref=None, instance=instance, resources={"kafka": kafka},
+                                                 last_tick_completion_time=last_tick_completion_time)
+            return [r.run_key for r in sensor.evaluate_tick(context).run_requests if r.run_key.startswith("replan-")]
+
+        assert replanned(time.time() - 0.1) == []  # the sensor ticked all along: past its look-back, settled
+        assert replanned(last_tick) == [f"replan-{gone.run_id}"]  # counted from the tick before the outage
+
+
+def test_ranges_planned_before_are_ingested_again_once_the_cursor_is_moved_back_over_them(settings):
+    """Dagster skips in silence a request whose run key it has seen: a cursor moved back by hand over ranges planned
+    before gets them under a new key. A request whose run is in flight keeps its key (the tick after a daemon crash)."""
+    from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
+
+    from pinterest_dagster.lib.streaming_runs import SENSOR_NAME
+
+    produce(settings, "geo", 20)
+    sensor = build_kafka_microbatch_sensor(max_records_per_run=1_000, max_in_flight=3, wait_seconds=0)
+    kafka = KafkaResource.from_settings(settings)
+    with dg.instance_for_test() as instance:
+        def evaluate():  # from the cursor's start, as after `dagster sensor cursor ... --delete`
+            return sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources={"kafka": kafka}))
+
+        def launched(key, status):
+            return create_run_for_test(instance, job_name="streaming_job", status=status,
+                                       tags={**STREAMING_TAGS, RUN_KEY_TAG: key, SENSOR_NAME_TAG: SENSOR_NAME})
+
+        [first] = evaluate().run_requests
+        in_flight = launched(first.run_key, dg.DagsterRunStatus.STARTED)
+        [again] = evaluate().run_requests
+        assert again.run_key == first.run_key
+        instance.delete_run(in_flight.run_id)
+        launched(first.run_key, dg.DagsterRunStatus.SUCCESS)
+        [moved_back] = evaluate().run_requests
+        assert moved_back.run_key.startswith(f"{first.run_key}-again-") and moved_back.run_config == first.run_config
+        launched(moved_back.run_key, dg.DagsterRunStatus.SUCCESS)
+        [twice] = evaluate().run_requests
+        assert twice.run_key.startswith(f"{first.run_key}-again-") and twice.run_key != moved_back.run_key
+
+
 def reset_cursor(message: str) -> str:
     """The cursor that the reset command in a sensor's message sets."""
     return message.split("--set '")[1].split("'")[0]

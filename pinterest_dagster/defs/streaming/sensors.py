@@ -8,6 +8,7 @@ offsets are missing below what was ingested (`heal_gaps`, in lib/offsets.py's se
 import time
 
 import dagster as dg
+from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from pinterest_dagster.defs.streaming.jobs import streaming_job
 from pinterest_dagster.lib.kafka import offset_bounds, topic_ids
@@ -18,7 +19,7 @@ from pinterest_dagster.lib.microbatch import (
 from pinterest_dagster.lib.offsets import ranges_text
 from pinterest_dagster.lib.resources import KafkaResource
 from pinterest_dagster.lib.streaming_runs import (
-    HEALS_TAG, REPLANS_TAG, RETRY_GRACE_SECONDS, SENSOR_NAME, configured_ranges, runs_failed_for_good, seconds_since_last_heal,
+    ACTIVE_STATUSES, HEALS_TAG, REPLANS_TAG, RETRY_GRACE_SECONDS, SENSOR_NAME, configured_ranges, runs_failed_for_good, seconds_since_last_heal,
     streaming_runs_in_flight,
 )
 from pinterest_dagster.settings import TOPIC_KINDS
@@ -35,6 +36,13 @@ def replan_request(failed: dg.DagsterRun) -> dg.RunRequest:
         run_key=f"replan-{group}", run_config=run_config(configured_ranges(failed), heal_gaps=True),
         tags={REPLANS_TAG: group, HEALS_TAG: "true"},
     )
+
+
+def finished_run_with_key(instance: dg.DagsterInstance, key: str) -> dg.DagsterRun | None:
+    """A run of this sensor with run key `key` that is no longer queued or running, if one is kept. Dagster launches
+    no run for a key it has seen; one in flight is the tick after a daemon crash asking again, and is left to it."""
+    runs = instance.get_runs(dg.RunsFilter(tags={RUN_KEY_TAG: key, SENSOR_NAME_TAG: SENSOR_NAME}), limit=1)
+    return runs[0] if runs and runs[0].status not in ACTIVE_STATUSES else None
 
 
 def moved_back_message(cursor, bounds, recreated=frozenset(), topic_ids=None) -> str:
@@ -98,7 +106,7 @@ def build_kafka_microbatch_sensor(
             free_slots = max_in_flight - streaming_runs_in_flight(context.instance)
             if free_slots > 0:
                 if replans is None:
-                    replans = runs_failed_for_good(context.instance, retry_grace_seconds)
+                    replans = runs_failed_for_good(context.instance, retry_grace_seconds, context.last_tick_completion_time)
                 bounds = {(tp.topic, tp.partition): b for tp, b in offset_bounds(kafka.settings(), topics).items()}
                 batches, new_cursor = plan_microbatches(cursor, without_topics(bounds, recreated), max_records_per_run, free_slots)
                 if batches:
@@ -138,7 +146,13 @@ def build_kafka_microbatch_sensor(
             yield replan_request(failed)
         heal = seconds_since_last_heal(context.instance) >= heal_interval_seconds
         for batch in batches:
-            yield dg.RunRequest(run_key=run_key(batch, ids), run_config=run_config(batch, heal_gaps=heal),
+            key = run_key(batch, ids)
+            if done := finished_run_with_key(context.instance, key):
+                # Dagster would skip the request in silence: the cursor was moved back over ranges planned before.
+                key = f"{key}-again-{time.time_ns()}"
+                context.log.warning(f"ingesting again {ranges_text(batch)}: run {done.run_id} ({done.status.value}) "
+                                    f"was planned for these ranges before, and the cursor was moved back over them")
+            yield dg.RunRequest(run_key=key, run_config=run_config(batch, heal_gaps=heal),
                                 tags={HEALS_TAG: "true"} if heal else {})
             heal = False
         context.update_cursor(cursor_text(new_cursor, kept_ids))
