@@ -144,5 +144,11 @@ def parse_topic_ids(text: str | None) -> TopicIds:
     return dict(json.loads(text or "{}").get("topic_ids", {}))
 
 
-def cursor_text(cursor: Cursor, topic_ids: TopicIds) -> str:
-    return json.dumps({"offsets": cursor, "topic_ids": topic_ids}, sort_keys=True)
+def parse_failures_checked_at(text: str | None) -> float | None:
+    """When the sensor last looked for micro-batches that failed for good (None if its cursor does not say)."""
+    return json.loads(text or "{}").get("failures_checked_at")
+
+
+def cursor_text(cursor: Cursor, topic_ids: TopicIds, failures_checked_at: float | None = None) -> str:
+    checked = {"failures_checked_at": round(failures_checked_at, 3)} if failures_checked_at is not None else {}
+    return json.dumps({"offsets": cursor, "topic_ids": topic_ids, **checked}, sort_keys=True)

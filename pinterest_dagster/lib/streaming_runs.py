@@ -94,13 +94,13 @@ FAILURES_LOOKED_AT_SECONDS = 6 * 3600
 
 
 def runs_failed_for_good(instance: dg.DagsterInstance, grace_seconds: float = RETRY_GRACE_SECONDS,
-                         last_tick: float | None = None) -> list[dg.DagsterRun]:
+                         last_looked: float | None = None) -> list[dg.DagsterRun]:
     """The last attempt of every streaming run group that failed (or was canceled) past its retries in the
-    FAILURES_LOOKED_AT_SECONDS before the sensor's previous tick (`last_tick`, a timestamp; now if None) or
-    since: its ranges may be missing from the lake, or merged into raw but not into cleaned. Counting from the
-    previous tick, a failure just before the daemon stopped is still found when it starts again, hours later."""
+    FAILURES_LOOKED_AT_SECONDS before the sensor last looked (`last_looked`, a timestamp; now if None) or
+    since: its ranges may be missing from the lake, or merged into raw but not into cleaned. Counted from the
+    last look, a failure just before the daemon stopped is still found when it starts again, hours later."""
     now = time.time()
-    horizon = min(now, last_tick or now) - FAILURES_LOOKED_AT_SECONDS
+    horizon = min(now, last_looked or now) - FAILURES_LOOKED_AT_SECONDS
     records = instance.get_run_records(
         dg.RunsFilter(job_name=STREAMING_JOB, statuses=FAILED_STATUSES,
                       updated_after=datetime.fromtimestamp(horizon, tz=timezone.utc)),

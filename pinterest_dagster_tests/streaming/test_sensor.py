@@ -178,24 +178,32 @@ def test_a_micro_batch_that_failed_past_its_retries_is_planned_again_once(settin
 
 
 def test_a_failure_just_before_the_daemon_stopped_is_planned_again_when_it_starts_hours_later(settings, monkeypatch):
+    """The sensor looks for failures from the last tick that looked (its cursor's `failures_checked_at`), not from now."""
     from pinterest_dagster.lib import streaming_runs
+    from pinterest_dagster.lib.microbatch import parse_failures_checked_at
     from pinterest_dagster.lib.offsets import OffsetRange
 
     sensor = build_kafka_microbatch_sensor(max_records_per_run=100, wait_seconds=0, retry_grace_seconds=0)
     kafka = KafkaResource.from_settings(settings)
     monkeypatch.setattr(streaming_runs, "FAILURES_LOOKED_AT_SECONDS", 1)  # the look-back, 6 hours, scaled to 1 s
     with dg.instance_for_test() as instance:
+        def evaluate(cursor):
+            return sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, resources={"kafka": kafka}))
+
+        def replanned(result) -> list[str]:
+            return [r.run_key for r in result.run_requests if r.run_key.startswith("replan-")]
+
+        looked = evaluate(None)  # the last tick before the daemon stopped: nothing new, nothing failed
+        assert looked.run_requests == [] and parse_failures_checked_at(looked.cursor) <= time.time()
         gone = failed_run(instance, [OffsetRange(settings.topic("pin"), 0, 10, 20)])
-        last_tick = time.time()  # the sensor's last tick before the daemon stopped
         time.sleep(1.5)  # the daemon was down for longer than the look-back
-
-        def replanned(last_tick_completion_time) -> list[str]:
-            context = dg.SensorEvaluationContext(instance_ref=None, instance=instance, resources={"kafka": kafka},
-                                                 last_tick_completion_time=last_tick_completion_time)
-            return [r.run_key for r in sensor.evaluate_tick(context).run_requests if r.run_key.startswith("replan-")]
-
-        assert replanned(time.time() - 0.1) == []  # the sensor ticked all along: past its look-back, settled
-        assert replanned(last_tick) == [f"replan-{gone.run_id}"]  # counted from the tick before the outage
+        assert replanned(evaluate(None)) == []  # counted from now, the failure is past the look-back
+        # The first ticks after the restart find a run in flight (launched before the outage): they do not look.
+        queued = create_run_for_test(instance, job_name="streaming_job", tags=STREAMING_TAGS, status=dg.DagsterRunStatus.STARTED)
+        blocked = evaluate(looked.cursor)
+        assert blocked.run_requests == [] and blocked.cursor == looked.cursor
+        instance.delete_run(queued.run_id)
+        assert replanned(evaluate(looked.cursor)) == [f"replan-{gone.run_id}"]
 
 
 def test_ranges_planned_before_are_ingested_again_once_the_cursor_is_moved_back_over_them(settings):

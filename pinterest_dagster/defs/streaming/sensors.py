@@ -13,7 +13,8 @@ from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 from pinterest_dagster.defs.streaming.jobs import streaming_job
 from pinterest_dagster.lib.kafka import offset_bounds, topic_ids
 from pinterest_dagster.lib.microbatch import (
-    cursor_reset_command, cursor_text, deleted_before_ingestion, moved_back, parse_cursor, parse_topic_ids,
+    cursor_reset_command, cursor_text, deleted_before_ingestion, moved_back, parse_cursor, parse_failures_checked_at,
+    parse_topic_ids,
     plan_microbatches, recreated_topics, run_config, run_key, without_topics,
 )
 from pinterest_dagster.lib.offsets import ranges_text
@@ -93,6 +94,9 @@ def build_kafka_microbatch_sensor(
     def kafka_microbatch_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource):
         topics = [kafka.topic(kind) for kind in TOPIC_KINDS]
         cursor, known_ids = parse_cursor(context.cursor), parse_topic_ids(context.cursor)
+        # Failures are looked for from the last tick that looked, kept in the cursor: after a daemon outage, or
+        # ticks that found no free slot, those of the hours before are still found.
+        checked_at = parse_failures_checked_at(context.cursor) or context.last_tick_completion_time
         deadline = time.monotonic() + wait_seconds
         replans, bounds, ids, recreated, new_cursor = None, {}, None, set(), cursor
 
@@ -106,7 +110,9 @@ def build_kafka_microbatch_sensor(
             free_slots = max_in_flight - streaming_runs_in_flight(context.instance)
             if free_slots > 0:
                 if replans is None:
-                    replans = runs_failed_for_good(context.instance, retry_grace_seconds, context.last_tick_completion_time)
+                    looked_at = time.time()
+                    replans = runs_failed_for_good(context.instance, retry_grace_seconds, checked_at)
+                    checked_at = looked_at
                 bounds = {(tp.topic, tp.partition): b for tp, b in offset_bounds(kafka.settings(), topics).items()}
                 batches, new_cursor = plan_microbatches(cursor, without_topics(bounds, recreated), max_records_per_run, free_slots)
                 if batches:
@@ -117,6 +123,8 @@ def build_kafka_microbatch_sensor(
                 if batches or replans:
                     break
             if time.monotonic() >= deadline:
+                if replans is not None:  # it looked for failures: when, for the next tick
+                    context.update_cursor(cursor_text(cursor, known_ids, checked_at))
                 if ids is None and bounds:  # nothing to plan: a topic recreated up to its old end is still named
                     compare_ids()
                 if moved_back(cursor, bounds, recreated):
@@ -155,7 +163,7 @@ def build_kafka_microbatch_sensor(
             yield dg.RunRequest(run_key=key, run_config=run_config(batch, heal_gaps=heal),
                                 tags={HEALS_TAG: "true"} if heal else {})
             heal = False
-        context.update_cursor(cursor_text(new_cursor, kept_ids))
+        context.update_cursor(cursor_text(new_cursor, kept_ids, checked_at))
 
     return kafka_microbatch_sensor
 
