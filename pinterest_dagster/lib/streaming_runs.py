@@ -79,8 +79,8 @@ def streaming_cursor(instance: dg.DagsterInstance) -> dict[tuple[str, int], int]
 
 
 def stored_sensor_cursor(instance: dg.DagsterInstance) -> str | None:
-    """The streaming sensor's stored cursor, running or not (None when it never planned, or on an instance with no
-    schedule storage): its topic ids are those it last planned against."""
+    """The streaming sensor's stored cursor, running or not (None when it never ticked with a free run slot, or on an
+    instance with no schedule storage): its topic ids are those it last planned against (none before it planned)."""
     newest = _last_ticked([s for s in _sensor_states(instance) if s.instigator_data.cursor])
     return newest.instigator_data.cursor if newest else None
 
