@@ -38,7 +38,7 @@ from pinterest_dagster.lib.kafka import client_config, end_offsets, events_per_t
 from pinterest_dagster.lib.realtime_state import REALTIME_TABLES
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import build_spark_session
-from pinterest_dagster.lib.streaming_runs import ACTIVE_STATUSES, streaming_cursor, streaming_runs_in_flight
+from pinterest_dagster.lib.streaming_runs import ACTIVE_STATUSES, run_group_id, streaming_cursor, streaming_runs_in_flight
 from pinterest_dagster.settings import REPO_ROOT, TOPIC_KINDS, Settings
 
 CLEANED_PIN = dg.AssetKey(["cleaned", "pin"])
@@ -285,7 +285,7 @@ def cleaned_pin_commit_times(instance: dg.DagsterInstance) -> dict[str, float]:
     committed: dict[str, float] = {}
     for record in instance.get_run_records():
         run = record.dagster_run
-        group = run.root_run_id or run.run_id
+        group = run_group_id(run)
         for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
             if entry.dagster_event.asset_key == CLEANED_PIN:
                 committed[group] = min(committed.get(group, entry.timestamp), entry.timestamp)

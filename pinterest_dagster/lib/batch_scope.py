@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pinterest_dagster.lib.ingestion import ranges_ingested_by, run_group_id
+from pinterest_dagster.lib.ingestion import ranges_ingested_by
 from pinterest_dagster.lib.offsets import OffsetRange
 from pinterest_dagster.lib.resources import LakeResource
-from pinterest_dagster.lib.streaming_runs import configured_ranges, ingest_config, replanned_groups
+from pinterest_dagster.lib.streaming_runs import configured_ranges, ingest_config, replanned_groups, run_group_id
 
 
 class IncrementalConfig(dg.Config):

@@ -368,11 +368,6 @@ def ensure_raw_tables(spark: SparkSession, lake: LakeResource, skip: set[str] = 
                            **REJECTS_LAYOUT)
 
 
-def run_group_id(run) -> str:
-    """The id shared by a run and its retries and re-executions: what the ingestion log records."""
-    return run.root_run_id or run.run_id
-
-
 def ranges_ingested_by(spark: SparkSession, lake: LakeResource, *group_ids: str) -> list[OffsetRange]:
     """The offset ranges that runs of these groups ingested."""
     if not delta.table_exists(spark, log_path(lake)):

@@ -31,6 +31,11 @@ ACTIVE_STATUSES = [
 SENSOR_ALIVE_SECONDS = 60
 
 
+def run_group_id(run: dg.DagsterRun) -> str:
+    """The id shared by a run and its retries and re-executions: what the ingestion log records."""
+    return run.root_run_id or run.run_id
+
+
 def streaming_runs_in_flight(instance: dg.DagsterInstance, statuses: list[dg.DagsterRunStatus] = ACTIVE_STATUSES) -> int:
     return instance.get_runs_count(dg.RunsFilter(tags=STREAMING_TAGS, statuses=statuses))
 
@@ -48,7 +53,7 @@ def configured_ranges(run: dg.DagsterRun) -> list[OffsetRange]:
 def ranges_in_flight(instance: dg.DagsterInstance, except_group: str) -> list[OffsetRange]:
     """The ranges named by streaming runs queued or running, other than those of run group `except_group`."""
     runs = instance.get_runs(dg.RunsFilter(tags=STREAMING_TAGS, statuses=ACTIVE_STATUSES))
-    return [r for run in runs if (run.root_run_id or run.run_id) != except_group for r in configured_ranges(run)]
+    return [r for run in runs if run_group_id(run) != except_group for r in configured_ranges(run)]
 
 
 def _sensor_states(instance: dg.DagsterInstance) -> list:
@@ -108,7 +113,7 @@ def runs_failed_for_good(instance: dg.DagsterInstance, grace_seconds: float = RE
     )
     latest: dict[str, dg.RunRecord] = {}
     for record in records:
-        group = record.dagster_run.root_run_id or record.dagster_run.run_id
+        group = run_group_id(record.dagster_run)
         if group not in latest or record.update_timestamp > latest[group].update_timestamp:
             latest[group] = record
     failed = []
@@ -143,14 +148,14 @@ def groups_not_settled(instance: dg.DagsterInstance, groups, chunk: int = 500) -
                     *instance.get_run_records(dg.RunsFilter(tags={ROOT_RUN_TAG: part}, statuses=statuses))]
 
         candidates = sorted({
-            record.dagster_run.root_run_id or record.dagster_run.run_id
+            run_group_id(record.dagster_run)
             for record in group_records([*FAILED_STATUSES, *ACTIVE_STATUSES])
             if record.dagster_run.status in ACTIVE_STATUSES or record.dagster_run.job_name != STREAMING_JOB
             or record.update_timestamp.timestamp() > horizon
         })
         if not candidates:
             continue
-        settled = {record.dagster_run.root_run_id or record.dagster_run.run_id
+        settled = {run_group_id(record.dagster_run)
                    for record in group_records([dg.DagsterRunStatus.SUCCESS], candidates)}
         settled |= {run.tags[REPLANS_TAG] for run in instance.get_runs(
             dg.RunsFilter(tags={REPLANS_TAG: candidates}, statuses=[dg.DagsterRunStatus.SUCCESS]))}

@@ -26,7 +26,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from pinterest_dagster.lib.streaming_runs import ACTIVE_STATUSES as ACTIVE
-from pinterest_dagster.lib.streaming_runs import REPLANS_TAG, configured_ranges, streaming_runs_in_flight
+from pinterest_dagster.lib.streaming_runs import REPLANS_TAG, configured_ranges, run_group_id, streaming_runs_in_flight
 from pinterest_dagster.lib import delta
 from pinterest_dagster.lib.kafka import events_per_topic
 from pinterest_dagster.lib.run_launcher import run_worker_pid
@@ -304,7 +304,7 @@ def test_a_micro_batch_that_failed_past_its_retries_was_planned_again_by_the_sen
     assert replans, "the micro-batch killed in every attempt was not planned again"
     for replan in replans:
         # The group's attempts: its first run and the retries (4 in all, unless Dagster missed one: kill_every_attempt).
-        attempts = sorted((run for run in streaming if (run.root_run_id or run.run_id) == replan.tags[REPLANS_TAG]),
+        attempts = sorted((run for run in streaming if run_group_id(run) == replan.tags[REPLANS_TAG]),
                           key=lambda run: int(run.tags.get("dagster/retry_number", "0")))
         assert attempts and all(run.status == dg.DagsterRunStatus.FAILURE for run in attempts)
         assert replan.status == dg.DagsterRunStatus.SUCCESS

@@ -6,7 +6,7 @@ import dagster as dg
 from dagster_pyspark import PySparkResource
 
 from pinterest_dagster.lib.io_managers import column_schema
-from pinterest_dagster.lib.ingestion import ingest_ranges, partition_coverage, run_group_id, topic_observations
+from pinterest_dagster.lib.ingestion import ingest_ranges, partition_coverage, topic_observations
 from pinterest_dagster.lib.microbatch import INGEST_STEP, cursor_reset_command, parse_cursor, parse_topic_ids, recreated_topics
 from pinterest_dagster.lib import kafka as kafka_lib
 from pinterest_dagster.lib.offsets import OffsetRange, ranges_text, ranges_to_ingest, retained_parts
@@ -14,7 +14,7 @@ from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import fit_code_generation
 from pinterest_dagster.lib.streaming_runs import (
-    HEALED_TAG, SENSOR_NAME, ranges_in_flight, stored_sensor_cursor, streaming_cursor,
+    HEALED_TAG, SENSOR_NAME, ranges_in_flight, run_group_id, stored_sensor_cursor, streaming_cursor,
 )
 from pinterest_dagster.settings import TOPIC_KINDS
 from pinterest_dagster.transforms.parse import raw_column_types

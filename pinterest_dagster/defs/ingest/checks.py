@@ -19,11 +19,11 @@ from pyspark.sql import functions as F
 from pinterest_dagster.defs.ingest.assets import RAW_KEYS
 from pinterest_dagster.lib import check_state, delta
 from pinterest_dagster.lib.check_state import FULL_CHECK_TAG, CheckedSince, checked_since
-from pinterest_dagster.lib.ingestion import log_time, logged_ranges, partition_coverage, run_group_id
+from pinterest_dagster.lib.ingestion import log_time, logged_ranges, partition_coverage
 from pinterest_dagster.lib.pools import LAKE_WRITES
 from pinterest_dagster.lib.offsets import (Interval, OffsetRange, PartitionCoverage, missing, ranges_text, since_last_check,
                                            size, union)
-from pinterest_dagster.lib.streaming_runs import ranges_in_flight
+from pinterest_dagster.lib.streaming_runs import ranges_in_flight, run_group_id
 from pinterest_dagster.lib.resources import KafkaResource, LakeResource
 from pinterest_dagster.lib.spark import fit_code_generation_to
 from pinterest_dagster.settings import TOPIC_KINDS

@@ -20,7 +20,7 @@ from pinterest_dagster.lib.microbatch import (
 from pinterest_dagster.lib.offsets import ranges_text
 from pinterest_dagster.lib.resources import KafkaResource
 from pinterest_dagster.lib.streaming_runs import (
-    ACTIVE_STATUSES, HEALS_TAG, REPLANS_TAG, RETRY_GRACE_SECONDS, SENSOR_NAME, configured_ranges, runs_failed_for_good, seconds_since_last_heal,
+    ACTIVE_STATUSES, HEALS_TAG, REPLANS_TAG, RETRY_GRACE_SECONDS, SENSOR_NAME, configured_ranges, run_group_id, runs_failed_for_good, seconds_since_last_heal,
     streaming_runs_in_flight,
 )
 from pinterest_dagster.settings import TOPIC_KINDS
@@ -32,7 +32,7 @@ HEAL_INTERVAL_SECONDS = 60
 
 def replan_request(failed: dg.DagsterRun) -> dg.RunRequest:
     """The ranges of a run group that failed for good, in a new micro-batch that also heals gaps."""
-    group = failed.root_run_id or failed.run_id
+    group = run_group_id(failed)
     return dg.RunRequest(
         run_key=f"replan-{group}", run_config=run_config(configured_ranges(failed), heal_gaps=True),
         tags={REPLANS_TAG: group, HEALS_TAG: "true"},
