@@ -100,10 +100,12 @@ def deleted_before_ingestion(cursor: Cursor, bounds: dict[tuple[str, int], tuple
 
 
 def cursor_reset_command(cursor: Cursor, bounds: dict[tuple[str, int], tuple[int, int]], sensor_name: str,
-                         recreated: set[str] = frozenset(), topic_ids: TopicIds | None = None) -> str:
+                         recreated: set[str] = frozenset(), topic_ids: TopicIds | None = None,
+                         failures_checked_at: float | None = None) -> str:
     """The command that moves the cursor of every moved-back partition to its first offset. The cursor it sets
     keeps the other topics' ids (`topic_ids`), so a topic recreated while the first is dealt with is still
-    caught; the reset topics take their ids as Kafka has them at the next tick."""
+    caught, and when the sensor last looked for failed micro-batches; the reset topics take their ids as Kafka
+    has them at the next tick."""
     back = moved_back(cursor, bounds, recreated)
     topics = {topic for topic, _ in back}
     # A partition the new topic lacks starts from nothing if it comes back, not from the old topic's offset.
@@ -112,7 +114,7 @@ def cursor_reset_command(cursor: Cursor, bounds: dict[tuple[str, int], tuple[int
     for topic, partition in back:
         reset[cursor_key(topic, partition)] = bounds[(topic, partition)][0]
     kept = {topic: topic_id for topic, topic_id in (topic_ids or {}).items() if topic not in topics}
-    return f"dagster sensor cursor {sensor_name} -w workspace.yaml --set '{cursor_text(reset, kept)}'"
+    return f"dagster sensor cursor {sensor_name} -w workspace.yaml --set '{cursor_text(reset, kept, failures_checked_at)}'"
 
 
 def run_key(batch: list[OffsetRange], topic_ids: TopicIds | None = None) -> str:

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import dagster as dg
 from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType
 
-from pinterest_dagster.lib.microbatch import INGEST_STEP, parse_cursor, partition_of
+from pinterest_dagster.lib.microbatch import INGEST_STEP, parse_cursor, parse_failures_checked_at, partition_of
 from pinterest_dagster.lib.offsets import OffsetRange
 
 SENSOR_NAME = "kafka_microbatch_sensor"
@@ -98,14 +98,29 @@ RETRY_GRACE_SECONDS = 30
 FAILURES_LOOKED_AT_SECONDS = 6 * 3600
 
 
-def runs_failed_for_good(instance: dg.DagsterInstance, grace_seconds: float = RETRY_GRACE_SECONDS,
-                         last_looked: float | None = None) -> list[dg.DagsterRun]:
-    """The last attempt of every streaming run group that failed (or was canceled) past its retries in the
-    FAILURES_LOOKED_AT_SECONDS before the sensor last looked (`last_looked`, a timestamp; now if None) or
-    since: its ranges may be missing from the lake, or merged into raw but not into cleaned. Counted from the
-    last look, a failure just before the daemon stopped is still found when it starts again, hours later."""
+def failures_horizon(last_looked: float | None = None, keep_successful_hours: float | None = None) -> float:
+    """The time after which a micro-batch's failure may still be planned again: FAILURES_LOOKED_AT_SECONDS before
+    the sensor last looked for failures (`last_looked`; now if unknown), so a failure just before the daemon
+    stopped is still found when it starts again, hours later. Never before what housekeeping keeps of successful
+    micro-batches (`keep_successful_hours`): an older failure may have lost the retry or re-plan that settled it,
+    and would look failed for good."""
     now = time.time()
     horizon = min(now, last_looked or now) - FAILURES_LOOKED_AT_SECONDS
+    return horizon if keep_successful_hours is None else max(horizon, now - keep_successful_hours * 3600)
+
+
+def sensor_failures_checked_at(instance: dg.DagsterInstance) -> float | None:
+    """When the streaming sensor last looked for failed micro-batches, from its stored cursor (None if unknown)."""
+    return parse_failures_checked_at(stored_sensor_cursor(instance))
+
+
+def runs_failed_for_good(instance: dg.DagsterInstance, grace_seconds: float = RETRY_GRACE_SECONDS,
+                         horizon: float | None = None) -> list[dg.DagsterRun]:
+    """The last attempt of every streaming run group that failed (or was canceled) past its retries after
+    `horizon` (`failures_horizon()` if None): its ranges may be missing from the lake, or merged into raw but not
+    into cleaned."""
+    now = time.time()
+    horizon = failures_horizon() if horizon is None else horizon
     records = instance.get_run_records(
         dg.RunsFilter(job_name=STREAMING_JOB, statuses=FAILED_STATUSES,
                       updated_after=datetime.fromtimestamp(horizon, tz=timezone.utc)),
@@ -133,13 +148,13 @@ def groups_not_settled(instance: dg.DagsterInstance, groups, chunk: int = 500) -
     ingested: a run of the group failed, was canceled or is in flight, and none succeeded, nor did a micro-batch
     that re-planned it. A re-execution, a retry or a re-plan finds their ranges by run id in the ingestion log.
 
-    A streaming micro-batch's failure older than FAILURES_LOOKED_AT_SECONDS counts as settled, unless a re-plan in
-    flight stands for it: the sensor re-plans a micro-batch within those hours of its ticks or not at all, and
-    housekeeping deletes the successful retries and re-plans of a day before, which would otherwise leave the
-    group looking failed for good. Asked per `chunk` groups, and only about groups with such a run: a day of
-    micro-batches is a few queries."""
+    A streaming micro-batch's failure from before the sensor's look-back (`failures_horizon`, from when the sensor
+    last looked) counts as settled, unless a re-plan in flight stands for it: the sensor re-plans a micro-batch
+    within those hours or not at all, and housekeeping deletes the successful retries and re-plans of a day
+    before, which would otherwise leave the group looking failed for good. Asked per `chunk` groups, and only
+    about groups with such a run: a day of micro-batches is a few queries."""
     groups, unsettled = sorted(set(groups)), set()
-    horizon = time.time() - FAILURES_LOOKED_AT_SECONDS
+    horizon = failures_horizon(sensor_failures_checked_at(instance))
     for i in range(0, len(groups), chunk):
         part = groups[i:i + chunk]
 

@@ -216,7 +216,11 @@ def test_coalescing_keeps_the_rows_of_run_groups_that_failed_or_are_running_with
     from dagster._core.test_utils import create_run_for_test
 
     from pinterest_dagster.lib import streaming_runs
-    from pinterest_dagster.lib.streaming_runs import REPLANS_TAG, ROOT_RUN_TAG, groups_not_settled
+    from dagster._core.scheduler.instigation import InstigatorState, InstigatorStatus, InstigatorType, SensorInstigatorData
+
+    from pinterest_dagster.lib.microbatch import cursor_text
+    from pinterest_dagster.lib.streaming_runs import REPLANS_TAG, ROOT_RUN_TAG, SENSOR_NAME, groups_not_settled
+    from pinterest_dagster_tests.services import definitions_repository_origin
 
     old = datetime(2026, 12, 1, 12) - timedelta(days=2)
     rows = [("pin", 0, 0, 10, 10, 0, "a", old), ("pin", 0, 10, 20, 10, 0, "failed", old), ("pin", 0, 20, 30, 10, 0, "b", old)]
@@ -251,6 +255,14 @@ def test_coalescing_keeps_the_rows_of_run_groups_that_failed_or_are_running_with
         chained = run(dg.DagsterRunStatus.FAILURE, pipeline="streaming", **{REPLANS_TAG: failed})  # failed in turn
         run(dg.DagsterRunStatus.STARTED, pipeline="streaming", **{REPLANS_TAG: chained})
         assert groups_not_settled(instance, asked | {chained}) == {running, failed, chained}
+        # The look-back counts from when the sensor last looked for failures (its stored cursor): after a daemon
+        # outage of an hour, failures from before it are not settled yet.
+        an_hour_ago = datetime.now(timezone.utc).timestamp() - 3600
+        instance.add_instigator_state(InstigatorState(
+            definitions_repository_origin().get_instigator_origin(SENSOR_NAME), InstigatorType.SENSOR,
+            InstigatorStatus.RUNNING, SensorInstigatorData(cursor=cursor_text({}, {}, an_hour_ago),
+                                                           last_tick_start_timestamp=an_hour_ago)))
+        assert groups_not_settled(instance, asked) == {failed, canceled, running, failing_retry}
 
 
 def test_the_schedule_queues_low_priority_runs_one_per_raw_table_one_for_the_others_and_skips_busy_tables():

@@ -6,7 +6,8 @@ import pytest
 
 from pinterest_dagster.lib.ingestion import OffsetRange
 from pinterest_dagster.lib.microbatch import (
-    cursor_reset_command, cursor_text, deleted_before_ingestion, moved_back, parse_cursor, parse_topic_ids, plan_microbatches,
+    cursor_reset_command, cursor_text, deleted_before_ingestion, moved_back, parse_cursor, parse_failures_checked_at,
+    parse_topic_ids, plan_microbatches,
     recreated_topics, run_config, run_key,
 )
 
@@ -89,10 +90,13 @@ def test_a_topic_whose_id_changed_is_recreated_even_when_its_end_passed_the_curs
     bounds = {("t.pin", 0): (0, 20), ("t.pin", 1): (0, 9), ("t.geo", 0): (0, 3)}
     assert moved_back(cursor, bounds) == {}
     assert moved_back(cursor, bounds, {"t.pin"}) == {("t.pin", 0): (5, 20), ("t.pin", 1): (4, 9)}
-    command = cursor_reset_command(cursor, bounds, "kafka_microbatch_sensor", {"t.pin"}, {"t.pin": "id-1", "t.geo": "id-2"})
-    # The other topics keep their ids; the reset one takes Kafka's at the next tick.
+    command = cursor_reset_command(cursor, bounds, "kafka_microbatch_sensor", {"t.pin"}, {"t.pin": "id-1", "t.geo": "id-2"},
+                                   failures_checked_at=1_796_000_000.5)
+    # The other topics keep their ids; the reset one takes Kafka's at the next tick. When the sensor last looked for
+    # failed micro-batches is kept: those before a long stop are still looked for.
     reset = command.split("--set '")[1].rstrip("'")
     assert parse_cursor(reset) == {"t.geo:0": 3, "t.pin:0": 0, "t.pin:1": 0} and parse_topic_ids(reset) == {"t.geo": "id-2"}
+    assert parse_failures_checked_at(reset) == 1_796_000_000.5
     # The same offsets of the topic created again get another run key: Dagster skips a key it has seen.
     batch = [OffsetRange("t.pin", 0, 0, 5)]
     assert run_key(batch, {"t.pin": "id-1"}) != run_key(batch, {"t.pin": "id-9"})
@@ -104,6 +108,10 @@ def test_the_cursor_keeps_offsets_and_topic_ids_and_reads_the_offsets_alone_as_a
     assert (parse_cursor(text), parse_topic_ids(text)) == ({"t.pin:0": 5}, {"t.pin": "id-1"})
     assert (parse_cursor('{"t.pin:0": 0}'), parse_topic_ids('{"t.pin:0": 0}')) == ({"t.pin:0": 0}, {})
     assert (parse_cursor(None), parse_topic_ids(None)) == ({}, {})
+    looked = cursor_text({"t.pin:0": 5}, {"t.pin": "id-1"}, failures_checked_at=1_796_000_000.25)
+    assert (parse_cursor(looked), parse_topic_ids(looked), parse_failures_checked_at(looked)) == (
+        {"t.pin:0": 5}, {"t.pin": "id-1"}, 1_796_000_000.25)
+    assert parse_failures_checked_at(text) is None and parse_failures_checked_at('{"t.pin:0": 0}') is None
 
 
 def test_offsets_retention_deleted_between_the_cursor_and_kafkas_first_offset_are_named():

@@ -204,6 +204,12 @@ def test_a_failure_just_before_the_daemon_stopped_is_planned_again_when_it_start
         assert blocked.run_requests == [] and blocked.cursor == looked.cursor
         instance.delete_run(queued.run_id)
         assert replanned(evaluate(looked.cursor)) == [f"replan-{gone.run_id}"]
+        # Not past what housekeeping keeps of successful runs: the retry or re-plan that settled an older failure
+        # may be gone (here 1 s is kept).
+        kept = build_kafka_microbatch_sensor(max_records_per_run=100, wait_seconds=0, retry_grace_seconds=0,
+                                             keep_successful_runs_hours=1 / 3600)
+        assert replanned(kept.evaluate_tick(dg.build_sensor_context(
+            instance=instance, cursor=looked.cursor, resources={"kafka": kafka}))) == []
 
 
 def test_ranges_planned_before_are_ingested_again_once_the_cursor_is_moved_back_over_them(settings):
@@ -229,12 +235,13 @@ def test_ranges_planned_before_are_ingested_again_once_the_cursor_is_moved_back_
         [again] = evaluate().run_requests
         assert again.run_key == first.run_key
         instance.delete_run(in_flight.run_id)
-        launched(first.run_key, dg.DagsterRunStatus.SUCCESS)
+        done = launched(first.run_key, dg.DagsterRunStatus.SUCCESS)
         [moved_back] = evaluate().run_requests
-        assert moved_back.run_key.startswith(f"{first.run_key}-again-") and moved_back.run_config == first.run_config
-        launched(moved_back.run_key, dg.DagsterRunStatus.SUCCESS)
+        assert moved_back.run_key == f"{first.run_key}-again-{done.run_id}" and moved_back.run_config == first.run_config
+        assert [r.run_key for r in evaluate().run_requests] == [moved_back.run_key]  # the same tick again: the same key
+        done_again = launched(moved_back.run_key, dg.DagsterRunStatus.FAILURE)
         [twice] = evaluate().run_requests
-        assert twice.run_key.startswith(f"{first.run_key}-again-") and twice.run_key != moved_back.run_key
+        assert twice.run_key == f"{moved_back.run_key}-again-{done_again.run_id}"
 
 
 def reset_cursor(message: str) -> str:

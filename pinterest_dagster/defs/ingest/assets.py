@@ -7,7 +7,9 @@ from dagster_pyspark import PySparkResource
 
 from pinterest_dagster.lib.io_managers import column_schema
 from pinterest_dagster.lib.ingestion import ingest_ranges, partition_coverage, topic_observations
-from pinterest_dagster.lib.microbatch import INGEST_STEP, cursor_reset_command, parse_cursor, parse_topic_ids, recreated_topics
+from pinterest_dagster.lib.microbatch import (
+    INGEST_STEP, cursor_reset_command, parse_cursor, parse_failures_checked_at, parse_topic_ids, recreated_topics,
+)
 from pinterest_dagster.lib import kafka as kafka_lib
 from pinterest_dagster.lib.offsets import OffsetRange, ranges_text, ranges_to_ingest, retained_parts
 from pinterest_dagster.lib.pools import LAKE_WRITES
@@ -158,7 +160,8 @@ def not_recreated(context: dg.AssetExecutionContext, kafka: KafkaResource, cover
         context.log.warning(
             f"{', '.join(sorted(recreated))}: deleted and recreated since the streaming sensor last planned (its Kafka "
             "topic id changed): not healed or caught up until the sensor's cursor is reset. With the sensor stopped: "
-            + cursor_reset_command(parse_cursor(stored), bounds, SENSOR_NAME, recreated, known))
+            + cursor_reset_command(parse_cursor(stored), bounds, SENSOR_NAME, recreated, known,
+                                   parse_failures_checked_at(stored)))
     return [c for c in coverage if c.topic not in recreated]
 
 

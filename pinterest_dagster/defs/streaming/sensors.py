@@ -20,7 +20,8 @@ from pinterest_dagster.lib.microbatch import (
 from pinterest_dagster.lib.offsets import ranges_text
 from pinterest_dagster.lib.resources import KafkaResource
 from pinterest_dagster.lib.streaming_runs import (
-    ACTIVE_STATUSES, HEALS_TAG, REPLANS_TAG, RETRY_GRACE_SECONDS, SENSOR_NAME, configured_ranges, run_group_id, runs_failed_for_good, seconds_since_last_heal,
+    ACTIVE_STATUSES, HEALS_TAG, REPLANS_TAG, RETRY_GRACE_SECONDS, SENSOR_NAME, configured_ranges, failures_horizon, run_group_id,
+    runs_failed_for_good, seconds_since_last_heal,
     streaming_runs_in_flight,
 )
 from pinterest_dagster.settings import TOPIC_KINDS
@@ -39,14 +40,21 @@ def replan_request(failed: dg.DagsterRun) -> dg.RunRequest:
     )
 
 
-def finished_run_with_key(instance: dg.DagsterInstance, key: str) -> dg.DagsterRun | None:
-    """A run of this sensor with run key `key` that is no longer queued or running, if one is kept. Dagster launches
-    no run for a key it has seen; one in flight is the tick after a daemon crash asking again, and is left to it."""
-    runs = instance.get_runs(dg.RunsFilter(tags={RUN_KEY_TAG: key, SENSOR_NAME_TAG: SENSOR_NAME}), limit=1)
-    return runs[0] if runs and runs[0].status not in ACTIVE_STATUSES else None
+def unseen_run_key(instance: dg.DagsterInstance, key: str) -> tuple[str, list[dg.DagsterRun]]:
+    """`key`, or where a finished run of this sensor has it (a cursor moved back by hand over ranges planned before),
+    a key derived from that run's id, again until one is unseen; and those runs. Dagster launches no run for a key it
+    has seen, in silence. A run still queued or running keeps its key: Dagster launches it, or skips it as in flight."""
+    earlier = []
+    while True:
+        runs = [run for run in instance.get_runs(dg.RunsFilter(tags={RUN_KEY_TAG: key}))  # Dagster's own query
+                if run.tags.get(SENSOR_NAME_TAG) == SENSOR_NAME]
+        if not runs or any(run.status in ACTIVE_STATUSES for run in runs):
+            return key, earlier
+        earlier.append(runs[0])
+        key = f"{key}-again-{runs[0].run_id}"
 
 
-def moved_back_message(cursor, bounds, recreated=frozenset(), topic_ids=None) -> str:
+def moved_back_message(cursor, bounds, recreated=frozenset(), topic_ids=None, failures_checked_at=None) -> str:
     back = moved_back(cursor, bounds, recreated)
     partitions = ", ".join(f"{t}[{p}] (end {end:,}, cursor {at:,})" for (t, p), (at, end) in back.items())
     how = "offsets went backwards" + (f", or the topic's id changed ({', '.join(sorted(recreated))})" if recreated else "")
@@ -54,7 +62,7 @@ def moved_back_message(cursor, bounds, recreated=frozenset(), topic_ids=None) ->
         f"{partitions}: the topic was deleted and recreated ({how}), and nothing more is "
         f"ingested from it until its cursor is reset. The lake keeps the old topic's events; the new topic's "
         f"replace those at the same offsets. To reset (with the sensor stopped, as `--set` replaces the whole "
-        f"cursor): {cursor_reset_command(cursor, bounds, SENSOR_NAME, recreated, topic_ids)}"
+        f"cursor): {cursor_reset_command(cursor, bounds, SENSOR_NAME, recreated, topic_ids, failures_checked_at)}"
     )
 
 
@@ -70,6 +78,7 @@ def deleted_message(cursor, bounds) -> str:
 def build_kafka_microbatch_sensor(
     max_records_per_run: int, max_in_flight: int = 1, interval_seconds: int = 1, wait_seconds: float = 4.0,
     heal_interval_seconds: float = HEAL_INTERVAL_SECONDS, retry_grace_seconds: float = RETRY_GRACE_SECONDS,
+    keep_successful_runs_hours: float | None = None,
 ) -> dg.SensorDefinition:
     """The sensor requests runs only while fewer than `max_in_flight` streaming runs are queued or
     running: new events then wait in Kafka and join the next run, so under load each micro-batch grows
@@ -111,7 +120,8 @@ def build_kafka_microbatch_sensor(
             if free_slots > 0:
                 if replans is None:
                     looked_at = time.time()
-                    replans = runs_failed_for_good(context.instance, retry_grace_seconds, checked_at)
+                    replans = runs_failed_for_good(context.instance, retry_grace_seconds,
+                                                   failures_horizon(checked_at, keep_successful_runs_hours))
                     checked_at = looked_at
                 bounds = {(tp.topic, tp.partition): b for tp, b in offset_bounds(kafka.settings(), topics).items()}
                 batches, new_cursor = plan_microbatches(cursor, without_topics(bounds, recreated), max_records_per_run, free_slots)
@@ -128,7 +138,7 @@ def build_kafka_microbatch_sensor(
                 if ids is None and bounds:  # nothing to plan: a topic recreated up to its old end is still named
                     compare_ids()
                 if moved_back(cursor, bounds, recreated):
-                    return dg.SkipReason(moved_back_message(cursor, bounds, recreated, known_ids))
+                    return dg.SkipReason(moved_back_message(cursor, bounds, recreated, known_ids, checked_at))
                 if free_slots <= 0:
                     return dg.SkipReason(f"{max_in_flight} streaming runs already queued or running")
                 return dg.SkipReason("; ".join(filter(None, [
@@ -141,7 +151,7 @@ def build_kafka_microbatch_sensor(
         stale = recreated | {topic for topic, _ in moved_back(cursor, bounds)}
         kept_ids = {**known_ids, **{t: i for t, i in (ids or {}).items() if t not in stale}}
         if moved_back(new_cursor, bounds, recreated):  # the command names the cursor as this tick leaves it
-            context.log.warning(moved_back_message(new_cursor, bounds, recreated, kept_ids))
+            context.log.warning(moved_back_message(new_cursor, bounds, recreated, kept_ids, checked_at))
         if deleted := deleted_message(cursor, without_topics(bounds, recreated)):
             context.log.warning(deleted)
         for failed in replans:
@@ -154,12 +164,11 @@ def build_kafka_microbatch_sensor(
             yield replan_request(failed)
         heal = seconds_since_last_heal(context.instance) >= heal_interval_seconds
         for batch in batches:
-            key = run_key(batch, ids)
-            if done := finished_run_with_key(context.instance, key):
-                # Dagster would skip the request in silence: the cursor was moved back over ranges planned before.
-                key = f"{key}-again-{time.time_ns()}"
-                context.log.warning(f"ingesting again {ranges_text(batch)}: run {done.run_id} ({done.status.value}) "
-                                    f"was planned for these ranges before, and the cursor was moved back over them")
+            key, earlier = unseen_run_key(context.instance, run_key(batch, ids))
+            if earlier:
+                context.log.warning(
+                    f"ingesting again {ranges_text(batch)}, under run key {key}: the cursor was moved back over ranges "
+                    f"planned before, by run {', '.join(f'{run.run_id} ({run.status.value})' for run in earlier)}")
             yield dg.RunRequest(run_key=key, run_config=run_config(batch, heal_gaps=heal),
                                 tags={HEALS_TAG: "true"} if heal else {})
             heal = False
