@@ -64,9 +64,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         schedules=[build_daily_batch_schedule(settings.batch_cron),
                    build_housekeeping_schedule(settings.housekeeping_cron, settings.keep_successful_runs_hours),
                    build_maintenance_schedule(settings.maintenance_cron, settings.vacuum_retain_hours)],
-        sensors=[build_kafka_microbatch_sensor(settings.max_records_per_run,
-                                               keep_successful_runs_hours=settings.keep_successful_runs_hours),
-                 freshness_sensor, maintenance_turn_sensor],
+        sensors=[build_kafka_microbatch_sensor(settings.max_records_per_run), freshness_sensor, maintenance_turn_sensor],
         resources=build_resources(settings),
     )
 

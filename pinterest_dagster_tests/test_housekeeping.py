@@ -69,6 +69,32 @@ def test_old_successful_streaming_runs_go_and_failed_and_batch_runs_stay():
         assert all(instance.get_run_by_id(run_id) is None and not instance.all_logs(run_id) for run_id in deleted)
 
 
+def test_a_deleted_retry_or_re_plan_leaves_its_failed_group_settled():
+    """The sensor may look for failures further back than housekeeping keeps successful runs (after a daemon
+    outage): a failure whose retry or re-plan succeeded and went must not look failed for good."""
+    from pinterest_dagster.lib.microbatch import run_config
+    from pinterest_dagster.lib.offsets import OffsetRange
+    from pinterest_dagster.lib.streaming_runs import REPLANS_TAG, ROOT_RUN_TAG, SETTLED_TAG, groups_not_settled, runs_failed_for_good
+
+    with dg.instance_for_test() as instance:
+        def failed(offset: int) -> str:
+            return create_run_for_test(instance, job_name="streaming_job", status=dg.DagsterRunStatus.FAILURE, tags=STREAMING_TAGS,
+                                       run_config=run_config([OffsetRange("t.pin", 0, offset, offset + 10)])).run_id
+
+        retried, replanned, for_good = failed(0), failed(10), failed(20)
+        create_run_for_test(instance, job_name="streaming_job", status=dg.DagsterRunStatus.SUCCESS, root_run_id=retried,
+                            parent_run_id=retried, tags={**STREAMING_TAGS, ROOT_RUN_TAG: retried})
+        create_run_for_test(instance, job_name="streaming_job", status=dg.DagsterRunStatus.SUCCESS,
+                            tags={**STREAMING_TAGS, REPLANS_TAG: replanned})
+        assert [run.run_id for run in runs_failed_for_good(instance, grace_seconds=0)] == [for_good]
+        assert clean(instance, hours=0) == 2
+        assert sorted(runs(instance)) == sorted([retried, replanned, for_good])
+        assert {run_id: instance.get_run_by_id(run_id).tags.get(SETTLED_TAG) for run_id in runs(instance)} == {
+            retried: "true", replanned: "true", for_good: None}
+        assert [run.run_id for run in runs_failed_for_good(instance, grace_seconds=0)] == [for_good]
+        assert groups_not_settled(instance, [retried, replanned, for_good]) == {for_good}
+
+
 def test_the_schedule_runs_on_the_configured_cron_with_the_configured_age():
     assert defs.resolve_schedule_def("housekeeping_schedule").cron_schedule == "17 * * * *"  # the defaults
     settings = Settings.from_env({"PINTEREST_HOUSEKEEPING_CRON": "*/5 * * * *", "PINTEREST_KEEP_SUCCESSFUL_RUNS_HOURS": "0.5"})

@@ -22,6 +22,9 @@ STREAMING_TAGS = {"pipeline": "streaming"}
 HEALS_TAG = "pinterest/heals_gaps"  # a micro-batch that also ingests the gaps it finds
 HEALED_TAG = "pinterest/healed_ranges"  # set by a run on the ranges it found missing and ingested
 REPLANS_TAG = "pinterest/replans_run"  # the run whose ranges a re-planned micro-batch ingests again
+# Set by housekeeping on a failed run group's first run when it deletes the group's successful retry or re-plan:
+# the failure stays settled without the run that settled it.
+SETTLED_TAG = "pinterest/settled"
 
 ACTIVE_STATUSES = [
     dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -98,15 +101,12 @@ RETRY_GRACE_SECONDS = 30
 FAILURES_LOOKED_AT_SECONDS = 6 * 3600
 
 
-def failures_horizon(last_looked: float | None = None, keep_successful_hours: float | None = None) -> float:
+def failures_horizon(last_looked: float | None = None) -> float:
     """The time after which a micro-batch's failure may still be planned again: FAILURES_LOOKED_AT_SECONDS before
     the sensor last looked for failures (`last_looked`; now if unknown), so a failure just before the daemon
-    stopped is still found when it starts again, hours later. Never before what housekeeping keeps of successful
-    micro-batches (`keep_successful_hours`): an older failure may have lost the retry or re-plan that settled it,
-    and would look failed for good."""
+    stopped is still found when it starts again, hours later."""
     now = time.time()
-    horizon = min(now, last_looked or now) - FAILURES_LOOKED_AT_SECONDS
-    return horizon if keep_successful_hours is None else max(horizon, now - keep_successful_hours * 3600)
+    return min(now, last_looked or now) - FAILURES_LOOKED_AT_SECONDS
 
 
 def sensor_failures_checked_at(instance: dg.DagsterInstance) -> float | None:
@@ -138,6 +138,8 @@ def runs_failed_for_good(instance: dg.DagsterInstance, grace_seconds: float = RE
         attempts = instance.get_runs(dg.RunsFilter(tags={ROOT_RUN_TAG: group}))
         if any(run.status in (*ACTIVE_STATUSES, dg.DagsterRunStatus.SUCCESS) for run in attempts):
             continue
+        if instance.get_runs(dg.RunsFilter(run_ids=[group], tags={SETTLED_TAG: "true"}), limit=1):
+            continue  # its retry or re-plan succeeded, and housekeeping deleted it
         if not instance.get_runs(dg.RunsFilter(tags={REPLANS_TAG: group}), limit=1):  # not re-planned yet
             failed.append(record.dagster_run)
     return failed
@@ -148,11 +150,11 @@ def groups_not_settled(instance: dg.DagsterInstance, groups, chunk: int = 500) -
     ingested: a run of the group failed, was canceled or is in flight, and none succeeded, nor did a micro-batch
     that re-planned it. A re-execution, a retry or a re-plan finds their ranges by run id in the ingestion log.
 
-    A streaming micro-batch's failure from before the sensor's look-back (`failures_horizon`, from when the sensor
-    last looked) counts as settled, unless a re-plan in flight stands for it: the sensor re-plans a micro-batch
-    within those hours or not at all, and housekeeping deletes the successful retries and re-plans of a day
-    before, which would otherwise leave the group looking failed for good. Asked per `chunk` groups, and only
-    about groups with such a run: a day of micro-batches is a few queries."""
+    So is a group housekeeping marked settled (SETTLED_TAG) when it deleted the retry or re-plan that succeeded. A
+    streaming micro-batch's failure from before the sensor's look-back (`failures_horizon`, from when the sensor
+    last looked) counts as settled too, unless a re-plan in flight stands for it: the sensor re-plans a
+    micro-batch within those hours or not at all. Asked per `chunk` groups, and only about groups with such a
+    run: a day of micro-batches is a few queries."""
     groups, unsettled = sorted(set(groups)), set()
     horizon = failures_horizon(sensor_failures_checked_at(instance))
     for i in range(0, len(groups), chunk):
@@ -174,6 +176,7 @@ def groups_not_settled(instance: dg.DagsterInstance, groups, chunk: int = 500) -
                    for record in group_records([dg.DagsterRunStatus.SUCCESS], candidates)}
         settled |= {run.tags[REPLANS_TAG] for run in instance.get_runs(
             dg.RunsFilter(tags={REPLANS_TAG: candidates}, statuses=[dg.DagsterRunStatus.SUCCESS]))}
+        settled |= set(instance.get_run_ids(dg.RunsFilter(run_ids=candidates, tags={SETTLED_TAG: "true"})))
         unsettled |= set(candidates) - settled
     return unsettled | (set(groups) & replanned_in_flight(instance))
 

@@ -4,7 +4,8 @@ Every micro-batch is a run with its event log (about forty events), and at a run
 Dagster's storage would grow without end. `housekeeping_job` deletes the successful runs of the routine
 jobs older than `keep_successful_streaming_runs_hours`: `streaming_job`, the freshness checks' sensor,
 `maintenance_job` (up to four runs a pass) and its own. Failed and canceled runs (what someone may want to look into) and the runs of every other job
-(batch_job, rebuild_job, materializations from the UI) are kept.
+(batch_job, rebuild_job, materializations from the UI) are kept. A deleted micro-batch that retried or re-planned a
+failed one leaves the failed group's first run tagged `pinterest/settled`.
 What `delete_run` leaves behind (Dagster 1.13) goes too: the run's captured step logs (files under the
 compute log manager's `storage/<run id>/`); on a SQLite instance, the run's own event-log database file; and
 the asset check executions of deleted runs, which the freshness checks' sensor records one per check every
@@ -22,7 +23,7 @@ import sqlalchemy as sa
 from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 
-from pinterest_dagster.lib.streaming_runs import FRESHNESS_SENSOR, STREAMING_JOB
+from pinterest_dagster.lib.streaming_runs import FRESHNESS_SENSOR, REPLANS_TAG, SETTLED_TAG, STREAMING_JOB
 
 # The routine jobs whose successful runs are deleted after a while (names, not imports: maintenance's module
 # imports what this one is imported beside).
@@ -106,6 +107,17 @@ class HousekeepingConfig(dg.Config):
     keep_successful_streaming_runs_hours: float = 24.0
 
 
+def mark_settled(instance: dg.DagsterInstance, run: dg.DagsterRun) -> None:
+    """Before a successful micro-batch that retried or re-planned a failed one goes: the failed group's first run
+    (kept, as failed runs are) is tagged settled, so the sensor, which may look for failures further back after a
+    daemon outage, does not take it for one that failed for good (lib/streaming_runs.py)."""
+    if run.job_name != STREAMING_JOB:
+        return
+    for group in {run.root_run_id, run.tags.get(REPLANS_TAG)} - {None}:
+        if instance.get_run_by_id(group):
+            instance.add_run_tags(group, {SETTLED_TAG: "true"})
+
+
 def delete_old_successful_runs(instance: dg.DagsterInstance, cutoff: datetime, log=lambda message: None) -> int:
     """The successful runs of the routine jobs and of the freshness checks last updated before `cutoff`, with
     what `delete_run` leaves of them: how many went."""
@@ -114,11 +126,12 @@ def delete_old_successful_runs(instance: dg.DagsterInstance, cutoff: datetime, l
     for old in (*(dg.RunsFilter(job_name=job, **success) for job in ROUTINE_JOBS),
                 dg.RunsFilter(tags={SENSOR_NAME_TAG: FRESHNESS_SENSOR}, **success)):
         while True:
-            run_ids = [run.run_id for run in instance.get_runs(old, limit=DELETE_CHUNK)]
-            for run_id in run_ids:
-                delete_run_fully(instance, run_id)
-            deleted += len(run_ids)
-            if len(run_ids) < DELETE_CHUNK:
+            chunk = instance.get_runs(old, limit=DELETE_CHUNK)
+            for run in chunk:
+                mark_settled(instance, run)
+                delete_run_fully(instance, run.run_id)
+            deleted += len(chunk)
+            if len(chunk) < DELETE_CHUNK:
                 break
             log(f"deleted {deleted:,} runs so far")
     return deleted

@@ -43,12 +43,14 @@ def replan_request(failed: dg.DagsterRun) -> dg.RunRequest:
 def unseen_run_key(instance: dg.DagsterInstance, key: str) -> tuple[str, list[dg.DagsterRun]]:
     """`key`, or where a finished run of this sensor has it (a cursor moved back by hand over ranges planned before),
     a key derived from that run's id, again until one is unseen; and those runs. Dagster launches no run for a key it
-    has seen, in silence. A run still queued or running keeps its key: Dagster launches it, or skips it as in flight."""
+    has seen, in silence. A run still queued or running with the key keeps it (the tick after a daemon crash asks
+    again, and Dagster launches that run or leaves it to go on), unless it is a retry, which Dagster took over."""
     earlier = []
     while True:
         runs = [run for run in instance.get_runs(dg.RunsFilter(tags={RUN_KEY_TAG: key}))  # Dagster's own query
                 if run.tags.get(SENSOR_NAME_TAG) == SENSOR_NAME]
-        if not runs or any(run.status in ACTIVE_STATUSES for run in runs):
+        # Dagster's crash check: the run this key launched is in flight (a retry of it in flight is not that).
+        if not runs or any(run.status in ACTIVE_STATUSES and not run.parent_run_id for run in runs):
             return key, earlier
         earlier.append(runs[0])
         key = f"{key}-again-{runs[0].run_id}"
@@ -78,7 +80,6 @@ def deleted_message(cursor, bounds) -> str:
 def build_kafka_microbatch_sensor(
     max_records_per_run: int, max_in_flight: int = 1, interval_seconds: int = 1, wait_seconds: float = 4.0,
     heal_interval_seconds: float = HEAL_INTERVAL_SECONDS, retry_grace_seconds: float = RETRY_GRACE_SECONDS,
-    keep_successful_runs_hours: float | None = None,
 ) -> dg.SensorDefinition:
     """The sensor requests runs only while fewer than `max_in_flight` streaming runs are queued or
     running: new events then wait in Kafka and join the next run, so under load each micro-batch grows
@@ -120,8 +121,7 @@ def build_kafka_microbatch_sensor(
             if free_slots > 0:
                 if replans is None:
                     looked_at = time.time()
-                    replans = runs_failed_for_good(context.instance, retry_grace_seconds,
-                                                   failures_horizon(checked_at, keep_successful_runs_hours))
+                    replans = runs_failed_for_good(context.instance, retry_grace_seconds, failures_horizon(checked_at))
                     checked_at = looked_at
                 bounds = {(tp.topic, tp.partition): b for tp, b in offset_bounds(kafka.settings(), topics).items()}
                 batches, new_cursor = plan_microbatches(cursor, without_topics(bounds, recreated), max_records_per_run, free_slots)
