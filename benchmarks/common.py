@@ -24,6 +24,7 @@ from kafka import KafkaAdminClient
 from benchmarks.duckdb_reference import same_row
 from pinterest_dagster.lib.kafka import client_config, connect_with_retry, ensure_topics
 from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT, Settings, is_loopback
+from pinterest_dagster_tests.services import CRON_OF_NO_RUN
 
 BENCH_DIR = LOCAL_DIR / "bench"
 _STARTED = time.monotonic()
@@ -82,7 +83,7 @@ def fresh_workspace(max_records_per_run: int | None = None) -> tuple[Settings, d
     # The daily batch, on by default at 00:00 UTC, would hold the lake's writes in a benchmark that spans midnight:
     # moved to January 1st, 03:00 UTC, which no benchmark meets.
     env = {**os.environ, "DAGSTER_HOME": str(home), "PINTEREST_TOPIC_PREFIX": name, "PINTEREST_LAKE_ROOT": settings.lake_root,
-           "PINTEREST_BATCH_CRON": "0 3 1 1 *"}
+           "PINTEREST_BATCH_CRON": CRON_OF_NO_RUN}
     if max_records_per_run:
         env["PINTEREST_MAX_RECORDS_PER_RUN"] = str(max_records_per_run)
     ensure_topics(settings)

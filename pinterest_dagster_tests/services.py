@@ -100,6 +100,8 @@ def secure_kafka_settings(protocol: str, mechanism: str, password: str | None = 
     return isolated_settings(kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], kafka_security=security)
 
 
+# A cron no test or benchmark meets (January 1st, 03:00 UTC): for the schedules a daemon of theirs must not run.
+CRON_OF_NO_RUN = "0 3 1 1 *"
 LOCAL_SPARK_REMOTE = "sc://127.0.0.1:15002"  # the Spark Connect server `make up` starts
 
 

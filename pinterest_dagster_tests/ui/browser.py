@@ -23,7 +23,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from pinterest_dagster.settings import REPO_ROOT
-from pinterest_dagster_tests.services import free_port
+from pinterest_dagster_tests.services import CRON_OF_NO_RUN, free_port
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 GROUPS = ("kafka", "raw", "cleaned", "realtime", "aggregated")
@@ -41,7 +41,7 @@ def dagster_dev_env(home: Path, **env) -> dict:
     batch, on by default at 00:00 UTC, moved to a time no test meets (January 1st, 03:00 UTC)."""
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO_ROOT / "infra/dagster/dagster.yaml", home / "dagster.yaml")
-    return {**os.environ, "DAGSTER_HOME": str(home), "PINTEREST_BATCH_CRON": "0 3 1 1 *", **env}
+    return {**os.environ, "DAGSTER_HOME": str(home), "PINTEREST_BATCH_CRON": CRON_OF_NO_RUN, **env}
 
 
 @contextmanager
