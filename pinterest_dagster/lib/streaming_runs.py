@@ -131,15 +131,16 @@ def runs_failed_for_good(instance: dg.DagsterInstance, grace_seconds: float = RE
         group = run_group_id(record.dagster_run)
         if group not in latest or record.update_timestamp > latest[group].update_timestamp:
             latest[group] = record
+    # Groups whose retry or re-plan succeeded, deleted since by housekeeping.
+    settled = set(instance.get_run_ids(dg.RunsFilter(run_ids=list(latest), tags={SETTLED_TAG: "true"}))) if latest else set()
     failed = []
     for group, record in latest.items():
-        if record.update_timestamp.timestamp() > now - grace_seconds or not configured_ranges(record.dagster_run):
+        if (record.update_timestamp.timestamp() > now - grace_seconds or not configured_ranges(record.dagster_run)
+                or group in settled):
             continue
         attempts = instance.get_runs(dg.RunsFilter(tags={ROOT_RUN_TAG: group}))
         if any(run.status in (*ACTIVE_STATUSES, dg.DagsterRunStatus.SUCCESS) for run in attempts):
             continue
-        if instance.get_runs(dg.RunsFilter(run_ids=[group], tags={SETTLED_TAG: "true"}), limit=1):
-            continue  # its retry or re-plan succeeded, and housekeeping deleted it
         if not instance.get_runs(dg.RunsFilter(tags={REPLANS_TAG: group}), limit=1):  # not re-planned yet
             failed.append(record.dagster_run)
     return failed

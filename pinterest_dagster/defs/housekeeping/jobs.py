@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 
-from pinterest_dagster.lib.streaming_runs import FRESHNESS_SENSOR, REPLANS_TAG, SETTLED_TAG, STREAMING_JOB
+from pinterest_dagster.lib.streaming_runs import FAILED_STATUSES, FRESHNESS_SENSOR, REPLANS_TAG, SETTLED_TAG, STREAMING_JOB
 
 # The routine jobs whose successful runs are deleted after a while (names, not imports: maintenance's module
 # imports what this one is imported beside).
@@ -114,7 +114,9 @@ def mark_settled(instance: dg.DagsterInstance, run: dg.DagsterRun) -> None:
     if run.job_name != STREAMING_JOB:
         return
     for group in {run.root_run_id, run.tags.get(REPLANS_TAG)} - {None}:
-        if instance.get_run_by_id(group):
+        first = instance.get_run_by_id(group)
+        # Only a failed one (a UI re-execution of a successful run has one too), and once: tagging updates the run.
+        if first and first.status in FAILED_STATUSES and SETTLED_TAG not in first.tags:
             instance.add_run_tags(group, {SETTLED_TAG: "true"})
 
 

@@ -43,14 +43,14 @@ def replan_request(failed: dg.DagsterRun) -> dg.RunRequest:
 def unseen_run_key(instance: dg.DagsterInstance, key: str) -> tuple[str, list[dg.DagsterRun]]:
     """`key`, or where a finished run of this sensor has it (a cursor moved back by hand over ranges planned before),
     a key derived from that run's id, again until one is unseen; and those runs. Dagster launches no run for a key it
-    has seen, in silence. A run still queued or running with the key keeps it (the tick after a daemon crash asks
-    again, and Dagster launches that run or leaves it to go on), unless it is a retry, which Dagster took over."""
+    has seen, in silence. A run still queued or running with the key, or its retry, keeps it: it ingests those
+    ranges (the tick after a daemon crash asks again, and Dagster launches that run or leaves it to go on)."""
     earlier = []
     while True:
         runs = [run for run in instance.get_runs(dg.RunsFilter(tags={RUN_KEY_TAG: key}))  # Dagster's own query
                 if run.tags.get(SENSOR_NAME_TAG) == SENSOR_NAME]
-        # Dagster's crash check: the run this key launched is in flight (a retry of it in flight is not that).
-        if not runs or any(run.status in ACTIVE_STATUSES and not run.parent_run_id for run in runs):
+        # In flight, the run or its retry (which carries its key and ranges) ingests them: Dagster skips the request.
+        if not runs or any(run.status in ACTIVE_STATUSES for run in runs):
             return key, earlier
         earlier.append(runs[0])
         key = f"{key}-again-{runs[0].run_id}"
