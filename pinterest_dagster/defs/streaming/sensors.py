@@ -14,15 +14,13 @@ from pinterest_dagster.defs.streaming.jobs import streaming_job
 from pinterest_dagster.lib.kafka import offset_bounds, topic_ids
 from pinterest_dagster.lib.microbatch import (
     cursor_reset_command, cursor_text, deleted_before_ingestion, moved_back, parse_cursor, parse_failures_checked_at,
-    parse_topic_ids,
-    plan_microbatches, recreated_topics, run_config, run_key, without_topics,
+    parse_topic_ids, plan_microbatches, recreated_topics, run_config, run_key, without_topics,
 )
 from pinterest_dagster.lib.offsets import ranges_text
 from pinterest_dagster.lib.resources import KafkaResource
 from pinterest_dagster.lib.streaming_runs import (
-    ACTIVE_STATUSES, HEALS_TAG, REPLANS_TAG, RETRY_GRACE_SECONDS, SENSOR_NAME, configured_ranges, failures_horizon, run_group_id,
-    runs_failed_for_good, seconds_since_last_heal,
-    streaming_runs_in_flight,
+    ACTIVE_STATUSES, HEALS_TAG, REPLANS_TAG, RETRY_GRACE_SECONDS, SENSOR_NAME, configured_ranges, failures_horizon,
+    run_group_id, runs_failed_for_good, seconds_since_last_heal, streaming_runs_in_flight,
 )
 from pinterest_dagster.settings import TOPIC_KINDS
 
