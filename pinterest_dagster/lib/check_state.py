@@ -70,13 +70,13 @@ def checked_since(spark: SparkSession, lake: LakeResource, check: str, topic: st
 
 def record_passed(spark: SparkSession, lake: LakeResource, check: str, passed: dict[tuple[str, int], int],
                   began: datetime) -> None:
-    """Where the check's window ended for each (topic, partition) it passed on, in an evaluation begun at `began`."""
+    """Where the check's window ended for each (topic, partition) it passed on, in an evaluation begun at `began`.
+
+    A MERGE on (check, topic, partition): another run may record its checks meanwhile (batch_job's, rebuild_job's,
+    one launched from the UI), and an overwrite of the table with what this one had read dropped what that
+    one wrote."""
     if not passed:
         return
-    path = state_path(lake)
-    kept = []
-    if delta.table_exists(spark, path):
-        kept = [tuple(r) for r in delta.read_table(spark, path).select(*STATE_SCHEMA.fieldNames()).collect()
-                if not (r.check == check and (r.topic, r.partition) in passed)]
-    rows = kept + [(check, topic, partition, up_to, began) for (topic, partition), up_to in sorted(passed.items())]
-    delta.write_table(spark, spark.createDataFrame(rows, STATE_SCHEMA), path, "overwrite", describe=False)
+    rows = [(check, topic, partition, up_to, began) for (topic, partition), up_to in sorted(passed.items())]
+    delta.write_table(spark, spark.createDataFrame(rows, STATE_SCHEMA), state_path(lake), "merge",
+                      merge_keys=("check", "topic", "partition"), describe=False)

@@ -17,6 +17,7 @@ from dagster import get_dagster_logger
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 WRITE_MODES = ("overwrite", "merge", "replace_where", "append")
 
@@ -171,6 +172,29 @@ def _write_table(
         # The rows this write wrote are the table's rows: no count of the table is needed.
         return WriteResult(path=path, version=commit.version, row_count=int(commit.metrics["numOutputRows"]))
     return describe_table(spark, path)
+
+
+def replace_rows(spark: SparkSession, path: str, deleted: DataFrame, inserted: DataFrame) -> None:
+    """In one commit, delete the table's rows equal (every column, nulls alike) to a row of `deleted` and
+    insert the rows of `inserted` the table does not hold. Rows that other writers add meanwhile are left
+    alone, where an overwrite with the rows read before would drop them. Not retried on a conflict: a
+    caller that computed `deleted` from what it read reads again (`retry_conflicts` around both)."""
+    columns = deleted.columns
+    if inserted.columns != columns:
+        raise ValueError(f"replacing rows of {path}: deleted has columns {columns}, inserted {inserted.columns}")
+    view = f"replaced_rows_{uuid.uuid4().hex}"
+    marked = deleted.withColumn("_deleted", F.lit(True)).unionByName(inserted.withColumn("_deleted", F.lit(False)))
+    marked.createOrReplaceTempView(view)
+    on = " AND ".join(f"t.`{c}` <=> s.`{c}`" for c in columns)
+    values = ", ".join(f"s.`{c}`" for c in columns)
+    try:
+        spark.sql(
+            f"MERGE INTO {sql_path(path)} AS t USING {view} AS s ON {on} "
+            f"WHEN MATCHED AND s._deleted THEN DELETE "
+            f"WHEN NOT MATCHED AND NOT s._deleted THEN INSERT ({', '.join(f'`{c}`' for c in columns)}) VALUES ({values})"
+        ).collect()
+    finally:
+        spark.catalog.dropTempView(view)
 
 
 PARQUET_CODEC = "spark.sql.parquet.compression.codec"

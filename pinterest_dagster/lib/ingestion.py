@@ -308,15 +308,26 @@ def coalesce_log(spark: SparkSession, lake: LakeResource, older_than: datetime,
     contiguous offsets of a partition. Younger rows are kept as logged, with their run ids: the merge
     step of a catch-up or healing run looks up its run group's ranges by run id (`ranges_ingested_by`).
     So are, however old, the rows of the groups `keep_groups(run ids of the older rows)` returns: run groups
-    that failed or are in flight, which a re-execution or a re-plan may still merge. A gap stays a gap."""
+    that failed or are in flight, which a re-execution or a re-plan may still merge. A gap stays a gap.
+
+    Micro-batches append to the log meanwhile: one MERGE deletes exactly the rows read and coalesced and
+    inserts their coalesced rows, so a row appended after the read stays (an overwrite of the table with
+    what was read lost it, and so did its retry after a conflict). A conflict with another rewrite
+    reads the log again."""
     path = log_path(lake)
     if not delta.table_exists(spark, path):
         return LogCompaction(0, 0)
+    return delta.retry_conflicts(lambda: _coalesce_log(spark, path, older_than, keep_groups), f"coalescing {path}")
+
+
+def _coalesce_log(spark: SparkSession, path: str, older_than: datetime,
+                  keep_groups: Callable[[set[str]], set[str]]) -> LogCompaction:
     rows = [tuple(r) for r in delta.read_table(spark, path).select(*LOG_SCHEMA.fieldNames()).collect()]
     kept = keep_groups({r[6] for r in rows if r[7] < older_than and r[6] != COALESCED})
     coalesced = coalesced_log_rows(rows, older_than, kept)
     if len(coalesced) < len(rows):
-        delta.write_table(spark, spark.createDataFrame(coalesced, LOG_SCHEMA), path, "overwrite", describe=False)
+        delta.replace_rows(spark, path, deleted=spark.createDataFrame(list(set(rows) - set(coalesced)), LOG_SCHEMA),
+                           inserted=spark.createDataFrame(list(set(coalesced) - set(rows)), LOG_SCHEMA))
     return LogCompaction(len(rows), len(coalesced))
 
 

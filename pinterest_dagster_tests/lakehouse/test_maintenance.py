@@ -21,7 +21,9 @@ from pinterest_dagster.defs.maintenance.jobs import (
     maintain_tables, maintained_tag, maintenance_request, maintenance_turn_sensor,
 )
 from pinterest_dagster.lib import delta
-from pinterest_dagster.lib.ingestion import COALESCED, coalesced_log_rows, lag, logged_ranges
+from pinterest_dagster.lib.ingestion import (
+    COALESCED, LOG_SCHEMA, coalesce_log, coalesced_log_rows, lag, log_path, log_time, logged_ranges,
+)
 from pinterest_dagster.lib.maintenance import table_facts
 from pinterest_dagster.lib.offsets import union
 from pinterest_dagster.lib.pools import LAKE_WRITES
@@ -210,6 +212,33 @@ def test_coalescing_merges_contiguous_ranges_keeps_gaps_and_recent_rows():
         ("pin", 0, 0, 20, 19, 1, COALESCED, old + timedelta(seconds=5)), ("pin", 0, 25, 30, 5, 0, COALESCED, old),
         ("pin", 1, 0, 4, 4, 0, COALESCED, old), ("pin", 0, 30, 40, 10, 0, "young", young),
     ])
+
+
+def test_a_range_logged_while_the_log_is_coalesced_stays_in_it(spark, tmp_path):
+    """A micro-batch appends its ranges beside maintenance: one appended after the coalescing read the log
+    (here by `keep_groups`, which runs between the read and the write) is still logged afterwards, with its
+    run id; the rows read are coalesced. CI's trial of 2026-12-07 lost such a row (the ingestion lag of the
+    fixture above was 36): the rewrite overwrote the log with what it had read."""
+    lake = LakeResource(root=str(tmp_path))
+    old = log_time() - timedelta(days=2)
+    path = log_path(lake)
+    logged = [("pin", 0, 0, 10, 10, 0, "a", old), ("pin", 0, 10, 20, 9, 1, "b", old), ("geo", 0, 0, 5, 5, None, "c", old)]
+    delta.write_table(spark, spark.createDataFrame(logged, LOG_SCHEMA), path, "append", describe=False)
+    late = ("pin", 0, 20, 30, 10, 0, "late", old + timedelta(hours=1))  # older than the cutoff too
+
+    def meanwhile(groups: set[str]) -> set[str]:
+        assert groups == {"a", "b", "c"}
+        delta.write_table(spark, spark.createDataFrame([late], LOG_SCHEMA), path, "append", describe=False)
+        return set()
+
+    compaction = coalesce_log(spark, lake, older_than=log_time(), keep_groups=meanwhile)
+    assert (compaction.rows_before, compaction.rows_after) == (3, 2)
+    assert sorted(map(tuple, delta.read_table(spark, path).collect()), key=str) == sorted([
+        ("pin", 0, 0, 20, 19, 1, COALESCED, old), ("geo", 0, 0, 5, 5, 0, COALESCED, old), late], key=str)
+    # The next coalescing takes the late row in with the others.
+    coalesce_log(spark, lake, older_than=log_time())
+    assert sorted(map(tuple, delta.read_table(spark, path).collect()), key=str) == sorted([
+        ("pin", 0, 0, 30, 29, 1, COALESCED, late[7]), ("geo", 0, 0, 5, 5, 0, COALESCED, old)], key=str)
 
 
 def test_coalescing_keeps_the_rows_of_run_groups_that_failed_or_are_running_with_their_run_ids(monkeypatch):
