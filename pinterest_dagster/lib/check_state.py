@@ -72,9 +72,9 @@ def record_passed(spark: SparkSession, lake: LakeResource, check: str, passed: d
                   began: datetime) -> None:
     """Where the check's window ended for each (topic, partition) it passed on, in an evaluation begun at `began`.
 
-    A MERGE on (check, topic, partition): another run may record its checks meanwhile (batch_job's, rebuild_job's,
-    one launched from the UI), and an overwrite of the table with what this one had read dropped what that
-    one wrote."""
+    A MERGE on (check, topic, partition): another step may record its check meanwhile (the completeness and drift
+    checks launched together from the UI run as parallel steps), and an overwrite of the table with what this
+    one had read dropped what that one wrote."""
     if not passed:
         return
     rows = [(check, topic, partition, up_to, began) for (topic, partition), up_to in sorted(passed.items())]

@@ -8,7 +8,8 @@ bytes, log version, commits since the last checkpoint) is the step's output meta
 that is an asset, an observation of that asset: its page in the UI plots the files over time.
 
 Maintenance writes tables, so its step is in the `lake_writes` pool with every other writer: it never
-runs beside a micro-batch. `maintenance_schedule` queues a run for each raw table partitioned by date (their
+runs beside a micro-batch. (Should a writer run outside the pool, Delta's conflict checks and our retries keep
+them apart, and the ingestion log's coalescing deletes only the rows it read: the tests run it so.) `maintenance_schedule` queues a run for each raw table partitioned by date (their
 compaction is the long work) and one run for all the other tables together, with a priority below the micro-batches',
 so a micro-batch waits for at most one of these runs, never for all of them; a table that did not change
 since its last maintenance (an aggregated table between two daily batches) is left out (`maintenance_due`).
