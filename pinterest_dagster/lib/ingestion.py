@@ -312,8 +312,8 @@ def coalesce_log(spark: SparkSession, lake: LakeResource, older_than: datetime,
 
     Micro-batches append to the log meanwhile: one MERGE deletes exactly the rows read and coalesced and
     inserts their coalesced rows, so a row appended after the read stays (an overwrite of the table with
-    what was read lost it, and so did its retry after a conflict). A conflict with another rewrite
-    reads the log again."""
+    what was read lost it). A blind append does not conflict with the MERGE (Delta's WriteSerializable); a
+    conflict with another rewrite reads the log again."""
     path = log_path(lake)
     if not delta.table_exists(spark, path):
         return LogCompaction(0, 0)

@@ -9,13 +9,14 @@ that is an asset, an observation of that asset: its page in the UI plots the fil
 
 Maintenance writes tables, so its step is in the `lake_writes` pool with every other writer: it never
 runs beside a micro-batch. (Should a writer run outside the pool, Delta's conflict checks and our retries keep
-them apart, and the ingestion log's coalescing deletes only the rows it read: the tests run it so.) `maintenance_schedule` queues a run for each raw table partitioned by date (their
-compaction is the long work) and one run for all the other tables together, with a priority below the micro-batches',
-so a micro-batch waits for at most one of these runs, never for all of them; a table that did not change
-since its last maintenance (an aggregated table between two daily batches) is left out (`maintenance_due`).
-The other tables share a run because each of them takes a second or two: as runs of their own, a run's
-launch cost more than its work, and each took a turn of its own between two micro-batches. A table that
-fails in that run fails it only once the others were maintained.
+them apart, and the ingestion log's coalescing deletes only the rows it read: the tests run it so.)
+`maintenance_schedule` queues a run for each raw table partitioned by date (their compaction is the long
+work) and one run for all the other tables together, with a priority below the micro-batches', so a micro-batch
+waits for at most one of these runs, never for all of them; a table that did not change since its last
+maintenance (an aggregated table between two daily batches) is left out (`maintenance_due`). The other tables
+share a run because each of them takes a second or two: as runs of their own, a run's launch cost more than
+its work, and each took a turn of its own between two micro-batches. A table that fails in that run fails it
+only once the others were maintained.
 Under a sustained load a micro-batch is always waiting, and queued below them maintenance would never run
 (a 10-minute soak measured it starving): `maintenance_turn_sensor` gives the oldest waiting run (a raw
 table's first, unless the last turn was a raw table's) a priority above the micro-batches' whenever no maintenance
