@@ -182,19 +182,11 @@ def replace_rows(spark: SparkSession, path: str, deleted: DataFrame, inserted: D
     columns = deleted.columns
     if inserted.columns != columns:
         raise ValueError(f"replacing rows of {path}: deleted has columns {columns}, inserted {inserted.columns}")
-    view = f"replaced_rows_{uuid.uuid4().hex}"
     marked = deleted.withColumn("_deleted", F.lit(True)).unionByName(inserted.withColumn("_deleted", F.lit(False)))
-    marked.createOrReplaceTempView(view)
-    on = " AND ".join(f"t.`{c}` <=> s.`{c}`" for c in columns)
-    values = ", ".join(f"s.`{c}`" for c in columns)
-    try:
-        spark.sql(
-            f"MERGE INTO {sql_path(path)} AS t USING {view} AS s ON {on} "
-            f"WHEN MATCHED AND s._deleted THEN DELETE "
-            f"WHEN NOT MATCHED AND NOT s._deleted THEN INSERT ({', '.join(f'`{c}`' for c in columns)}) VALUES ({values})"
-        ).collect()
-    finally:
-        spark.catalog.dropTempView(view)
+    names, values = ", ".join(f"`{c}`" for c in columns), ", ".join(f"s.`{c}`" for c in columns)
+    _merge_statement(spark, marked, path, tuple(columns),
+                     f"WHEN MATCHED AND s._deleted THEN DELETE "
+                     f"WHEN NOT MATCHED AND NOT s._deleted THEN INSERT ({names}) VALUES ({values})")
 
 
 PARQUET_CODEC = "spark.sql.parquet.compression.codec"
@@ -228,16 +220,20 @@ def writer(df: DataFrame, mode: str, partition_by: tuple[str, ...] = (), options
 def _merge(spark: SparkSession, df: DataFrame, path: str, keys: tuple[str, ...],
            matched_condition: str | None = None, matched_update: dict[str, str] | None = None):
     """MERGE `df` into the table; returns the MERGE's result row (num_inserted_rows, num_updated_rows...)."""
-    view = f"merge_source_{uuid.uuid4().hex}"
-    df.createOrReplaceTempView(view)
-    on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
     when = f" AND ({matched_condition})" if matched_condition else ""
     update = ", ".join(f"`{c}` = {e}" for c, e in matched_update.items()) if matched_update else "*"
+    return _merge_statement(spark, df, path, keys,
+                            f"WHEN MATCHED{when} THEN UPDATE SET {update} WHEN NOT MATCHED THEN INSERT *")
+
+
+def _merge_statement(spark: SparkSession, source: DataFrame, path: str, keys: tuple[str, ...], clauses: str):
+    """`MERGE INTO` the table (`t`) from `source` (`s`, a temporary view for the statement) on the null-safe
+    equality of `keys`, with the WHEN `clauses`; returns the MERGE's result row."""
+    view = f"merge_source_{uuid.uuid4().hex}"
+    source.createOrReplaceTempView(view)
+    on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
     try:
-        return spark.sql(
-            f"MERGE INTO {sql_path(path)} AS t USING {view} AS s ON {on} "
-            f"WHEN MATCHED{when} THEN UPDATE SET {update} WHEN NOT MATCHED THEN INSERT *"
-        ).first()
+        return spark.sql(f"MERGE INTO {sql_path(path)} AS t USING {view} AS s ON {on} {clauses}").first()
     finally:
         spark.catalog.dropTempView(view)
 

@@ -326,8 +326,9 @@ def _coalesce_log(spark: SparkSession, path: str, older_than: datetime,
     kept = keep_groups({r[6] for r in rows if r[7] < older_than and r[6] != COALESCED})
     coalesced = coalesced_log_rows(rows, older_than, kept)
     if len(coalesced) < len(rows):
-        delta.replace_rows(spark, path, deleted=spark.createDataFrame(list(set(rows) - set(coalesced)), LOG_SCHEMA),
-                           inserted=spark.createDataFrame(list(set(coalesced) - set(rows)), LOG_SCHEMA))
+        read, rewritten = set(rows), set(coalesced)
+        delta.replace_rows(spark, path, deleted=spark.createDataFrame(list(read - rewritten), LOG_SCHEMA),
+                           inserted=spark.createDataFrame(list(rewritten - read), LOG_SCHEMA))
     return LogCompaction(len(rows), len(coalesced))
 
 
