@@ -57,10 +57,10 @@ up: install jars ## start Kafka, MariaDB and Spark Connect on 127.0.0.1 (those n
 
 # PostgreSQL is not in `up`: only the Postgres instance tests need it, and they start it themselves.
 down: ## stop the local services
-	@infra/stack.sh down kafka mariadb spark-connect spark-cluster postgres
+	@infra/stack.sh down kafka kafka-cluster mariadb spark-connect spark-cluster postgres
 
 status: ## show which local services run
-	@infra/stack.sh status kafka mariadb spark-connect spark-cluster postgres
+	@infra/stack.sh status kafka kafka-cluster mariadb spark-connect spark-cluster postgres
 
 lint: install ## static checks (ruff)
 	$(VENV)/bin/ruff check .
