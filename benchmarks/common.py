@@ -24,7 +24,7 @@ from kafka import KafkaAdminClient
 from benchmarks.duckdb_reference import same_row
 from pinterest_dagster.lib.kafka import client_config, connect_with_retry, ensure_topics
 from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT, Settings, is_loopback
-from pinterest_dagster_tests.services import CRON_OF_NO_RUN
+from pinterest_dagster_tests.services import NO_SCHEDULED_JOBS
 
 BENCH_DIR = LOCAL_DIR / "bench"
 _STARTED = time.monotonic()
@@ -85,7 +85,7 @@ def fresh_workspace(max_records_per_run: int | None = None) -> tuple[Settings, d
     # history benchmark's first window on the lake with history), housekeeping at minute 17. Moved to January 1st,
     # 03:00 UTC, which no benchmark meets; the soak sets its own maintenance and housekeeping.
     env = {**os.environ, "DAGSTER_HOME": str(home), "PINTEREST_TOPIC_PREFIX": name, "PINTEREST_LAKE_ROOT": settings.lake_root,
-           **{f"PINTEREST_{job}_CRON": CRON_OF_NO_RUN for job in ("BATCH", "MAINTENANCE", "HOUSEKEEPING")}}
+           **NO_SCHEDULED_JOBS}
     if max_records_per_run:
         env["PINTEREST_MAX_RECORDS_PER_RUN"] = str(max_records_per_run)
     ensure_topics(settings)

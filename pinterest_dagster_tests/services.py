@@ -102,6 +102,9 @@ def secure_kafka_settings(protocol: str, mechanism: str, password: str | None = 
 
 # A cron no test or benchmark meets (January 1st, 03:00 UTC): for the schedules a daemon of theirs must not run.
 CRON_OF_NO_RUN = "0 3 1 1 *"
+# The scheduled jobs (daily batch, maintenance, housekeeping) moved to CRON_OF_NO_RUN: for a daemon whose micro-batches
+# are timed or counted, which those jobs would take turns with.
+NO_SCHEDULED_JOBS = {f"PINTEREST_{job}_CRON": CRON_OF_NO_RUN for job in ("BATCH", "MAINTENANCE", "HOUSEKEEPING")}
 LOCAL_SPARK_REMOTE = "sc://127.0.0.1:15002"  # the Spark Connect server `make up` starts
 
 

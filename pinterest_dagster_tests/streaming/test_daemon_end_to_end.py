@@ -32,7 +32,7 @@ from pinterest_dagster.lib.kafka import events_per_topic
 from pinterest_dagster.lib.run_launcher import run_worker_pid
 from pinterest_dagster.settings import LOCAL_DIR, REPO_ROOT, TOPIC_KINDS
 from pinterest_dagster_tests.pipeline import execute_job_cli, make_pipeline
-from pinterest_dagster_tests.services import CRON_OF_NO_RUN, process_gone, require_spark_connect, wait_for
+from pinterest_dagster_tests.services import NO_SCHEDULED_JOBS, process_gone, require_spark_connect, wait_for
 
 MAX_RECORDS_PER_RUN = 1_500
 MALFORMED = {"pin": ["oops", '{"index": null}'], "geo": ["[1]"], "user": ["{"]}
@@ -103,9 +103,7 @@ def stream(request, spark, source_url, tmp_path_factory):
         # take turns with its micro-batches whenever a run of it spans :47 or :17 (test_maintenance.py
         # covers them), and the daily batch one at midnight (the scenario launches batch_job itself).
         # January 1st, 03:00 UTC, does not come up in a test.
-        "PINTEREST_MAINTENANCE_CRON": CRON_OF_NO_RUN,
-        "PINTEREST_HOUSEKEEPING_CRON": CRON_OF_NO_RUN,
-        "PINTEREST_BATCH_CRON": CRON_OF_NO_RUN,
+        **NO_SCHEDULED_JOBS,
     }
     daemon = Daemon(home, env)
     daemon.start()
